@@ -1,0 +1,34 @@
+# One-command set-up: every target creates .venv when it is missing.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# torch is installed first and pinned so pip takes this machine's local wheels
+# instead of downloading a multi-GB CUDA build; override on other machines.
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+# The main job's data: $CATDOG_DATA, else the shared photos beside the clone
+# when present, else catdog_sk downloads the public PetImages set once.
+CATDOG_DATA ?= $(if $(wildcard ../shared/data/catsdogs/train),../shared/data/catsdogs,)
+export CATDOG_DATA
+
+.PHONY: venv demo test bench clean
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check $(TORCH_SPEC)
+	$(PY) -m pip install -q --disable-pip-version-check -e ".[dev]"
+	@touch $@
+
+venv: $(VENV)/.installed
+
+demo: venv
+	$(PY) -m catdog_sk.extract --features hog,color,cnn
+	$(PY) -m catdog_sk.fit --model all
+
+test: venv
+	$(PY) -m pytest
+
+bench: venv
+	$(PY) benchmarks/bench_extract.py
+
+clean:
+	rm -rf $(VENV) artifacts/cache artifacts/models artifacts/reports

@@ -1,0 +1,441 @@
+"""Find labelled cat/dog images, split them reproducibly, and fetch the default dataset.
+
+Supported layouts (the label comes from the layout):
+
+- class folders: ``cat/``, ``cats/``, ``Cat/``, ``dog/``, ``dogs/``, ``Dog/`` (any case),
+  possibly under a ``PetImages/`` folder (the Microsoft download);
+- Kaggle flat names: ``cat.123.jpg``, ``dog.45.jpg``;
+- a CSV manifest with ``path,label`` columns (paths relative to the CSV's folder);
+- a split root holding ``train/`` (and ``test/``, ``val/``) folders of any of the above.
+"""
+
+import csv
+import hashlib
+import os
+import re
+import sys
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .exceptions import DatasetError
+
+__all__ = [
+    "CLASSES",
+    "IMAGE_EXTENSIONS",
+    "LabeledImages",
+    "find_images",
+    "find_splits",
+    "load_dataset",
+    "normalize_label",
+    "content_hashes",
+    "split_dataset",
+    "default_data_dir",
+    "download_petimages",
+    "PETIMAGES_URL",
+]
+
+CLASSES = ("cat", "dog")
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"})
+_CLASS_DIRS = {"cat": "cat", "cats": "cat", "dog": "dog", "dogs": "dog"}
+_KAGGLE_NAME = re.compile(r"^(cat|dog)[._-]\d+", re.IGNORECASE)
+_LABEL_ALIASES = {"cat": "cat", "cats": "cat", "0": "cat", "dog": "dog", "dogs": "dog", "1": "dog"}
+
+#: Microsoft's public PetImages archive (12,500 cats + 12,500 dogs, about 787 MiB).
+PETIMAGES_URL = ("https://download.microsoft.com/download/3/E/1/"
+                 "3E1C3F21-ECDB-4869-8368-6DEBA77B919F/kagglecatsanddogs_5340.zip")
+#: Files of the PetImages archive known not to decode; reported and skipped.
+PETIMAGES_KNOWN_BAD = ("PetImages/Cat/666.jpg", "PetImages/Dog/11702.jpg")
+
+
+@dataclass
+class LabeledImages:
+    """Image paths with their labels, as found on disk.
+
+    Attributes
+    ----------
+    paths : list of str
+    labels : ndarray of shape (n_images,), dtype object
+        ``'cat'`` or ``'dog'``.
+    layout : str
+        Which layout was recognised: ``'class-folders'``, ``'petimages'``,
+        ``'kaggle-names'`` or ``'csv'``.
+    root : str
+    ignored : list of (str, str)
+        Files passed over, each with the reason (not an image extension,
+        unknown label, missing file).
+    """
+
+    paths: list
+    labels: np.ndarray
+    layout: str
+    root: str
+    ignored: list = field(default_factory=list)
+
+    def __len__(self):
+        return len(self.paths)
+
+    def counts(self):
+        """Number of images per class, as a dict."""
+        return {c: int(np.sum(self.labels == c)) for c in CLASSES}
+
+    def subset(self, indices):
+        idx = np.asarray(indices, dtype=int)
+        return LabeledImages([self.paths[i] for i in idx], self.labels[idx], self.layout, self.root,
+                             list(self.ignored))
+
+
+def normalize_label(value):
+    """'Cat', 'cats', 0 -> 'cat'; 'Dog', 'dogs', 1 -> 'dog'; anything else -> None."""
+    return _LABEL_ALIASES.get(str(value).strip().lower())
+
+
+def _is_image_name(name):
+    return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+
+
+def _class_dirs(root):
+    found = {}
+    try:
+        entries = sorted(os.scandir(root), key=lambda e: e.name)
+    except OSError:
+        return found
+    for entry in entries:
+        label = _CLASS_DIRS.get(entry.name.lower())
+        if label and entry.is_dir():
+            found.setdefault(label, []).append(entry.path)
+    return found
+
+
+def _walk_files(folder):
+    out = []
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
+        dirnames.sort()
+        for name in sorted(filenames):
+            out.append(os.path.join(dirpath, name))
+    return out
+
+
+def _from_class_dirs(root, dirs, layout):
+    paths, labels, ignored = [], [], []
+    for label in CLASSES:
+        for folder in dirs.get(label, []):
+            for path in _walk_files(folder):
+                if _is_image_name(path):
+                    paths.append(path)
+                    labels.append(label)
+                else:
+                    ignored.append((path, "not an image file extension"))
+    return LabeledImages(paths, np.array(labels, dtype=object), layout, str(root), ignored)
+
+
+def _from_csv(csv_path):
+    base = os.path.dirname(os.path.abspath(csv_path))
+    paths, labels, ignored = [], [], []
+    with open(csv_path, newline="", encoding="utf-8-sig") as fh:
+        reader = csv.DictReader(fh)
+        cols = {c.lower().strip(): c for c in (reader.fieldnames or [])}
+        if "path" not in cols or "label" not in cols:
+            raise DatasetError(
+                f"{csv_path}: a manifest needs a header with 'path' and 'label' columns; "
+                f"found {reader.fieldnames}."
+            )
+        for row in reader:
+            raw = row[cols["path"]].strip()
+            path = raw if os.path.isabs(raw) else os.path.join(base, raw)
+            label = normalize_label(row[cols["label"]])
+            if label is None:
+                ignored.append((path, f"unknown label {row[cols['label']]!r}"))
+            elif not os.path.lexists(path):
+                ignored.append((path, "listed in the manifest but missing"))
+            else:
+                paths.append(path)
+                labels.append(label)
+    return LabeledImages(paths, np.array(labels, dtype=object), "csv", str(csv_path), ignored)
+
+
+def find_images(source):
+    """Find labelled images under ``source``, whatever the supported layout.
+
+    Parameters
+    ----------
+    source : str or os.PathLike
+        A folder (class folders, PetImages, or Kaggle-named files) or a CSV manifest.
+
+    Returns
+    -------
+    images : LabeledImages
+
+    Raises
+    ------
+    DatasetError
+        If ``source`` does not exist or holds no labelled image.
+    """
+    source = os.fspath(source)
+    if not os.path.exists(source):
+        raise DatasetError(f"Data path {source!r} does not exist.")
+    if os.path.isfile(source):
+        if source.lower().endswith(".csv"):
+            found = _from_csv(source)
+        else:
+            raise DatasetError(f"Data path {source!r} is a file but not a CSV manifest (path,label).")
+    else:
+        dirs = _class_dirs(source)
+        pet = os.path.join(source, "PetImages")
+        if dirs:
+            found = _from_class_dirs(source, dirs, "class-folders")
+        elif os.path.isdir(pet) and _class_dirs(pet):
+            found = _from_class_dirs(source, _class_dirs(pet), "petimages")
+        else:
+            manifests = sorted(p for p in os.listdir(source) if p.lower().endswith(".csv"))
+            paths, labels, ignored = [], [], []
+            for path in _walk_files(source):
+                name = os.path.basename(path)
+                match = _KAGGLE_NAME.match(name)
+                if match and _is_image_name(name):
+                    paths.append(path)
+                    labels.append(match.group(1).lower())
+                elif _is_image_name(name):
+                    ignored.append((path, "name does not start with cat. or dog."))
+            if not paths and len(manifests) == 1:
+                found = _from_csv(os.path.join(source, manifests[0]))
+            else:
+                found = LabeledImages(paths, np.array(labels, dtype=object), "kaggle-names", source, ignored)
+    if len(found) == 0:
+        raise DatasetError(
+            f"No labelled images found in {source!r}. Expected cat/ and dog/ folders, "
+            f"PetImages/Cat and PetImages/Dog, files named cat.N.jpg / dog.N.jpg, or a path,label CSV."
+        )
+    return found
+
+
+def find_splits(root):
+    """Return ``{'train': dir, 'test': dir, ...}`` for a root holding split folders, else ``{}``."""
+    root = os.fspath(root)
+    out = {}
+    for name in ("train", "val", "test"):
+        path = os.path.join(root, name)
+        if os.path.isdir(path):
+            out[name] = path
+    return out if "train" in out else {}
+
+
+def load_dataset(source):
+    """Labelled images under ``source``, per split when it holds train/val/test folders.
+
+    Returns
+    -------
+    splits : dict of str to LabeledImages
+        ``{'train': ..., 'test': ...}`` for a split root, else ``{'all': ...}``.
+    """
+    splits = find_splits(source)
+    if splits:
+        return {name: find_images(path) for name, path in splits.items()}
+    return {"all": find_images(source)}
+
+
+def content_hashes(paths):
+    """SHA-256 of each file's bytes (unreadable files hash to their path, marked)."""
+    out = []
+    for path in paths:
+        try:
+            h = hashlib.sha256()
+            with open(path, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(chunk)
+            out.append(h.hexdigest())
+        except OSError:
+            out.append("unreadable:" + os.fspath(path))
+    return out
+
+
+def split_dataset(labels, *, hashes, val_size=0.1, test_size=0.2, random_state=0):
+    """Stratified, seeded train/val/test split that keeps identical files together.
+
+    Files with the same content hash form one group and always land in the
+    same split, so a duplicated photo cannot leak from train into test. The
+    result depends only on the (hash, label) pairs and the seed, not on the
+    order in which files were found.
+
+    Parameters
+    ----------
+    labels : array-like of shape (n_images,)
+    hashes : sequence of str of length n_images
+        Content hashes (see :func:`content_hashes`).
+    val_size, test_size : float, default=0.1, 0.2
+        Fractions of each class's groups.
+    random_state : int, default=0
+
+    Returns
+    -------
+    splits : dict of str to ndarray of int
+        Indices for ``'train'``, ``'val'`` and ``'test'``, each sorted.
+    """
+    labels = np.asarray(labels, dtype=object)
+    if len(hashes) != len(labels):
+        raise DatasetError(f"Got {len(labels)} labels but {len(hashes)} hashes.")
+    if not (0 <= val_size < 1 and 0 <= test_size < 1 and val_size + test_size < 1):
+        raise DatasetError(
+            f"val_size and test_size must be fractions in [0, 1) that sum to less than 1; "
+            f"got val_size={val_size!r}, test_size={test_size!r}."
+        )
+    groups = {}
+    for i, (h, y) in enumerate(zip(hashes, labels)):
+        groups.setdefault(h, []).append(i)
+    rng = np.random.RandomState(random_state)
+    out = {"train": [], "val": [], "test": []}
+    for cls in sorted(set(labels)):
+        # A group takes the label of its first file; sorting the keys before the
+        # seeded permutation makes the split independent of discovery order.
+        keys = sorted(h for h, idx in groups.items() if labels[idx[0]] == cls)
+        order = rng.permutation(len(keys))
+        n_test = int(round(test_size * len(keys)))
+        n_val = int(round(val_size * len(keys)))
+        for rank, k in enumerate(order):
+            split = "test" if rank < n_test else "val" if rank < n_test + n_val else "train"
+            out[split].extend(groups[keys[k]])
+    return {k: np.array(sorted(v), dtype=int) for k, v in out.items()}
+
+
+def default_data_dir():
+    """Where the main job's data is: ``$CATDOG_DATA`` if set, else the downloaded PetImages.
+
+    Downloads PetImages into the user cache (``$XDG_CACHE_HOME/catdog_sk``) on first use.
+    """
+    env = os.environ.get("CATDOG_DATA")
+    if env:
+        return Path(env)
+    return download_petimages()
+
+
+def _user_cache_dir():
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "catdog_sk"
+
+
+def _sha256_file(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def download_petimages(dest=None, *, url=PETIMAGES_URL, sha256=None, progress=None, timeout=30,
+                       known_bad=PETIMAGES_KNOWN_BAD):
+    """Download and unpack the PetImages archive once; resume an interrupted download.
+
+    Parameters
+    ----------
+    dest : str or os.PathLike, default=None
+        Folder to unpack into (default: the user cache dir). The archive is
+        unpacked to ``dest/PetImages``; a finished unpack is never repeated.
+    url : str, default=PETIMAGES_URL
+    sha256 : str, default=None
+        Expected SHA-256 of the archive. When None, the size announced by the
+        server is checked and the digest of the first complete download is
+        recorded beside it and enforced on every later use.
+    progress : bool, default=None
+        Progress bar on stderr (None: only when stderr is a terminal).
+    timeout : float, default=30
+        Seconds to wait for the server before giving up.
+    known_bad : sequence of str
+        Archive members known to be corrupt: not unpacked, reported on stderr.
+
+    Returns
+    -------
+    path : pathlib.Path
+        The folder holding ``PetImages/``.
+
+    Raises
+    ------
+    DatasetError
+        Network failure (with the fix: set ``CATDOG_DATA``), size or checksum mismatch.
+    """
+    import urllib.error
+    import urllib.request
+
+    from tqdm.auto import tqdm
+
+    dest = Path(dest) if dest is not None else _user_cache_dir() / "petimages"
+    done_marker = dest / ".complete"
+    if done_marker.exists():
+        return dest
+    dest.mkdir(parents=True, exist_ok=True)
+    archive = dest / os.path.basename(url.split("?")[0])
+    part = archive.with_name(archive.name + ".part")
+    recorded = archive.with_name(archive.name + ".sha256")
+    if progress is None:
+        progress = sys.stderr.isatty()
+
+    if not archive.exists():
+        have = part.stat().st_size if part.exists() else 0
+        request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
+        try:
+            response = urllib.request.urlopen(request, timeout=timeout)
+        except urllib.error.HTTPError as exc:
+            if exc.code == 416 and have:  # nothing left to fetch
+                response = None
+            else:
+                raise DatasetError(f"Download of {url} failed: HTTP {exc.code} {exc.reason}. "
+                                   f"Set CATDOG_DATA to a local folder of images instead.") from None
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise DatasetError(f"Cannot download {url} ({reason}). This machine may be offline: "
+                               f"set CATDOG_DATA to a local folder of cat/dog images.") from None
+        if response is not None:
+            with response:
+                resumed = response.status == 206
+                if not resumed:
+                    have = 0
+                length = response.headers.get("Content-Length")
+                total = have + int(length) if length is not None else None
+                with open(part, "ab" if resumed else "wb") as fh, tqdm(
+                        total=total, initial=have, unit="B", unit_scale=True, file=sys.stderr,
+                        desc="PetImages", disable=not progress) as bar:
+                    while True:
+                        try:
+                            block = response.read(1 << 20)
+                        except OSError as exc:
+                            raise DatasetError(f"Download of {url} interrupted ({exc}); run again to "
+                                               f"resume from {fh.tell():,} bytes.") from None
+                        if not block:
+                            break
+                        fh.write(block)
+                        bar.update(len(block))
+            if total is not None and part.stat().st_size != total:
+                raise DatasetError(
+                    f"Download of {url} stopped at {part.stat().st_size:,} of {total:,} bytes; "
+                    f"run again to resume."
+                )
+        digest = _sha256_file(part)
+        expected = sha256 or (recorded.read_text().strip() if recorded.exists() else None)
+        if expected and digest != expected:
+            part.unlink()
+            raise DatasetError(f"Checksum mismatch for {url}: got sha256 {digest}, expected {expected}. "
+                               f"The partial file was removed; run again to download afresh.")
+        recorded.write_text(digest + "\n")
+        os.replace(part, archive)
+
+    skipped = []
+    with zipfile.ZipFile(archive) as zf:
+        for member in zf.infolist():
+            name = member.filename
+            if member.is_dir() or not name.startswith("PetImages/"):
+                continue
+            if ".." in Path(name).parts:
+                skipped.append((name, "unsafe path in archive"))
+                continue
+            if name in known_bad:
+                skipped.append((name, "known corrupt file in the public archive"))
+                continue
+            if member.file_size == 0:
+                skipped.append((name, "empty file"))
+                continue
+            zf.extract(member, dest)
+    for name, why in skipped:
+        print(f"skipped {name}: {why}", file=sys.stderr)
+    done_marker.write_text("ok\n")
+    return dest

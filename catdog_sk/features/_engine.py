@@ -1,0 +1,208 @@
+"""The extraction engine: decode each image once, run several extractors, use the cache.
+
+Work proceeds in chunks. While the calling thread runs the batch stage of
+chunk *i* (e.g. the CNN), worker threads read, hash, decode and prepare
+chunk *i + 1*, so decoding overlaps inference and memory stays bounded by
+two chunks whatever the dataset size.
+"""
+
+import hashlib
+import os
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..exceptions import ImageDecodeError
+from ..preprocess import DEFAULT_MAX_PIXELS, AugmentedImage, augment, decode_image, read_bytes, _check_array
+from ._cache import resolve_cache
+
+__all__ = ["ExtractionResult", "extract_features", "effective_n_jobs"]
+
+
+@dataclass
+class ExtractionResult:
+    """What :func:`extract_features` returns.
+
+    Attributes
+    ----------
+    features : list of ndarray of shape (n_images, n_features_k), dtype float32
+        One matrix per extractor; rows of failed images are NaN.
+    ok : ndarray of shape (n_images,), dtype bool
+        Which images were decoded (or served from the cache).
+    errors : list of ImageDecodeError
+        One per failed image, with ``.path``, ``.reason`` and ``.detail``.
+    hits, misses : int
+        Cache hits and misses, counted per (image, extractor).
+    seconds : float
+    """
+
+    features: list
+    ok: np.ndarray
+    errors: list = field(default_factory=list)
+    hits: int = 0
+    misses: int = 0
+    seconds: float = 0.0
+
+    @property
+    def n_images(self):
+        return int(self.ok.size)
+
+    @property
+    def images_per_second(self):
+        return self.n_images / self.seconds if self.seconds > 0 else float("inf")
+
+
+def effective_n_jobs(n_jobs):
+    """None -> number of CPUs; negative counts back from it, as in joblib."""
+    cpus = os.cpu_count() or 1
+    if n_jobs is None:
+        return cpus
+    if n_jobs < 0:
+        return max(1, cpus + 1 + n_jobs)
+    return max(1, n_jobs)
+
+
+def _describe(item):
+    if isinstance(item, AugmentedImage):
+        return _describe(item.source)
+    if isinstance(item, np.ndarray):
+        return None
+    return os.fspath(item)
+
+
+def _load(item, max_pixels):
+    """Return (content key, thunk that decodes) for one item; errors as ImageDecodeError."""
+    if isinstance(item, AugmentedImage):
+        key, decode = _load(item.source, max_pixels)
+        suffix = hashlib.sha256(repr((item.seed, item.augmentation.as_dict())).encode()).hexdigest()[:16]
+        return f"{key}-aug{suffix}", lambda: augment(decode(), random_state=item.seed,
+                                                     augmentation=item.augmentation)
+    if isinstance(item, np.ndarray):
+        arr = _check_array(item)
+        h = hashlib.sha256(f"array:{arr.shape}".encode())
+        h.update(arr.tobytes())
+        return h.hexdigest(), lambda: arr
+    if not isinstance(item, (str, os.PathLike)):
+        raise ImageDecodeError(None, "bad_array", f"expected a path or a uint8 array; got {type(item).__name__}")
+    path = os.fspath(item)
+    data = read_bytes(path)
+    return hashlib.sha256(data).hexdigest(), lambda: decode_image(data, path=path, max_pixels=max_pixels)
+
+
+def _work(item, plans, max_pixels):
+    """Worker-thread stage for one item: hash, look up the cache, decode and prepare misses."""
+    key, decode = _load(item, max_pixels)
+    cached, prepared = {}, {}
+    for k, (extractor, cache, ns, dim) in enumerate(plans):
+        vec = cache.get(ns, key, dim) if cache is not None else None
+        if vec is not None:
+            cached[k] = vec
+    missing = [k for k in range(len(plans)) if k not in cached]
+    if missing:
+        image = decode()
+        for k in missing:
+            prepared[k] = plans[k][0].prepare(image)
+    return key, cached, prepared
+
+
+def _safe_work(item, plans, max_pixels):
+    try:
+        return _work(item, plans, max_pixels), None
+    except ImageDecodeError as exc:
+        if exc.path is None:
+            exc = ImageDecodeError(_describe(item), exc.reason, exc.detail)
+        return None, exc
+
+
+def extract_features(images, extractors, *, cache=None, n_jobs=None, chunk_size=64,
+                     on_error="raise", progress=False, max_pixels=DEFAULT_MAX_PIXELS, desc="extract"):
+    """Compute features of many images with several extractors, decoding each image once.
+
+    Parameters
+    ----------
+    images : sequence of (str, os.PathLike, ndarray or AugmentedImage)
+        Image files, ``(H, W, 3)`` uint8 arrays, or augmented copies.
+    extractors : sequence of extractor plans
+        Objects with ``name``, ``config()``, ``n_features_out``, ``prepare(image)``
+        and ``finalize(list) -> ndarray`` (see ``HOGExtractor``).
+    cache : None, str, os.PathLike or FeatureCache, default=None
+        Where to read and store features; None computes everything.
+    n_jobs : int, default=None
+        Threads for reading, decoding and per-image features (None: all CPUs).
+    chunk_size : int, default=64
+        Images per chunk; peak memory is about two chunks of decoded images.
+    on_error : {'raise', 'skip'}, default='raise'
+        What to do with an image that cannot be decoded: raise its
+        :class:`ImageDecodeError`, or record it in ``errors``, leave its rows
+        NaN and go on.
+    progress : bool, default=False
+        Show a tqdm bar on stderr.
+    max_pixels : int or None, default=DEFAULT_MAX_PIXELS
+        Decompression-bomb cap, see :func:`catdog_sk.preprocess.decode_image`.
+
+    Returns
+    -------
+    result : ExtractionResult
+    """
+    start = time.perf_counter()
+    images = list(images)
+    cache = resolve_cache(cache)
+    plans = []
+    for ex in extractors:
+        ns = cache.namespace(ex.config()) if cache is not None else None
+        plans.append((ex, cache, ns, ex.n_features_out))
+    n = len(images)
+    outputs = [np.full((n, dim), np.nan, dtype=np.float32) for (_, _, _, dim) in plans]
+    ok = np.zeros(n, dtype=bool)
+    result = ExtractionResult(features=outputs, ok=ok)
+    if n == 0:
+        return result
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=n, desc=desc, unit="img", file=sys.stderr, disable=not progress, leave=False)
+    chunks = [range(s, min(s + chunk_size, n)) for s in range(0, n, chunk_size)]
+    with ThreadPoolExecutor(max_workers=effective_n_jobs(n_jobs)) as pool:
+        def submit(chunk):
+            return [pool.submit(_safe_work, images[i], plans, max_pixels) for i in chunk]
+
+        pending = submit(chunks[0])
+        for c, chunk in enumerate(chunks):
+            futures = pending
+            done = [f.result() for f in futures]
+            if c + 1 < len(chunks):
+                pending = submit(chunks[c + 1])  # decode ahead while the batch stage runs
+            to_finalize = [[] for _ in plans]
+            for i, (res, err) in zip(chunk, done):
+                if err is not None:
+                    if on_error == "raise":
+                        for f in pending:
+                            f.cancel()
+                        bar.close()
+                        raise err
+                    result.errors.append(err)
+                    continue
+                key, cached, prepared = res
+                ok[i] = True
+                for k, vec in cached.items():
+                    outputs[k][i] = vec
+                    result.hits += 1
+                for k, prep in prepared.items():
+                    to_finalize[k].append((i, key, prep))
+            for k, rows in enumerate(to_finalize):
+                if not rows:
+                    continue
+                ex, cache_k, ns, _ = plans[k]
+                values = ex.finalize([prep for _, _, prep in rows])
+                for (i, key, _), vec in zip(rows, values):
+                    outputs[k][i] = vec
+                    if cache_k is not None:
+                        cache_k.put(ns, key, vec)
+                result.misses += len(rows)
+            bar.update(len(chunk))
+    bar.close()
+    result.seconds = time.perf_counter() - start
+    return result

@@ -1,0 +1,303 @@
+"""Turn image files into pixels, robustly, and resize/augment them per feature.
+
+Every function here returns or takes ``uint8`` arrays of shape ``(height, width, 3)``
+in RGB order. Decoding never touches Pillow's process-wide switches
+(``ImageFile.LOAD_TRUNCATED_IMAGES``, ``Image.MAX_IMAGE_PIXELS``): a truncated
+file is reported, not silently padded, and the pixel cap is our own, checked
+from the header before any pixel is decoded.
+"""
+
+import hashlib
+import io
+import os
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .exceptions import ImageDecodeError
+
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "read_bytes",
+    "decode_image",
+    "read_image",
+    "image_content_hash",
+    "resize_exact",
+    "resize_shorter_center_crop",
+    "Augmentation",
+    "augment",
+]
+
+#: Default cap on width * height, checked from the header before decoding.
+#: 40 MP covers any camera photo while keeping one decode under ~120 MB of RAM.
+DEFAULT_MAX_PIXELS = 40_000_000
+
+
+def read_bytes(path):
+    """Read a whole file, turning OS failures into :class:`ImageDecodeError`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to read.
+
+    Returns
+    -------
+    data : bytes
+        The file's content (never empty).
+
+    Raises
+    ------
+    ImageDecodeError
+        With reason ``'unreadable'`` (permissions, a symlink loop, a directory,
+        a file that vanished) or ``'empty'`` (zero bytes).
+    """
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        raise ImageDecodeError(path, "unreadable", exc.strerror or type(exc).__name__) from None
+    if not data:
+        raise ImageDecodeError(path, "empty", "file has 0 bytes")
+    return data
+
+
+def _to_rgb(im):
+    """Convert any Pillow mode to RGB; alpha is composited onto white."""
+    mode = im.mode
+    if mode == "RGB":
+        return np.asarray(im)
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        # High-bit-depth greyscale: Pillow's convert('L') clips at 255 and would
+        # turn a 16-bit photo white, so rescale the actual range instead.
+        arr = np.asarray(im).astype(np.float64)
+        hi = 65535.0 if (mode.startswith("I;16") or arr.max(initial=0) > 255) else 255.0
+        grey = np.clip(arr / hi * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return np.repeat(grey[:, :, None], 3, axis=2)
+    if mode == "P" and "transparency" in im.info:
+        im = im.convert("RGBA")
+        mode = "RGBA"
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        im = im.convert("RGBA")
+        background = Image.new("RGBA", im.size, (255, 255, 255, 255))
+        return np.asarray(Image.alpha_composite(background, im).convert("RGB"))
+    return np.asarray(im.convert("RGB"))
+
+
+def decode_image(data, *, path=None, max_pixels=DEFAULT_MAX_PIXELS, draft_size=None):
+    """Decode encoded image bytes into an RGB ``uint8`` array, upright.
+
+    The format is sniffed from the content, never from the file name, so a
+    PNG named ``.jpg`` decodes. EXIF orientation (tags 2-8) is applied, so a
+    tagged photo gives the same pixels as a physically rotated copy.
+
+    Parameters
+    ----------
+    data : bytes
+        The encoded image.
+    path : str, default=None
+        Only used in error messages.
+    max_pixels : int or None, default=DEFAULT_MAX_PIXELS
+        Reject images whose header declares more than this many pixels, before
+        decoding (decompression-bomb guard). None disables our cap; Pillow's
+        own ``MAX_IMAGE_PIXELS`` still applies.
+    draft_size : int, default=None
+        If given, let the JPEG decoder downscale in the DCT domain while keeping
+        the shorter side >= ``draft_size`` (several times faster on large photos).
+
+    Returns
+    -------
+    image : ndarray of shape (height, width, 3), dtype uint8
+
+    Raises
+    ------
+    ImageDecodeError
+        Reason ``'not_an_image'``, ``'truncated'``, ``'too_large'`` or ``'corrupt'``.
+    """
+    if not data:
+        raise ImageDecodeError(path, "empty", "no bytes")
+    try:
+        im = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as exc:
+        raise ImageDecodeError(path, "too_large", str(exc).split(" could")[0]) from None
+    except UnidentifiedImageError:
+        raise ImageDecodeError(path, "not_an_image", "content is not a recognised image format") from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise ImageDecodeError(path, "corrupt", str(exc)) from None
+    with im:
+        width, height = im.size
+        if width < 1 or height < 1:
+            raise ImageDecodeError(path, "corrupt", f"header declares {width}x{height} pixels")
+        if max_pixels is not None and width * height > max_pixels:
+            raise ImageDecodeError(
+                path, "too_large",
+                f"{width}x{height} = {width * height:,} pixels exceeds max_pixels={max_pixels:,}",
+            )
+        try:
+            if draft_size and im.format == "JPEG":
+                scale = draft_size / min(width, height)
+                if scale < 1:
+                    im.draft("RGB", (int(width * scale + 1), int(height * scale + 1)))
+            im.load()
+            im = ImageOps.exif_transpose(im)
+            return np.ascontiguousarray(_to_rgb(im))
+        except OSError as exc:
+            text = str(exc)
+            reason = "truncated" if "truncated" in text or "broken data stream" in text else "corrupt"
+            raise ImageDecodeError(path, reason, text) from None
+        except (ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as exc:
+            raise ImageDecodeError(path, "corrupt", str(exc)) from None
+
+
+def _check_array(image):
+    arr = np.asarray(image)
+    if arr.dtype != np.uint8 or arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
+        raise ImageDecodeError(
+            None, "bad_array",
+            f"expected a uint8 array of shape (H, W, 3); got {arr.dtype} of shape {arr.shape}",
+        )
+    if arr.ndim == 2:
+        arr = np.repeat(arr[:, :, None], 3, axis=2)
+    return np.ascontiguousarray(arr[:, :, :3])
+
+
+def read_image(source, *, max_pixels=DEFAULT_MAX_PIXELS, draft_size=None):
+    """Read one image from a path (or pass an array through) as RGB ``uint8``.
+
+    Parameters
+    ----------
+    source : str, os.PathLike or ndarray
+        A file path, or an ``(H, W, 3)`` / ``(H, W)`` uint8 array.
+    max_pixels, draft_size
+        See :func:`decode_image`.
+
+    Returns
+    -------
+    image : ndarray of shape (height, width, 3), dtype uint8
+    """
+    if isinstance(source, np.ndarray):
+        return _check_array(source)
+    return decode_image(read_bytes(source), path=os.fspath(source), max_pixels=max_pixels,
+                        draft_size=draft_size)
+
+
+def image_content_hash(source):
+    """SHA-256 hex digest identifying an image by content (file bytes or array)."""
+    if isinstance(source, np.ndarray):
+        arr = _check_array(source)
+        h = hashlib.sha256(f"array:{arr.shape}".encode())
+        h.update(arr.tobytes())
+        return h.hexdigest()
+    return hashlib.sha256(read_bytes(source)).hexdigest()
+
+
+def resize_exact(image, size):
+    """Resize to ``size x size`` ignoring aspect ratio (area averaging when shrinking)."""
+    import cv2
+
+    h, w = image.shape[:2]
+    if (h, w) == (size, size):
+        return image
+    interp = cv2.INTER_AREA if (h >= size and w >= size) else cv2.INTER_LINEAR
+    return cv2.resize(image, (size, size), interpolation=interp)
+
+
+def resize_shorter_center_crop(image, size, *, crop_pct=1.0):
+    """Resize so the shorter side is ``round(size / crop_pct)``, then center-crop ``size``.
+
+    This is the ImageNet evaluation transform (timm's ``transforms_imagenet_eval``),
+    done with OpenCV: area averaging when shrinking (anti-aliased like Pillow's
+    reducing filters), bicubic when enlarging.
+    """
+    import cv2
+
+    h, w = image.shape[:2]
+    short = int(round(size / crop_pct))
+    if w <= h:
+        new_w, new_h = short, max(short, int(round(h * short / w)))
+    else:
+        new_w, new_h = max(short, int(round(w * short / h))), short
+    if (new_w, new_h) != (w, h):
+        interp = cv2.INTER_AREA if new_w < w else cv2.INTER_CUBIC
+        image = cv2.resize(image, (new_w, new_h), interpolation=interp)
+    top = (new_h - size) // 2
+    left = (new_w - size) // 2
+    return image[top:top + size, left:left + size]
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """Train-time augmentation settings (horizontal flip, random resized crop, colour jitter).
+
+    Parameters
+    ----------
+    hflip : float, default=0.5
+        Probability of a horizontal flip.
+    crop_scale : tuple of float, default=(0.6, 1.0)
+        Range of the crop's area as a fraction of the image (aspect kept within 3/4..4/3).
+    jitter : float, default=0.2
+        Maximum relative change of brightness, contrast and saturation.
+    """
+
+    hflip: float = 0.5
+    crop_scale: tuple = (0.6, 1.0)
+    jitter: float = 0.2
+
+    def as_dict(self):
+        return {"hflip": self.hflip, "crop_scale": tuple(self.crop_scale), "jitter": self.jitter}
+
+
+def augment(image, *, random_state, augmentation=Augmentation()):
+    """Return a randomly flipped, cropped and colour-jittered copy of ``image``.
+
+    Parameters
+    ----------
+    image : ndarray of shape (height, width, 3), dtype uint8
+    random_state : int or numpy.random.Generator
+        The same seed always gives the same copy, so augmented features cache.
+    augmentation : Augmentation, default=Augmentation()
+
+    Returns
+    -------
+    image : ndarray of shape (crop_height, crop_width, 3), dtype uint8
+    """
+    rng = np.random.default_rng(random_state)
+    out = image
+    h, w = out.shape[:2]
+    lo, hi = augmentation.crop_scale
+    area = h * w * rng.uniform(lo, hi)
+    aspect = np.exp(rng.uniform(np.log(3 / 4), np.log(4 / 3)))
+    ch = int(min(h, max(1, round(np.sqrt(area / aspect)))))
+    cw = int(min(w, max(1, round(np.sqrt(area * aspect)))))
+    top = int(rng.integers(0, h - ch + 1))
+    left = int(rng.integers(0, w - cw + 1))
+    out = out[top:top + ch, left:left + cw]
+    if rng.uniform() < augmentation.hflip:
+        out = out[:, ::-1]
+    j = augmentation.jitter
+    if j > 0:
+        f = out.astype(np.float32)
+        f *= rng.uniform(1 - j, 1 + j)  # brightness
+        mean = f.mean()
+        f = (f - mean) * rng.uniform(1 - j, 1 + j) + mean  # contrast
+        grey = f.mean(axis=2, keepdims=True)
+        f = (f - grey) * rng.uniform(1 - j, 1 + j) + grey  # saturation
+        out = np.clip(f + 0.5, 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(out)
+
+
+@dataclass(frozen=True)
+class AugmentedImage:
+    """An item standing for a seeded augmented copy of an image, usable wherever a path is.
+
+    Feature extraction decodes ``source``, applies :func:`augment` with ``seed``
+    and caches the result under the content hash plus the seed and settings.
+    """
+
+    source: object
+    seed: int
+    augmentation: Augmentation = Augmentation()
+
+    def __fspath__(self):  # lets reports print it like a path
+        return os.fspath(self.source) if not isinstance(self.source, np.ndarray) else "<array>"
