@@ -1,0 +1,68 @@
+"""Shared fixtures: the shared photo set beside the repo, and small generated images."""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("CATDOG_SHARED_DATA", REPO.parent / "shared" / "data" / "catsdogs"))
+
+
+@pytest.fixture(scope="session")
+def shared_data():
+    """Root of the 4,000 shared photos (train/ and test/); a missing copy fails loudly."""
+    if not (SHARED / "train" / "cats").is_dir():
+        pytest.fail(f"Shared data not found at {SHARED}: clone the repo beside ../shared "
+                    f"or set CATDOG_SHARED_DATA.")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def few_photos(shared_data):
+    """Six real photos: three cats and three dogs from the shared train split."""
+    cats = sorted((shared_data / "train" / "cats").glob("*.jpg"))[:3]
+    dogs = sorted((shared_data / "train" / "dogs").glob("*.jpg"))[:3]
+    return cats + dogs
+
+
+def textured_image(height=96, width=128, seed=0):
+    """A deterministic RGB image with edges and colour, so HOG and histograms are non-trivial."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width]
+    img = np.stack([
+        (x * 255 // max(width - 1, 1)),
+        (y * 255 // max(height - 1, 1)),
+        ((x // 16 + y // 16) % 2) * 200,
+    ], axis=2).astype(np.uint8)
+    img[rng.integers(0, height, 20), rng.integers(0, width, 20)] = 255
+    return img
+
+
+def save(img, path, **kwargs):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(img).save(path, **kwargs)
+    return path
+
+
+@pytest.fixture(scope="session")
+def feature_cache(tmp_path_factory):
+    """One feature cache for the whole test session, so real photos are embedded once."""
+    return tmp_path_factory.mktemp("feature-cache")
+
+
+@pytest.fixture(scope="session")
+def shared_embeddings(shared_data, feature_cache):
+    """Lite0 embeddings and labels of the shared train and test photos."""
+    from catdog_sk.data import load_dataset
+    from catdog_sk.features import extract_features, make_extractor
+
+    out = {}
+    for split, found in load_dataset(shared_data).items():
+        res = extract_features(found.paths, [make_extractor("cnn")], cache=feature_cache)
+        assert res.ok.all(), res.errors
+        out[split] = (res.features[0], found.labels)
+    return out

@@ -1,0 +1,91 @@
+"""Command etiquette, shared by every command: --help, --version, exit codes, stdout/stderr split."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from catdog_sk import __version__
+
+from conftest import REPO, save, textured_image
+
+COMMANDS = ["extract"]
+
+
+def _run(*args, **kw):
+    return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, cwd=REPO, **kw)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_and_version(command):
+    helped = _run(f"catdog_sk.{command}", "--help")
+    assert helped.returncode == 0 and "usage:" in helped.stdout and "--json" in helped.stdout
+    version = _run(f"catdog_sk.{command}", "--version")
+    assert version.returncode == 0 and version.stdout.strip() == f"catdog_sk {__version__}"
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_unknown_option_is_a_usage_error(command):
+    out = _run(f"catdog_sk.{command}", "--no-such-option")
+    assert out.returncode == 2 and "usage:" in out.stderr and out.stdout == ""
+
+
+@pytest.fixture
+def tiny_dataset(tmp_path):
+    for k in range(3):
+        save(textured_image(seed=k), tmp_path / "data" / "cats" / f"c{k}.png")
+        save(textured_image(seed=10 + k), tmp_path / "data" / "dogs" / f"d{k}.png")
+    (tmp_path / "data" / "dogs" / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    return tmp_path / "data"
+
+
+def test_extract_bad_features_exit_2(tiny_dataset):
+    from catdog_sk.extract import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["--data", str(tiny_dataset), "--features", "hog,sift"])
+    assert info.value.code == 2
+
+
+def test_extract_empty_dataset_exit_1_with_one_line(tmp_path, capsys):
+    from catdog_sk.extract import main
+
+    assert main(["--data", str(tmp_path), "--features", "hog"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert len(captured.err.strip().splitlines()) == 1 and "No labelled images" in captured.err
+
+
+def test_extract_json_summary_lists_skipped_files_and_cache_stats(tiny_dataset, tmp_path, capsys):
+    from catdog_sk.extract import main
+
+    args = ["--data", str(tiny_dataset), "--features", "hog,color", "--cache", str(tmp_path / "c"), "--json",
+            "--quiet", "--skipped-csv", str(tmp_path / "skipped.csv")]
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""  # --quiet: nothing on stderr
+    summary = json.loads(captured.out)
+    split = summary["splits"]["all"]
+    assert split["found"] == {"cat": 3, "dog": 4} and split["extracted"] == {"cat": 3, "dog": 3}
+    assert (split["cache_hits"], split["cache_misses"]) == (0, 12)
+    (skipped,) = summary["skipped"]
+    assert skipped["path"].endswith("broken.jpg") and skipped["reason"] in ("truncated", "corrupt", "not_an_image")
+    assert "broken.jpg" in (tmp_path / "skipped.csv").read_text()
+    assert main(args) == 0
+    again = json.loads(capsys.readouterr().out)["splits"]["all"]
+    assert (again["cache_hits"], again["cache_misses"]) == (12, 0)
+    assert main(args + ["--strict"]) == 1
+
+
+def test_extract_text_summary_and_no_progress_when_not_a_tty(tiny_dataset, tmp_path):
+    out = _run("catdog_sk.extract", "--data", str(tiny_dataset), "--features", "color", "--no-cache")
+    assert out.returncode == 0
+    assert "total: 7 images" in out.stdout and "broken.jpg" in out.stdout
+    assert "img/s]" not in out.stderr  # tqdm bar is off: stderr is a pipe, not a terminal
+    assert "cache: off" in out.stdout
+
+
+def test_import_is_cheap():
+    code = "import sys, catdog_sk; print(sorted(m for m in ('torch', 'timm', 'matplotlib', 'fastapi', 'sklearn') if m in sys.modules))"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "[]"
