@@ -1,0 +1,77 @@
+"""Evaluate a saved model on any labelled images: ``python -m catdog_sk.evaluate --help``."""
+
+import datetime as _dt
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from . import _cli
+
+
+def build_parser():
+    parser = _cli.make_parser(
+        "evaluate",
+        "Score a saved model on a labelled image folder (or CSV): accuracy with a bootstrap CI, ROC AUC, "
+        "log loss, Brier score, calibration error, and PNG plots (confusion matrix, ROC, precision-recall, "
+        "reliability diagram, most confident mistakes).",
+        epilog="Exit status: 0 done, 1 failure (unreadable model, no images), 2 usage error.",
+    )
+    parser.add_argument("--model", required=True, metavar="PATH", help="model directory (or its model.skops)")
+    parser.add_argument("--data", required=True, metavar="PATH", help="labelled images to evaluate on")
+    parser.add_argument("--out", metavar="DIR", help="report directory (default: artifacts/reports/eval-<time>)")
+    cache = parser.add_mutually_exclusive_group()
+    cache.add_argument("--cache", metavar="DIR", help="feature cache (default: $CATDOG_CACHE or artifacts/cache)")
+    cache.add_argument("--no-cache", action="store_true", help="compute features without the cache")
+    parser.add_argument("--jobs", type=int, default=None, metavar="N", help="worker threads (default: all CPUs)")
+    parser.add_argument("--unsafe", action="store_true",
+                        help="load a model file naming types catdog_sk does not trust (only files you made)")
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+
+    def body(args):
+        from .data import find_images
+        from .evaluation import write_report
+        from .features import default_cache_dir, extract_features
+        from .models import load_model
+
+        clf = load_model(args.model, unsafe=args.unsafe)
+        found = find_images(args.data)
+        cache = None if args.no_cache else (args.cache or default_cache_dir())
+        res = extract_features(found.paths, clf._extractors(), cache=cache, n_jobs=args.jobs, on_error="skip",
+                               progress=_cli.show_progress(args), desc="evaluate")
+        for err in res.errors:
+            _cli.log(args, f"skipped {err.path}: {err.reason}" + (f" ({err.detail})" if err.detail else ""))
+        keep = np.flatnonzero(res.ok)
+        F = np.hstack([f[keep] for f in res.features])
+        found = found.subset(keep)
+        proba = clf.pipeline_.predict_proba(F)
+        pred = clf.pipeline_.predict(F)
+        known = np.isin(found.labels, clf.classes_)
+        out = Path(args.out or Path("artifacts") / "reports" /
+                   f"eval-{_dt.datetime.now(_dt.timezone.utc).strftime('%Y%m%d-%H%M%S')}")
+        metrics = write_report(out, paths=[found.paths[i] for i in np.flatnonzero(known)],
+                               y_true=found.labels[known], pred=pred[known], proba=proba[known],
+                               classes=clf.classes_, title=f"{args.model} on {args.data}")
+        metrics.update({"model": str(args.model), "data": str(args.data), "report": str(out),
+                        "skipped": [{"path": e.path, "reason": e.reason} for e in res.errors]})
+        if args.json:
+            _cli.emit_json(metrics)
+        else:
+            lo, hi = metrics["test_accuracy_ci95"]
+            print(f"accuracy {metrics['test_accuracy']:.4f} (95% CI {lo:.4f}-{hi:.4f}), "
+                  f"{metrics['test_errors']} errors of {metrics['test_n']}; ROC AUC {metrics['test_roc_auc']:.4f}; "
+                  f"log loss {metrics['test_log_loss']:.4f}; ECE {metrics['test_ece']:.4f}")
+            print(f"report: {out / 'report.md'}")
+            if res.errors:
+                print(f"skipped {len(res.errors)} unreadable file(s)", file=sys.stdout)
+        return 0
+
+    return _cli.run(body, parser, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

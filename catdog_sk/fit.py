@@ -1,0 +1,269 @@
+"""Tune, compare and save cat/dog classifiers: ``python -m catdog_sk.fit --help``."""
+
+import datetime as _dt
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import _cli
+from .exceptions import DatasetError
+
+ALL_SETS = ("hog", "color", "hog+color", "cnn", "all")
+ALL_MODELS = ("svm", "logreg")
+
+
+def build_parser():
+    parser = _cli.make_parser(
+        "fit",
+        "Tune SVM and logistic-regression pipelines with GridSearchCV (stratified k-fold on the training "
+        "set) for each feature set, compare them on the held-out test set, and save the best model with "
+        "its model card and an evaluation report.",
+        epilog="Exit status: 0 done, 1 failure (e.g. one class, too few images), 2 usage error.",
+    )
+    parser.add_argument("--model", default="all", choices=(*ALL_MODELS, "all"), help="classifier family")
+    parser.add_argument("--features", default=",".join(ALL_SETS), metavar="LIST",
+                        help=f"comma-separated feature sets from {', '.join(ALL_SETS)}")
+    parser.add_argument("--data", metavar="PATH",
+                        help="training images, or a split root with train/ and test/ "
+                             "(default: $CATDOG_DATA, else download PetImages once)")
+    parser.add_argument("--test", metavar="PATH",
+                        help="held-out test images (default: test/ of a split root, else a seeded 20%% split)")
+    parser.add_argument("--cv", type=int, default=5, metavar="K", help="stratified CV folds")
+    parser.add_argument("--jobs", type=int, default=None, metavar="N",
+                        help="parallel workers for extraction and grid search (default: all CPUs)")
+    parser.add_argument("--backbone", default="efficientnet_lite0", metavar="NAME", help="CNN backbone")
+    cache = parser.add_mutually_exclusive_group()
+    cache.add_argument("--cache", metavar="DIR", help="feature cache (default: $CATDOG_CACHE or artifacts/cache)")
+    cache.add_argument("--no-cache", action="store_true", help="compute features without the cache")
+    parser.add_argument("--seed", type=int, default=0, help="seed for folds, splits and models")
+    parser.add_argument("--run", metavar="NAME", help="run name (default: a UTC timestamp)")
+    parser.add_argument("--artifacts", default="artifacts", metavar="DIR",
+                        help="where models/<run>/ and reports/<run>/ are written")
+    parser.add_argument("--save-all", action="store_true", help="save every tuned model, not only the best")
+    return parser
+
+
+def _parse_sets(parser, text):
+    names = [p.strip() for p in text.split(",") if p.strip()]
+    bad = [n for n in names if n not in ALL_SETS]
+    if not names or bad:
+        parser.error(f"--features must list feature sets from {', '.join(ALL_SETS)}; got {text!r}")
+    return list(dict.fromkeys(names))
+
+
+def _data_hash(paths, labels):
+    from .data import content_hashes
+
+    lines = sorted(f"{h} {y}" for h, y in zip(content_hashes(paths), labels))
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+def _resolve_data(args):
+    from .data import content_hashes, default_data_dir, find_images, find_splits, split_dataset
+
+    source = args.data or str(default_data_dir())
+    splits = find_splits(source)
+    train = find_images(splits["train"] if splits else source)
+    test_source = args.test or splits.get("test")
+    if test_source:
+        return train, find_images(test_source), str(splits.get("train", source)), str(test_source)
+    idx = split_dataset(train.labels, hashes=content_hashes(train.paths), val_size=0.0, test_size=0.2,
+                        random_state=args.seed)
+    return train.subset(idx["train"]), train.subset(idx["test"]), f"{source} (seeded 80%)", f"{source} (seeded 20%)"
+
+
+def _check_trainable(found, cv):
+    counts = found.counts()
+    present = [c for c, n in counts.items() if n]
+    if len(present) < 2:
+        raise DatasetError(f"Training data has a single class ({', '.join(present) or 'none'}: "
+                           f"{sum(counts.values())} images); fitting needs both cats and dogs.")
+    if min(counts.values()) < cv:
+        raise DatasetError(f"Training data has too few images for {cv}-fold CV: {counts}; "
+                           f"need at least {cv} of each class (or lower --cv).")
+
+
+def _extract(found, names, args, cache, desc):
+    from .features import extract_features, make_extractor
+
+    extractors = [make_extractor(n, backbone=args.backbone, caller="fit") for n in names]
+    res = extract_features(found.paths, extractors, cache=cache, n_jobs=args.jobs, on_error="skip",
+                           progress=_cli.show_progress(args), desc=desc)
+    for err in res.errors:
+        _cli.log(args, f"skipped {err.path}: {err.reason}" + (f" ({err.detail})" if err.detail else ""))
+    base = {n: f[res.ok] for n, f in zip(names, res.features)}
+    return base, found.subset(np.flatnonzero(res.ok)), res
+
+
+def _uncached_ms_per_image(names, found, args, n=32):
+    """End-to-end feature cost per image (decode + features, no cache), per base feature."""
+    from .features import extract_features, make_extractor
+
+    paths = found.paths[:n]
+    out = {}
+    for name in names:
+        ex = make_extractor(name, backbone=args.backbone, caller="fit")
+        extract_features(paths[:2], [ex], n_jobs=args.jobs)  # warm up (model load, imports)
+        res = extract_features(paths, [ex], n_jobs=args.jobs)
+        out[name] = 1000 * res.seconds / len(paths)
+    return out
+
+
+def format_table(rows):
+    head = (f"{'features':<10} {'model':<7} {'best params':<34} {'CV acc':>15} {'test acc':>9} "
+            f"{'ROC AUC':>8} {'log loss':>9} {'fit s':>7} {'ms/img':>7}")
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        params = ", ".join(f"{k}={v}" for k, v in r["best_params"].items())
+        lines.append(
+            f"{r['features']:<10} {r['model']:<7} {params:<34} "
+            f"{r['cv_accuracy']:>8.4f}±{r['cv_std']:.4f} {r.get('test_accuracy', float('nan')):>9.4f} "
+            f"{r.get('test_roc_auc', float('nan')):>8.4f} {r.get('test_log_loss', float('nan')):>9.4f} "
+            f"{r['search_seconds'] + r['fit_seconds']:>7.1f} {r.get('predict_ms_per_image', float('nan')):>7.1f}")
+    return "\n".join(lines)
+
+
+def markdown_table(rows):
+    lines = ["| features | model | best params | CV accuracy | test accuracy | ROC AUC | log loss | fit s | predict ms/img |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        params = ", ".join(f"{k}={v}" for k, v in r["best_params"].items())
+        lines.append(f"| {r['features']} | {r['model']} | {params} | {r['cv_accuracy']:.4f} ± {r['cv_std']:.4f} "
+                     f"| {r['test_accuracy']:.4f} | {r['test_roc_auc']:.4f} | {r['test_log_loss']:.4f} "
+                     f"| {r['search_seconds'] + r['fit_seconds']:.1f} | {r['predict_ms_per_image']:.1f} |")
+    return "\n".join(lines)
+
+
+def _plot_comparison(rows, path):
+    from .evaluation import _plt
+
+    plt = _plt()
+    labels = [f"{r['features']}\n{r['model']}" for r in rows]
+    fig, ax = plt.subplots(figsize=(max(5, 0.9 * len(rows)), 3.8))
+    x = np.arange(len(rows))
+    ax.bar(x - 0.2, [r["cv_accuracy"] for r in rows], 0.4, yerr=[r["cv_std"] for r in rows], label="CV (train)")
+    ax.bar(x + 0.2, [r["test_accuracy"] for r in rows], 0.4, label="test")
+    ax.set_xticks(x, labels, fontsize=8)
+    ax.set_ylim(0.5, 1.0)
+    ax.set_ylabel("accuracy")
+    ax.legend(loc="lower right")
+    ax.set_title("Feature set x model")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None):
+    parser = build_parser()
+
+    def body(args):
+        from tqdm.auto import tqdm
+
+        from .features import default_cache_dir
+        from .models import FEATURE_SETS, param_grid, run_search, save_model
+        from .models._registry import grid_summary
+        from .models.persistence import library_versions
+
+        sets = _parse_sets(parser, args.features)
+        models = list(ALL_MODELS) if args.model == "all" else [args.model]
+        if args.cv < 2:
+            parser.error(f"--cv must be >= 2; got {args.cv}")
+        if args.jobs is not None and args.jobs == 0:
+            parser.error("--jobs must be a positive number or -1 for all CPUs; got 0")
+        base_names = [n for n in ("hog", "color", "cnn") if any(n in FEATURE_SETS[s] for s in sets)]
+        if "cnn" in base_names:
+            from .features import make_extractor
+
+            make_extractor("cnn", backbone=args.backbone, caller="fit").config()  # fail fast offline
+        train, test, train_src, test_src = _resolve_data(args)
+        _check_trainable(train, args.cv)
+        cache = None if args.no_cache else (args.cache or default_cache_dir())
+        run = args.run or _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+        _cli.log(args, f"train: {len(train)} images {train.counts()}; test: {len(test)} images {test.counts()}")
+
+        t0 = time.perf_counter()
+        base_train, train, _ = _extract(train, base_names, args, cache, "train features")
+        base_test, test, _ = _extract(test, base_names, args, cache, "test features")
+        _check_trainable(train, args.cv)
+        extract_s = time.perf_counter() - t0
+        feature_ms = _uncached_ms_per_image(base_names, test, args)
+
+        rows, fitted = [], {}
+        from sklearn.model_selection import ParameterGrid
+
+        total = sum(len(ParameterGrid(param_grid(m, fs))) for fs in sets for m in models) * args.cv
+        bar = tqdm(total=total, desc="grid search", unit="fit", file=sys.stderr,
+                   disable=not _cli.show_progress(args))
+        for fs in sets:
+            for m in models:
+                bar.set_postfix_str(f"{fs} / {m}")
+                row, clf = run_search(base_train, train.labels, fs, m, cv=args.cv, n_jobs=args.jobs,
+                                      random_state=args.seed, progress=bar, base_test=base_test,
+                                      y_test=test.labels, backbone=args.backbone)
+                row["predict_ms_per_image"] = round(
+                    sum(feature_ms[n] for n in FEATURE_SETS[fs]) + row["classifier_ms_per_image"], 2)
+                rows.append(row)
+                fitted[(fs, m)] = clf
+                _cli.log(args, f"{fs:>9} / {m:<6} CV {row['cv_accuracy']:.4f}  test {row['test_accuracy']:.4f}")
+        bar.close()
+        # The best model is chosen on CV accuracy (training data only), never on the test set.
+        best = max(rows, key=lambda r: (round(r["cv_accuracy"], 6), -r["n_features"]))
+        art = Path(args.artifacts)
+        model_root = art / "models" / run
+        report_dir = art / "reports" / run
+        data_card = {"train": train_src, "test": test_src, "train_counts": train.counts(),
+                     "test_counts": test.counts(), "train_sha256": _data_hash(train.paths, train.labels),
+                     "test_sha256": _data_hash(test.paths, test.labels)}
+        saved = {}
+        for row in rows:
+            is_best = row is best
+            if not (is_best or args.save_all):
+                continue
+            target = model_root if not args.save_all else model_root / f"{row['features']}-{row['model']}"
+            card = {"run": run, "seed": args.seed, "data": data_card, "metrics": {
+                k: v for k, v in row.items() if k.startswith("test_") or k in ("cv_accuracy", "cv_std")},
+                "feature_set": row["features"], "model": row["model"], "best_params": row["best_params"],
+                "cv_folds": args.cv, "cv_results": row["cv_results"],
+                "grid": grid_summary(row["model"], row["features"]),
+                "selected_by": "highest mean CV accuracy on the training set", "is_best": is_best}
+            save_model(fitted[(row["features"], row["model"])], target, card=card)
+            saved[f"{row['features']}/{row['model']}"] = str(target)
+
+        from .evaluation import write_report
+
+        best_clf = fitted[(best["features"], best["model"])]
+        X_test = np.hstack([base_test[n] for n in FEATURE_SETS[best["features"]]])
+        proba = best_clf.pipeline_.predict_proba(X_test)
+        pred = best_clf.pipeline_.predict(X_test)
+        report_dir.mkdir(parents=True, exist_ok=True)
+        _plot_comparison(rows, report_dir / "comparison.png")
+        table_md = markdown_table(rows)
+        write_report(report_dir, paths=test.paths, y_true=test.labels, pred=pred, proba=proba,
+                     classes=best_clf.classes_,
+                     title=f"Best model: {best['features']} + {best['model']} on {test_src}",
+                     extra_md="## All feature sets x models\n\n" + table_md
+                              + "\n\n![comparison](comparison.png)\n\nBest model chosen by CV accuracy on train.")
+        results = {"run": run, "train": train_src, "test": test_src, "cv": args.cv, "seed": args.seed,
+                   "backbone": args.backbone, "extract_seconds": round(extract_s, 2),
+                   "feature_ms_per_image": {k: round(v, 2) for k, v in feature_ms.items()},
+                   "rows": rows, "best": {"features": best["features"], "model": best["model"]},
+                   "models": saved, "report": str(report_dir), "versions": library_versions()}
+        (report_dir / "comparison.json").write_text(json.dumps(results, indent=2, default=str))
+        if args.json:
+            _cli.emit_json(results)
+        else:
+            print(format_table(rows))
+            print(f"\nbest (by CV accuracy): {best['features']} + {best['model']} -> test accuracy "
+                  f"{best['test_accuracy']:.4f}; model: {saved[best['features'] + '/' + best['model']]}; "
+                  f"report: {report_dir / 'report.md'}")
+        return 0
+
+    return _cli.run(body, parser, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,20 @@
+"""Classifier pipelines, grid searches, the CatDogClassifier estimator and model files."""
+
+from ._registry import FEATURE_SETS, MODELS, make_pipeline, param_grid
+from .classifier import CatDogClassifier
+from .persistence import ModelLoadError, load_model, save_model
+from .search import make_search, run_search, stack_features
+
+__all__ = [
+    "FEATURE_SETS",
+    "MODELS",
+    "CatDogClassifier",
+    "ModelLoadError",
+    "load_model",
+    "make_pipeline",
+    "make_search",
+    "param_grid",
+    "run_search",
+    "save_model",
+    "stack_features",
+]

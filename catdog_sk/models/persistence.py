@@ -1,0 +1,219 @@
+"""Save and load fitted classifiers without executing code from the file, with a model card.
+
+Models are written with ``skops.io``, which stores an object tree and, on
+load, builds only types it has been told to trust: a tampered file naming a
+foreign type is refused instead of running it (pickle would run it). The
+card beside the model records the file's SHA-256 and the library versions;
+a mismatching file is refused, mismatching versions warn.
+"""
+
+import copy
+import datetime as _dt
+import hashlib
+import json
+import platform
+import warnings
+from pathlib import Path
+
+from .._version import __version__
+from ..exceptions import CatDogError, ModelVersionWarning
+
+__all__ = ["MODEL_FILE", "CARD_FILE", "save_model", "load_model", "library_versions", "ModelLoadError"]
+
+MODEL_FILE = "model.skops"
+CARD_FILE = "model_card.json"
+#: Types outside skops' default trusted set that catdog_sk itself writes.
+_OWN_TYPES_PREFIX = "catdog_sk."
+
+
+class ModelLoadError(CatDogError, ValueError):
+    """A model file was refused: unknown types, checksum mismatch, or not a model."""
+
+
+def library_versions():
+    """Versions that decide whether a saved model still predicts the same."""
+    import numpy
+    import sklearn
+
+    out = {"catdog_sk": __version__, "scikit-learn": sklearn.__version__, "numpy": numpy.__version__,
+           "python": platform.python_version()}
+    try:
+        from importlib.metadata import version
+
+        for name in ("torch", "timm", "skops"):
+            out[name] = version(name)
+    except Exception:  # noqa: BLE001 - metadata is best effort
+        pass
+    return out
+
+
+def _sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def save_model(classifier, directory, *, card=None):
+    """Write ``model.skops``, ``model_card.json`` and ``model_card.md`` into ``directory``.
+
+    Parameters
+    ----------
+    classifier : CatDogClassifier
+        Fitted.
+    directory : str or os.PathLike
+        Created if missing. Files are written to temporary names and moved into
+        place, so a crash never leaves a half-written model.
+    card : dict, default=None
+        Extra model-card fields (data, metrics, grid results ...).
+
+    Returns
+    -------
+    directory : pathlib.Path
+    """
+    import os
+
+    import skops.io as sio
+
+    from sklearn.utils.validation import check_is_fitted
+
+    check_is_fitted(classifier)
+    cache = classifier.cache
+    if cache is not None and not isinstance(cache, str):  # keep the file free of foreign types
+        classifier = copy.copy(classifier)
+        classifier.cache = str(getattr(cache, "location", cache))
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = directory / (MODEL_FILE + ".tmp")
+    sio.dump(classifier, tmp)
+    digest = _sha256(tmp)
+    os.replace(tmp, directory / MODEL_FILE)
+    full = {
+        "model_file": MODEL_FILE,
+        "model_sha256": digest,
+        "format": "skops",
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "classes": [str(c) for c in classifier.classes_],
+        "params": {k: v for k, v in classifier.get_params().items() if k != "cache"},
+        "versions": library_versions(),
+    }
+    if "cnn" in classifier.feature_names_:
+        from ..features import make_extractor
+
+        full["backbone"] = make_extractor("cnn", backbone=classifier.backbone).config()
+    full.update(card or {})
+    (directory / (CARD_FILE + ".tmp")).write_text(json.dumps(full, indent=2, default=str))
+    os.replace(directory / (CARD_FILE + ".tmp"), directory / CARD_FILE)
+    (directory / "model_card.md").write_text(card_markdown(full))
+    return directory
+
+
+def _resolve(path):
+    path = Path(path)
+    if path.is_dir():
+        return path / MODEL_FILE, path / CARD_FILE
+    return path, path.with_name(CARD_FILE)
+
+
+def load_model(path, *, unsafe=False):
+    """Load a classifier saved by :func:`save_model`, refusing anything it did not write.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The model directory or its ``model.skops`` file.
+    unsafe : bool, default=False
+        Trust every type named in the file (only for files you made yourself).
+
+    Returns
+    -------
+    classifier : CatDogClassifier
+
+    Raises
+    ------
+    ModelLoadError
+        The file is missing, does not match the SHA-256 in its card, is not a
+        skops file, or names types that catdog_sk does not trust (listed).
+
+    Warns
+    -----
+    ModelVersionWarning
+        The model was saved with other catdog_sk or scikit-learn versions.
+    """
+    import skops.io as sio
+
+    model_path, card_path = _resolve(path)
+    if not model_path.is_file():
+        raise ModelLoadError(f"No model file at {model_path}.")
+    card = json.loads(card_path.read_text()) if card_path.is_file() else None
+    if card is not None and card.get("model_sha256") and _sha256(model_path) != card["model_sha256"]:
+        raise ModelLoadError(
+            f"Refusing {model_path}: its SHA-256 does not match the one recorded in {card_path.name}; "
+            f"the file was changed after it was saved."
+        )
+    try:
+        untrusted = sio.get_untrusted_types(file=model_path)
+    except Exception as exc:  # noqa: BLE001 - any parse failure means "not our model"
+        raise ModelLoadError(f"Refusing {model_path}: not a skops model file ({type(exc).__name__}: {exc}).") from None
+    foreign = [t for t in untrusted if not t.startswith(_OWN_TYPES_PREFIX)]
+    if foreign and not unsafe:
+        raise ModelLoadError(
+            f"Refusing {model_path}: it names types catdog_sk does not trust: {', '.join(foreign)}. "
+            f"Load it with unsafe=True (--unsafe) only if you made the file yourself."
+        )
+    model = sio.load(model_path, trusted=untrusted)
+    if card is not None:
+        saved = card.get("versions", {})
+        now = library_versions()
+        diff = [f"{k} {saved[k]} -> {now[k]}" for k in ("catdog_sk", "scikit-learn")
+                if k in saved and saved[k] != now.get(k)]
+        if diff:
+            warnings.warn(f"{model_path} was saved with other library versions ({'; '.join(diff)}); "
+                          f"predictions may differ. Refit to silence this.", ModelVersionWarning, stacklevel=2)
+    model.card_ = card
+    return model
+
+
+def card_markdown(card):
+    """Human-readable model card from the JSON card."""
+    lines = [f"# Model card: {card.get('run', 'catdog_sk model')}", "",
+             "## Model details", "",
+             f"- Created: {card.get('created')}",
+             f"- Format: {card.get('format')} (`{card.get('model_file')}`, sha256 `{card.get('model_sha256')}`)",
+             f"- Classes: {', '.join(card.get('classes', []))}",
+             f"- Parameters: `{json.dumps(card.get('params', {}), default=str)}`"]
+    if "backbone" in card:
+        b = card["backbone"]
+        lines.append(f"- Backbone: {b.get('backbone')} ({b.get('arch')}), weights sha256 `{b.get('weights_sha256')}`, "
+                     f"input {b.get('input_size')} px, mean {b.get('mean')}, std {b.get('std')}")
+    lines.append(f"- Library versions: {', '.join(f'{k} {v}' for k, v in card.get('versions', {}).items())}")
+    lines.append(f"- Seed: {card.get('seed')}")
+    lines += ["", "## Intended use", "",
+              "Tell photos of domestic cats from photos of dogs. Out of scope: images showing neither "
+              "(the model always answers cat or dog), breeds, several animals at once.", ""]
+    if "data" in card:
+        d = card["data"]
+        lines += ["## Training and evaluation data", "",
+                  f"- Training: {d.get('train')} ({d.get('train_counts')}), content hash `{d.get('train_sha256')}`",
+                  f"- Test: {d.get('test')} ({d.get('test_counts')}), content hash `{d.get('test_sha256')}`", ""]
+    if "metrics" in card:
+        m = card["metrics"]
+        lo, hi = m.get("test_accuracy_ci95", [None, None])
+        lines += ["## Metrics (held-out test set)", "",
+                  "| metric | value |", "|---|---|",
+                  f"| accuracy | {m.get('test_accuracy'):.4f} (95% CI {lo:.4f}-{hi:.4f}) |",
+                  f"| ROC AUC | {m.get('test_roc_auc'):.4f} |",
+                  f"| log loss | {m.get('test_log_loss'):.4f} |",
+                  f"| expected calibration error | {m.get('test_ece'):.4f} |",
+                  f"| CV accuracy (train) | {m.get('cv_accuracy', float('nan')):.4f} ± {m.get('cv_std', float('nan')):.4f} |",
+                  ""]
+    if "cv_results" in card:
+        lines += ["## Grid search (CV accuracy on train)", "", "| params | mean | std |", "|---|---|---|"]
+        lines += [f"| `{json.dumps(r['params'], default=str)}` | {r['mean']:.4f} | {r['std']:.4f} |"
+                  for r in card["cv_results"]]
+        lines.append("")
+    lines += ["## Limitations", "",
+              "Trained on Asirra/Kaggle pet photos: studio shots, cartoons, other species and "
+              "unusual angles are out of distribution. Some training labels are known to be wrong.", ""]
+    return "\n".join(lines)

@@ -1,0 +1,171 @@
+"""Grid searches over feature sets x models on precomputed features, compared side by side."""
+
+import os
+import tempfile
+import threading
+import time
+
+import numpy as np
+
+from ._registry import FEATURE_SETS, classifier_params, make_pipeline, param_grid
+
+__all__ = ["make_search", "run_search", "stack_features"]
+
+
+class _ProgressScorer:
+    """Accuracy scorer that reports each scored fold, from any worker process.
+
+    GridSearchCV has no progress callback (scikit-learn#7574), but it calls
+    its scorer once per fitted (candidate, fold). Each call appends one byte
+    to a tick file (``O_APPEND`` writes are atomic), and a thread in the
+    parent turns the file's size into progress-bar updates.
+    """
+
+    def __init__(self, tick_path):
+        self.tick_path = tick_path
+
+    def __call__(self, estimator, X, y):
+        score = float(np.mean(estimator.predict(X) == y))
+        if self.tick_path is not None:
+            fd = os.open(self.tick_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+            try:
+                os.write(fd, b".")
+            finally:
+                os.close(fd)
+        return score
+
+
+class _TickWatcher:
+    """Context manager: a tick file and a thread advancing ``bar`` as it grows."""
+
+    def __init__(self, bar):
+        self.bar = bar
+        self.path = None
+
+    def __enter__(self):
+        if self.bar is None:
+            return None
+        fd, self.path = tempfile.mkstemp(prefix="catdog-ticks-")
+        os.close(fd)
+        self._seen = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self.path
+
+    def _poll(self):
+        size = os.path.getsize(self.path)
+        if size > self._seen:
+            self.bar.update(size - self._seen)
+            self._seen = size
+
+    def _run(self):
+        while not self._stop.wait(0.25):
+            self._poll()
+
+    def __exit__(self, *exc):
+        if self.bar is None:
+            return False
+        self._stop.set()
+        self._thread.join()
+        self._poll()
+        os.unlink(self.path)
+        return False
+
+
+def make_search(model, feature_set, *, cv=5, n_jobs=None, random_state=0, scoring="accuracy"):
+    """GridSearchCV of a model's pipeline over its grid, with seeded stratified k-fold CV.
+
+    Parameters
+    ----------
+    model : {'svm', 'logreg'}
+    feature_set : {'hog', 'color', 'hog+color', 'cnn', 'all'}
+    cv : int, default=5
+    n_jobs : int, default=None
+    random_state : int, default=0
+        Seeds the fold assignment, so the same seed gives the same CV scores
+        whatever ``n_jobs`` is.
+    scoring : str or callable, default='accuracy'
+
+    Returns
+    -------
+    search : sklearn.model_selection.GridSearchCV
+        Not fitted; ``refit=False`` (the caller refits the best with probabilities).
+    """
+    from sklearn.model_selection import GridSearchCV, StratifiedKFold
+
+    folds = StratifiedKFold(n_splits=cv, shuffle=True, random_state=random_state)
+    return GridSearchCV(make_pipeline(model, random_state=random_state),
+                        param_grid(model, feature_set, random_state=random_state),
+                        cv=folds, n_jobs=n_jobs, scoring=scoring, refit=False, error_score="raise")
+
+
+def stack_features(base, feature_set):
+    """Concatenate base feature matrices (dict name -> array) for a feature set."""
+    parts = [base[name] for name in FEATURE_SETS[feature_set]]
+    return np.hstack(parts) if len(parts) > 1 else parts[0]
+
+
+def run_search(base_train, y_train, feature_set, model, *, cv=5, n_jobs=None, random_state=0,
+               progress=None, base_test=None, y_test=None, backbone="efficientnet_lite0"):
+    """Tune one (feature set, model) pair, refit the best on all training data, score on test.
+
+    Parameters
+    ----------
+    base_train : dict of str to ndarray of shape (n_train, n_features_k)
+        Base features ('hog', 'color', 'cnn') of the training images.
+    y_train : ndarray of shape (n_train,)
+    feature_set, model : str
+    cv, n_jobs, random_state
+        See :func:`make_search`.
+    progress : tqdm bar or None
+        Advanced once per fitted fold.
+    base_test, y_test : optional
+        Held-out features and labels; scored once, never used for selection.
+
+    Returns
+    -------
+    row : dict
+        Best parameters, CV mean/std, every candidate's CV scores, fit seconds,
+        and (with a test set) test accuracy, ROC AUC, log loss, predict ms/image.
+    classifier : CatDogClassifier
+        Fitted on all training data with the best parameters.
+    """
+    from .classifier import CatDogClassifier
+
+    X = stack_features(base_train, feature_set)
+    start = time.perf_counter()
+    with _TickWatcher(progress) as ticks:
+        search = make_search(model, feature_set, cv=cv, n_jobs=n_jobs, random_state=random_state,
+                             scoring=_ProgressScorer(ticks))
+        search.fit(X, y_train)
+    search_s = time.perf_counter() - start
+    best = classifier_params(search.best_params_)
+    clf = CatDogClassifier(features=feature_set, backbone=backbone, model=model,
+                           random_state=random_state, **best)
+    start = time.perf_counter()
+    clf._fit_features(X, y_train)
+    fit_s = time.perf_counter() - start
+    i = search.best_index_
+    row = {
+        "features": feature_set, "model": model, "best_params": best,
+        "cv_accuracy": float(search.cv_results_["mean_test_score"][i]),
+        "cv_std": float(search.cv_results_["std_test_score"][i]),
+        "cv_results": [
+            {"params": classifier_params(p), "mean": float(m), "std": float(s)}
+            for p, m, s in zip(search.cv_results_["params"], search.cv_results_["mean_test_score"],
+                               search.cv_results_["std_test_score"])
+        ],
+        "n_features": int(X.shape[1]), "search_seconds": round(search_s, 2), "fit_seconds": round(fit_s, 2),
+    }
+    if base_test is not None:
+        from ..evaluation import classification_metrics
+
+        X_test = stack_features(base_test, feature_set)
+        start = time.perf_counter()
+        proba = clf.pipeline_.predict_proba(X_test)
+        pred = clf.pipeline_.predict(X_test)
+        predict_s = time.perf_counter() - start
+        row.update(classification_metrics(y_test, pred, proba, clf.classes_))
+        row["classifier_ms_per_image"] = round(1000 * predict_s / len(X_test), 4)
+    return row, clf

@@ -1,0 +1,200 @@
+import pickle
+
+import joblib
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_score
+from sklearn.pipeline import Pipeline
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from catdog_sk import CatDogClassifier
+from catdog_sk.data import load_dataset
+from catdog_sk.exceptions import DatasetError, InvalidParameterError
+from catdog_sk.models import ModelLoadError, load_model, run_search, save_model
+
+
+# --- scikit-learn's own checks -----------------------------------------------------------------
+# scikit-learn skips every check for an estimator whose input is not a 2-D numeric array, so
+# we run them on a subclass that claims numeric input. The checks that pass are real passes of
+# the API contract (cloning, params, repr, unfitted errors, one-label data ...); each one that
+# must fail is listed with the reason image input makes unavoidable.
+class _ChecksOnNumericX(CatDogClassifier):
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = True
+        tags.input_tags.string = False
+        return tags
+
+
+_NUMERIC_X = "X is a sequence of images; the check passes rows of numbers, refused as 'bad_array'"
+_MULTICLASS = "cats vs dogs is binary; the check fits 3 or more classes, refused with a DatasetError"
+_EXPECTED_FAILURES = {
+    **dict.fromkeys([
+        "check_estimators_dtypes", "check_complex_data", "check_estimators_empty_data_messages",
+        "check_pipeline_consistency", "check_estimators_nan_inf", "check_estimator_sparse_tag",
+        "check_estimator_sparse_array", "check_estimator_sparse_matrix", "check_estimators_pickle",
+        "check_classifier_data_not_an_array", "check_classifiers_classes", "check_classifiers_train",
+        "check_classifiers_regression_target", "check_class_weight_classifiers",
+        "check_decision_proba_consistency", "check_fit2d_1sample", "check_fit2d_1feature",
+        "check_fit_idempotent", "check_fit_check_is_fitted", "check_n_features_in",
+        "check_requires_y_none", "check_positive_only_tag_during_fit",
+    ], _NUMERIC_X),
+    **dict.fromkeys([
+        "check_fit_score_takes_y", "check_estimators_overwrite_params", "check_dont_overwrite_parameters",
+        "check_estimators_fit_returns_self", "check_readonly_memmap_input", "check_n_features_in_after_fitting",
+        "check_dtype_object", "check_f_contiguous_array_estimator", "check_supervised_y_2d",
+        "check_methods_sample_order_invariance", "check_methods_subset_invariance", "check_dict_unchanged",
+        "check_fit2d_predict1d",
+    ], _MULTICLASS),
+}
+
+
+@parametrize_with_checks([_ChecksOnNumericX(features="color")],
+                         expected_failed_checks=lambda est: _EXPECTED_FAILURES)
+def test_sklearn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+# --- explicit contract on real photos ----------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def small_split(shared_data):
+    """60 train and 40 test photos, balanced, from the shared split."""
+    splits = load_dataset(shared_data)
+
+    def take(found, n):
+        idx = np.concatenate([np.flatnonzero(found.labels == c)[:n // 2] for c in ("cat", "dog")])
+        return [found.paths[i] for i in idx], found.labels[idx]
+
+    return take(splits["train"], 60), take(splits["test"], 40)
+
+
+def test_init_only_stores_and_params_round_trip():
+    clf = CatDogClassifier(model="svm", C=3.0, features="hog+color")
+    assert clf.get_params()["C"] == 3.0 and clone(clf).get_params() == clf.get_params()
+    assert not [k for k in vars(clf) if k.endswith("_")]
+    # invalid values are accepted by __init__/set_params and refused by fit, before any image is read
+    clf.set_params(model="forest")
+    with pytest.raises(InvalidParameterError,
+                       match=r"The 'model' parameter of CatDogClassifier must be one of 'logreg' or 'svm'\. "
+                             r"Got 'forest' instead\."):
+        clf.fit(["/does/not/exist.jpg", "/nor/this.jpg"], ["cat", "dog"])
+
+
+def test_unfitted_predict_raises_not_fitted():
+    with pytest.raises(NotFittedError):
+        CatDogClassifier().predict(["x.jpg"])
+
+
+def test_fit_refuses_one_class_and_length_mismatch(small_split):
+    (paths, labels), _ = small_split
+    with pytest.raises(DatasetError, match="exactly two classes; got 1"):
+        CatDogClassifier(features="color").fit(paths[:5], ["cat"] * 5)
+    with pytest.raises(DatasetError, match="X has 5 images but y has 4 labels"):
+        CatDogClassifier(features="color").fit(paths[:5], ["cat", "dog"] * 2)
+    with pytest.raises(InvalidParameterError, match="sequence of images"):
+        CatDogClassifier(features="color").fit(paths[0], labels[:1])
+
+
+def test_fit_predict_proba_and_classes_order(small_split, feature_cache):
+    (X, y), (X_test, y_test) = small_split
+    clf = CatDogClassifier(features="hog+color", model="svm", C=1.0, cache=feature_cache).fit(X, y)
+    assert list(clf.classes_) == ["cat", "dog"] and clf.feature_names_ == ("hog", "color")
+    proba = clf.predict_proba(X_test)
+    assert proba.shape == (40, 2)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    scores = clf.decision_function(X_test)
+    np.testing.assert_array_equal(clf.predict(X_test), clf.classes_[(scores > 0).astype(int)])
+    assert 0.0 <= clf.score(X_test, y_test) <= 1.0
+
+
+def test_integer_labels_are_kept(small_split, feature_cache):
+    (X, y), (X_test, _) = small_split
+    y01 = (y == "dog").astype(int)
+    clf = CatDogClassifier(features="color", cache=feature_cache).fit(X, y01)
+    assert list(clf.classes_) == [0, 1] and set(clf.predict(X_test)) <= {0, 1}
+
+
+@pytest.mark.cnn
+def test_grid_search_over_model_and_C_and_cross_val_and_pipeline(small_split, feature_cache, shared_embeddings):
+    (X, y), (X_test, y_test) = small_split
+    search = GridSearchCV(CatDogClassifier(cache=feature_cache),
+                          {"model": ["logreg", "svm"], "C": [0.01, 1.0]}, cv=3)
+    search.fit(X, y)
+    assert set(search.best_params_) == {"model", "C"}
+    assert len(search.cv_results_["params"]) == 4
+    assert search.score(X_test, y_test) >= 0.9  # CNN features: even 60 photos suffice
+    scores = cross_val_score(CatDogClassifier(cache=feature_cache), X, y, cv=3)
+    assert scores.shape == (3,) and scores.min() >= 0.8
+    pipe = Pipeline([("clf", CatDogClassifier(cache=feature_cache))]).fit(X, y)
+    assert pipe.score(X_test, y_test) >= 0.9
+
+
+@pytest.mark.cnn
+def test_pickle_joblib_and_skops_round_trips_predict_identically(small_split, feature_cache, tmp_path,
+                                                                  shared_embeddings):
+    (X, y), (X_test, _) = small_split
+    clf = CatDogClassifier(cache=feature_cache).fit(X, y)
+    expected = clf.predict_proba(X_test)
+    again = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(again.predict_proba(X_test), expected)
+    joblib.dump(clf, tmp_path / "m.joblib")
+    np.testing.assert_array_equal(joblib.load(tmp_path / "m.joblib").predict_proba(X_test), expected)
+    save_model(clf, tmp_path / "model", card={"run": "test"})
+    loaded = load_model(tmp_path / "model")
+    np.testing.assert_array_equal(loaded.predict_proba(X_test), expected)
+    assert loaded.card_["run"] == "test" and loaded.card_["backbone"]["backbone"] == "efficientnet_lite0"
+
+
+def test_tampered_or_foreign_model_files_are_refused(small_split, tmp_path):
+    import skops.io as sio
+
+    (X, y), _ = small_split
+    clf = CatDogClassifier(features="color").fit(X, y)
+    save_model(clf, tmp_path / "m")
+    model_file = tmp_path / "m" / "model.skops"
+    # 1. bytes changed after saving: the card's SHA-256 no longer matches
+    model_file.write_bytes(model_file.read_bytes() + b"\0")
+    with pytest.raises(ModelLoadError, match="SHA-256 does not match"):
+        load_model(tmp_path / "m")
+    # 2. a file naming a foreign type (no card to vouch for it)
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    sio.dump({"model": clf, "payload": _Foreign()}, foreign / "model.skops")
+    with pytest.raises(ModelLoadError, match=r"does not trust: .*_Foreign"):
+        load_model(foreign)
+    # 3. not a model at all
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "model.skops").write_bytes(b"PK not really")
+    with pytest.raises(ModelLoadError, match="not a skops model file"):
+        load_model(tmp_path / "junk")
+
+
+class _Foreign:
+    pass
+
+
+@pytest.mark.cnn
+def test_same_seed_same_cv_scores_with_one_or_two_jobs(shared_embeddings):
+    X, y = shared_embeddings["train"]
+    idx = np.r_[0:150, 1000:1150]
+    base = {"cnn": X[idx]}
+    row1, _ = run_search(base, y[idx], "cnn", "logreg", cv=3, n_jobs=1, random_state=3)
+    row2, _ = run_search(base, y[idx], "cnn", "logreg", cv=3, n_jobs=2, random_state=3)
+    assert [r["mean"] for r in row1["cv_results"]] == [r["mean"] for r in row2["cv_results"]]
+    assert row1["best_params"] == row2["best_params"]
+    row3, _ = run_search(base, y[idx], "cnn", "logreg", cv=3, n_jobs=1, random_state=4)
+    assert [r["mean"] for r in row3["cv_results"]] != [r["mean"] for r in row1["cv_results"]]
+
+
+def test_augmented_copies_enlarge_the_training_set(small_split, feature_cache):
+    (X, y), _ = small_split
+    idx = [0, 1, 2, 3, 4, -5, -4, -3, -2, -1]
+    X10, y10 = [X[i] for i in idx], y[idx]
+    clf = CatDogClassifier(features="color", augment=2, random_state=0, cache=feature_cache).fit(X10, y10)
+    assert clf.pipeline_.named_steps["scale"].n_samples_seen_ == 30
+    # the same seed gives the same augmented copies, hence the same model
+    again = CatDogClassifier(features="color", augment=2, random_state=0).fit(X10, y10)
+    np.testing.assert_array_equal(again.predict_proba(X10), clf.predict_proba(X10))
