@@ -55,7 +55,8 @@ def main(argv=None):
                    f"eval-{_dt.datetime.now(_dt.timezone.utc).strftime('%Y%m%d-%H%M%S')}")
         metrics = write_report(out, paths=[found.paths[i] for i in np.flatnonzero(known)],
                                y_true=found.labels[known], pred=pred[known], proba=proba[known],
-                               classes=clf.classes_, title=f"{args.model} on {args.data}")
+                               classes=clf.classes_, title=f"{args.model} on {args.data}",
+                               short_title=f"{clf.features} + {clf.model}")
         metrics.update({"model": str(args.model), "data": str(args.data), "report": str(out),
                         "skipped": [{"path": e.path, "reason": e.reason} for e in res.errors]})
         if args.json:

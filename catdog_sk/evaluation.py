@@ -111,18 +111,19 @@ def plot_curves(y_true, proba, classes, out_dir, title=""):
     from sklearn.metrics import PrecisionRecallDisplay, RocCurveDisplay
 
     plt = _plt()
-    positive = np.asarray(y_true) == classes[1]
+    y_true = np.asarray(y_true)
     p1 = proba[:, 1]
+    pos = classes[1]
     paths = {}
     for name, draw in (
-        ("roc", lambda ax: RocCurveDisplay.from_predictions(positive, p1, ax=ax, name=str(classes[1]))),
-        ("pr", lambda ax: PrecisionRecallDisplay.from_predictions(positive, p1, ax=ax, name=str(classes[1]))),
-        ("calibration", lambda ax: CalibrationDisplay.from_predictions(positive, p1, n_bins=10, ax=ax,
-                                                                       name="model")),
+        ("roc", lambda ax: RocCurveDisplay.from_predictions(y_true, p1, pos_label=pos, ax=ax, name=title)),
+        ("pr", lambda ax: PrecisionRecallDisplay.from_predictions(y_true, p1, pos_label=pos, ax=ax, name=title)),
+        ("calibration", lambda ax: CalibrationDisplay.from_predictions(y_true, p1, pos_label=pos, n_bins=10,
+                                                                       strategy="quantile", ax=ax, name=title)),
     ):
         fig, ax = plt.subplots(figsize=(4.6, 4.2))
         draw(ax)
-        ax.set_title(f"{title} {name.upper() if name != 'calibration' else 'reliability'}".strip())
+        ax.set_title({"roc": "ROC curve", "pr": "Precision-recall", "calibration": "Reliability diagram"}[name])
         fig.tight_layout()
         paths[name] = Path(out_dir) / f"{name}.png"
         fig.savefig(paths[name], dpi=110)
@@ -162,8 +163,11 @@ def plot_top_losses(paths, y_true, proba, classes, path, *, k=12):
     return [int(i) for i in order]
 
 
-def write_report(out_dir, *, paths, y_true, pred, proba, classes, title, metrics=None, extra_md=""):
+def write_report(out_dir, *, paths, y_true, pred, proba, classes, title, short_title="model", metrics=None,
+                 extra_md=""):
     """Write report.md, results.json and the PNG plots for one model on one labelled set.
+
+    ``title`` heads the Markdown report; ``short_title`` (a few words) labels the plots.
 
     Returns
     -------
@@ -172,8 +176,8 @@ def write_report(out_dir, *, paths, y_true, pred, proba, classes, title, metrics
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     metrics = dict(metrics or classification_metrics(y_true, pred, proba, classes))
-    plot_confusion(y_true, pred, classes, out_dir / "confusion.png", title=title)
-    plot_curves(y_true, proba, classes, out_dir, title=title)
+    plot_confusion(y_true, pred, classes, out_dir / "confusion.png", title=f"Confusion: {short_title}")
+    plot_curves(y_true, proba, classes, out_dir, title=short_title)
     shown = plot_top_losses(paths, y_true, proba, classes, out_dir / "top_losses.png")
     true_idx = np.searchsorted(classes, np.asarray(y_true))
     metrics["top_losses"] = [

@@ -114,13 +114,13 @@ def _uncached_ms_per_image(names, found, args, n=32):
 
 
 def format_table(rows):
-    head = (f"{'features':<10} {'model':<7} {'best params':<34} {'CV acc':>15} {'test acc':>9} "
+    head = (f"{'features':<10} {'model':<7} {'best params':<42} {'CV acc':>15} {'test acc':>9} "
             f"{'ROC AUC':>8} {'log loss':>9} {'fit s':>7} {'ms/img':>7}")
     lines = [head, "-" * len(head)]
     for r in rows:
         params = ", ".join(f"{k}={v}" for k, v in r["best_params"].items())
         lines.append(
-            f"{r['features']:<10} {r['model']:<7} {params:<34} "
+            f"{r['features']:<10} {r['model']:<7} {params:<42} "
             f"{r['cv_accuracy']:>8.4f}±{r['cv_std']:.4f} {r.get('test_accuracy', float('nan')):>9.4f} "
             f"{r.get('test_roc_auc', float('nan')):>8.4f} {r.get('test_log_loss', float('nan')):>9.4f} "
             f"{r['search_seconds'] + r['fit_seconds']:>7.1f} {r.get('predict_ms_per_image', float('nan')):>7.1f}")
@@ -245,6 +245,7 @@ def main(argv=None):
         write_report(report_dir, paths=test.paths, y_true=test.labels, pred=pred, proba=proba,
                      classes=best_clf.classes_,
                      title=f"Best model: {best['features']} + {best['model']} on {test_src}",
+                     short_title=f"{best['features']} + {best['model']}",
                      extra_md="## All feature sets x models\n\n" + table_md
                               + "\n\n![comparison](comparison.png)\n\nBest model chosen by CV accuracy on train.")
         results = {"run": run, "train": train_src, "test": test_src, "cv": args.cv, "seed": args.seed,

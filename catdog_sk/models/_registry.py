@@ -73,7 +73,7 @@ MODELS = {
 
 
 def _classifier(model, *, C=1.0, kernel="rbf", gamma="scale", class_weight=None, calibrate=False,
-                random_state=None):
+                random_state=None, calibration_cv=5):
     if model == "svm":
         from sklearn.svm import SVC
 
@@ -84,14 +84,14 @@ def _classifier(model, *, C=1.0, kernel="rbf", gamma="scale", class_weight=None,
         # out-of-fold margins, then one SVC on all data (ensemble=False).
         from sklearn.calibration import CalibratedClassifierCV
 
-        return CalibratedClassifierCV(svc, method="sigmoid", cv=5, ensemble=False)
+        return CalibratedClassifierCV(svc, method="sigmoid", cv=calibration_cv, ensemble=False)
     from sklearn.linear_model import LogisticRegression
 
     return LogisticRegression(C=C, class_weight=class_weight, max_iter=5000, random_state=random_state)
 
 
 def make_pipeline(model, *, C=1.0, kernel="rbf", gamma="scale", pca=None, class_weight=None,
-                  calibrate=False, random_state=None):
+                  calibrate=False, random_state=None, max_components=None, calibration_cv=5):
     """Scaling, optional PCA and a classifier, as a scikit-learn Pipeline.
 
     Parameters
@@ -109,6 +109,10 @@ def make_pipeline(model, *, C=1.0, kernel="rbf", gamma="scale", pca=None, class_
     calibrate : bool, default=False
         SVM only: wrap it in Platt scaling so ``predict_proba`` exists (about 2x slower fit).
     random_state : int, default=None
+    max_components : int, default=None
+        Cap on ``pca`` (PCA needs no more components than samples or features).
+    calibration_cv : int, default=5
+        Folds for the SVM's Platt scaling (at most the smallest class count).
 
     Returns
     -------
@@ -120,17 +124,19 @@ def make_pipeline(model, *, C=1.0, kernel="rbf", gamma="scale", pca=None, class_
 
     return Pipeline([
         ("scale", StandardScaler()),
-        ("pca", _pca(pca, random_state)),
+        ("pca", _pca(pca, random_state, max_components)),
         ("clf", _classifier(model, C=C, kernel=kernel, gamma=gamma, class_weight=class_weight,
-                            calibrate=calibrate, random_state=random_state)),
+                            calibrate=calibrate, random_state=random_state, calibration_cv=calibration_cv)),
     ])
 
 
-def _pca(n_components, random_state):
+def _pca(n_components, random_state, max_components=None):
     if not n_components:
         return "passthrough"
     from sklearn.decomposition import PCA
 
+    if max_components is not None:
+        n_components = max(1, min(n_components, max_components))
     return PCA(n_components=n_components, random_state=random_state)
 
 
@@ -142,18 +148,18 @@ def feature_kind(feature_set):
     return "cnn" if len(names) == 1 else "mixed"
 
 
-def param_grid(model, feature_set, *, random_state=None):
+def param_grid(model, feature_set, *, random_state=None, max_components=None):
     """GridSearchCV grid for a model's pipeline on a feature set.
 
     Classifier parameters become ``clf__<name>``; ``pca`` becomes a choice of
-    the ``pca`` step (a PCA or ``'passthrough'``).
+    the ``pca`` step (a PCA or ``'passthrough'``), capped at ``max_components``.
     """
     grids = []
     for sub in MODELS[model].grid[feature_kind(feature_set)]:
         grid = {}
         for key, values in sub.items():
             if key == "pca":
-                grid["pca"] = [_pca(v, random_state) for v in values]
+                grid["pca"] = [_pca(v, random_state, max_components) for v in values]
             else:
                 grid[f"clf__{key}"] = list(values)
         grids.append(grid)

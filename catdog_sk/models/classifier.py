@@ -139,9 +139,10 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
                                   progress=bool(self.verbose), desc=desc)
         return np.hstack(result.features) if len(result.features) > 1 else result.features[0]
 
-    def _make_pipeline(self):
+    def _make_pipeline(self, max_components, calibration_cv):
         return make_pipeline(self.model, C=self.C, kernel=self.kernel, gamma=self.gamma, pca=self.pca,
-                             class_weight=self.class_weight, calibrate=True, random_state=self.random_state)
+                             class_weight=self.class_weight, calibrate=True, random_state=self.random_state,
+                             max_components=max_components, calibration_cv=calibration_cv)
 
     # -- fitting -----------------------------------------------------------------------------
     def fit(self, X, y):
@@ -190,7 +191,11 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
         """Fit on precomputed features (used by ``fit`` and by the grid-search CLI)."""
         self._validate_params()
         y = np.asarray(y)
-        pipeline = self._make_pipeline()
+        smallest = int(np.unique(y, return_counts=True)[1].min())
+        if smallest < 2:
+            raise DatasetError(f"{type(self).__name__} needs at least 2 images of each class; the "
+                               f"smallest class has {smallest}.")
+        pipeline = self._make_pipeline(max_components=min(F.shape), calibration_cv=min(5, smallest))
         pipeline.fit(F, y)
         self.pipeline_ = pipeline
         self.classes_ = pipeline.classes_

@@ -22,8 +22,13 @@ __all__ = ["MODEL_FILE", "CARD_FILE", "save_model", "load_model", "library_versi
 
 MODEL_FILE = "model.skops"
 CARD_FILE = "model_card.json"
-#: Types outside skops' default trusted set that catdog_sk itself writes.
+#: Types outside skops' default trusted set that catdog_sk itself writes: its own
+#: classes, and scikit-learn's private calibration helpers inside a calibrated SVM.
 _OWN_TYPES_PREFIX = "catdog_sk."
+TRUSTED_TYPES = frozenset({
+    "sklearn.calibration._CalibratedClassifier",
+    "sklearn.calibration._SigmoidCalibration",
+})
 
 
 class ModelLoadError(CatDogError, ValueError):
@@ -156,7 +161,7 @@ def load_model(path, *, unsafe=False):
         untrusted = sio.get_untrusted_types(file=model_path)
     except Exception as exc:  # noqa: BLE001 - any parse failure means "not our model"
         raise ModelLoadError(f"Refusing {model_path}: not a skops model file ({type(exc).__name__}: {exc}).") from None
-    foreign = [t for t in untrusted if not t.startswith(_OWN_TYPES_PREFIX)]
+    foreign = [t for t in untrusted if not (t.startswith(_OWN_TYPES_PREFIX) or t in TRUSTED_TYPES)]
     if foreign and not unsafe:
         raise ModelLoadError(
             f"Refusing {model_path}: it names types catdog_sk does not trust: {', '.join(foreign)}. "

@@ -73,7 +73,8 @@ class _TickWatcher:
         return False
 
 
-def make_search(model, feature_set, *, cv=5, n_jobs=None, random_state=0, scoring="accuracy"):
+def make_search(model, feature_set, *, cv=5, n_jobs=None, random_state=0, scoring="accuracy",
+                max_components=None):
     """GridSearchCV of a model's pipeline over its grid, with seeded stratified k-fold CV.
 
     Parameters
@@ -86,6 +87,8 @@ def make_search(model, feature_set, *, cv=5, n_jobs=None, random_state=0, scorin
         Seeds the fold assignment, so the same seed gives the same CV scores
         whatever ``n_jobs`` is.
     scoring : str or callable, default='accuracy'
+    max_components : int, default=None
+        Cap on PCA sizes in the grid (the smallest training fold bounds it).
 
     Returns
     -------
@@ -96,7 +99,7 @@ def make_search(model, feature_set, *, cv=5, n_jobs=None, random_state=0, scorin
 
     folds = StratifiedKFold(n_splits=cv, shuffle=True, random_state=random_state)
     return GridSearchCV(make_pipeline(model, random_state=random_state),
-                        param_grid(model, feature_set, random_state=random_state),
+                        param_grid(model, feature_set, random_state=random_state, max_components=max_components),
                         cv=folds, n_jobs=n_jobs, scoring=scoring, refit=False, error_score="raise")
 
 
@@ -136,8 +139,9 @@ def run_search(base_train, y_train, feature_set, model, *, cv=5, n_jobs=None, ra
     X = stack_features(base_train, feature_set)
     start = time.perf_counter()
     with _TickWatcher(progress) as ticks:
+        smallest_fold = len(X) - -(-len(X) // cv)  # training rows in the smallest CV split
         search = make_search(model, feature_set, cv=cv, n_jobs=n_jobs, random_state=random_state,
-                             scoring=_ProgressScorer(ticks))
+                             scoring=_ProgressScorer(ticks), max_components=min(smallest_fold, X.shape[1]))
         search.fit(X, y_train)
     search_s = time.perf_counter() - start
     best = classifier_params(search.best_params_)

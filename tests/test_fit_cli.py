@@ -1,0 +1,114 @@
+"""fit and evaluate, end to end, on the shared photos."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from catdog_sk import evaluate, fit
+from catdog_sk.models import load_model
+
+from conftest import save, textured_image
+
+
+def _subset(shared_data, tmp_path, n_train=40, n_test=20):
+    """A small split root (train/, test/) of real photos, copied so tests may add bad files."""
+    root = tmp_path / "data"
+    for split, n in (("train", n_train), ("test", n_test)):
+        for cls in ("cats", "dogs"):
+            files = sorted((shared_data / split / cls).glob("*.jpg"))[: n // 2]
+            (root / split / cls).mkdir(parents=True)
+            for f in files:
+                shutil.copy(f, root / split / cls / f.name)
+    return root
+
+
+def test_fit_refuses_a_single_class_with_one_line(tmp_path, capsys):
+    for k in range(6):
+        save(textured_image(seed=k), tmp_path / "data" / "cats" / f"{k}.png")
+    code = fit.main(["--data", str(tmp_path / "data"), "--features", "color", "--no-cache",
+                     "--artifacts", str(tmp_path / "art"), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1 and "single class" in err[0]
+    assert not (tmp_path / "art").exists()  # nothing half-written
+
+
+def test_fit_refuses_too_few_images_for_cv(tmp_path, capsys):
+    for k in range(3):
+        save(textured_image(seed=k), tmp_path / "data" / "cats" / f"{k}.png")
+        save(textured_image(seed=9 + k), tmp_path / "data" / "dogs" / f"{k}.png")
+    assert fit.main(["--data", str(tmp_path / "data"), "--features", "color", "--no-cache", "--cv", "5",
+                     "--quiet"]) == 1
+    assert "too few images for 5-fold CV" in capsys.readouterr().err
+
+
+def test_fit_usage_errors_exit_2(tmp_path):
+    for argv in (["--features", "sift"], ["--model", "forest"], ["--cv", "1", "--data", str(tmp_path)]):
+        with pytest.raises(SystemExit) as info:
+            fit.main(argv)
+        assert info.value.code == 2
+
+
+def test_fit_then_evaluate_writes_model_card_report_and_plots(shared_data, tmp_path, feature_cache, capsys):
+    data = _subset(shared_data, tmp_path)
+    (data / "train" / "dogs" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    art = tmp_path / "art"
+    code = fit.main(["--data", str(data), "--features", "color,hog+color", "--model", "all", "--cv", "3",
+                     "--cache", str(feature_cache), "--artifacts", str(art), "--run", "r1", "--json", "--quiet"])
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [(r["features"], r["model"]) for r in out["rows"]] == [
+        ("color", "svm"), ("color", "logreg"), ("hog+color", "svm"), ("hog+color", "logreg")]
+    for r in out["rows"]:
+        assert 0 <= r["test_accuracy"] <= 1 and r["cv_std"] >= 0 and r["predict_ms_per_image"] > 0
+    best = max(out["rows"], key=lambda r: r["cv_accuracy"])
+    assert (out["best"]["features"], out["best"]["model"]) == (best["features"], best["model"])
+    model_dir = art / "models" / "r1"
+    card = json.loads((model_dir / "model_card.json").read_text())
+    assert card["data"]["train_counts"] == {"cat": 20, "dog": 20}  # the broken file was skipped
+    assert card["metrics"]["test_accuracy"] == best["test_accuracy"]
+    assert {"versions", "seed", "cv_results", "grid", "model_sha256", "created"} <= set(card)
+    assert "## Metrics" in (model_dir / "model_card.md").read_text()
+    report = art / "reports" / "r1"
+    for png in ("confusion", "roc", "pr", "calibration", "top_losses", "comparison"):
+        with Image.open(report / f"{png}.png") as im:
+            assert im.width > 200 and im.height > 200
+    assert "| hog+color | svm |" in (report / "report.md").read_text()
+
+    code = evaluate.main(["--model", str(model_dir), "--data", str(data / "test"), "--cache", str(feature_cache),
+                          "--out", str(tmp_path / "eval"), "--json", "--quiet"])
+    assert code == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["test_accuracy"] == pytest.approx(best["test_accuracy"])
+    assert (tmp_path / "eval" / "calibration.png").exists()
+    clf = load_model(model_dir)
+    paths = sorted((data / "test").rglob("*.jpg"))
+    assert clf.predict(paths).shape == (20,)
+
+
+def test_evaluate_refuses_missing_model(tmp_path, capsys):
+    assert evaluate.main(["--model", str(tmp_path / "none"), "--data", str(tmp_path)]) == 1
+    assert "No model file" in capsys.readouterr().err
+
+
+@pytest.mark.cnn
+def test_fit_all_on_shared_split_meets_accuracy_targets(shared_data, tmp_path, feature_cache, capsys,
+                                                        shared_embeddings):
+    """The models issue's acceptance: every feature set x model, fit on train, scored on test."""
+    code = fit.main(["--data", str(shared_data / "train"), "--test", str(shared_data / "test"),
+                     "--model", "all", "--cache", str(feature_cache), "--artifacts", str(tmp_path / "art"),
+                     "--run", "full", "--quiet"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "best (by CV accuracy)" in printed
+    results = json.loads((tmp_path / "art" / "reports" / "full" / "comparison.json").read_text())
+    rows = results["rows"]
+    assert len(rows) == 10
+    best_cnn = max(r["test_accuracy"] for r in rows if r["features"] in ("cnn", "all"))
+    best_classic = max(r["test_accuracy"] for r in rows if r["features"] in ("hog", "color", "hog+color"))
+    print(f"best CNN-feature test accuracy {best_cnn:.4f}; best classic {best_classic:.4f}")
+    assert best_cnn >= 0.99
+    assert best_classic >= 0.72
+    assert (tmp_path / "art" / "models" / "full" / "model.skops").exists()
