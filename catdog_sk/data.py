@@ -10,7 +10,6 @@ Supported layouts (the label comes from the layout):
 """
 
 import csv
-import hashlib
 import os
 import re
 import sys
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._hashing import file_sha256
 from .exceptions import DatasetError
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "load_dataset",
     "normalize_label",
     "content_hashes",
+    "dataset_sha256",
     "split_dataset",
     "default_data_dir",
     "download_petimages",
@@ -241,14 +242,18 @@ def content_hashes(paths):
     out = []
     for path in paths:
         try:
-            h = hashlib.sha256()
-            with open(path, "rb") as fh:
-                for chunk in iter(lambda: fh.read(1 << 20), b""):
-                    h.update(chunk)
-            out.append(h.hexdigest())
+            out.append(file_sha256(path))
         except OSError:
             out.append("unreadable:" + os.fspath(path))
     return out
+
+
+def dataset_sha256(paths, labels):
+    """One SHA-256 for a labelled set: independent of file names and order, changed by any byte or label."""
+    import hashlib
+
+    lines = sorted(f"{h} {y}" for h, y in zip(content_hashes(paths), labels))
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
 def split_dataset(labels, *, hashes, val_size=0.1, test_size=0.2, random_state=0):
@@ -313,14 +318,6 @@ def default_data_dir():
 def _user_cache_dir():
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "catdog_sk"
-
-
-def _sha256_file(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def download_petimages(dest=None, *, url=PETIMAGES_URL, sha256=None, progress=None, timeout=30,
@@ -410,7 +407,7 @@ def download_petimages(dest=None, *, url=PETIMAGES_URL, sha256=None, progress=No
                     f"Download of {url} stopped at {part.stat().st_size:,} of {total:,} bytes; "
                     f"run again to resume."
                 )
-        digest = _sha256_file(part)
+        digest = file_sha256(part)
         expected = sha256 or (recorded.read_text().strip() if recorded.exists() else None)
         if expected and digest != expected:
             part.unlink()

@@ -1,7 +1,6 @@
 """Tune, compare and save cat/dog classifiers: ``python -m catdog_sk.fit --help``."""
 
 import datetime as _dt
-import hashlib
 import json
 import sys
 import time
@@ -53,13 +52,6 @@ def _parse_sets(parser, text):
     if not names or bad:
         parser.error(f"--features must list feature sets from {', '.join(ALL_SETS)}; got {text!r}")
     return list(dict.fromkeys(names))
-
-
-def _data_hash(paths, labels):
-    from .data import content_hashes
-
-    lines = sorted(f"{h} {y}" for h, y in zip(content_hashes(paths), labels))
-    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
 def _resolve_data(args):
@@ -163,6 +155,7 @@ def main(argv=None):
     def body(args):
         from tqdm.auto import tqdm
 
+        from .data import dataset_sha256
         from .features import default_cache_dir
         from .models import FEATURE_SETS, param_grid, run_search, save_model
         from .models._registry import grid_summary
@@ -216,8 +209,8 @@ def main(argv=None):
         model_root = art / "models" / run
         report_dir = art / "reports" / run
         data_card = {"train": train_src, "test": test_src, "train_counts": train.counts(),
-                     "test_counts": test.counts(), "train_sha256": _data_hash(train.paths, train.labels),
-                     "test_sha256": _data_hash(test.paths, test.labels)}
+                     "test_counts": test.counts(), "train_sha256": dataset_sha256(train.paths, train.labels),
+                     "test_sha256": dataset_sha256(test.paths, test.labels)}
         saved = {}
         for row in rows:
             is_best = row is best

@@ -7,7 +7,6 @@ file is reported, not silently padded, and the pixel cap is our own, checked
 from the header before any pixel is decoded.
 """
 
-import hashlib
 import io
 import os
 from dataclasses import dataclass
@@ -22,7 +21,6 @@ __all__ = [
     "read_bytes",
     "decode_image",
     "read_image",
-    "image_content_hash",
     "resize_exact",
     "resize_shorter_center_crop",
     "Augmentation",
@@ -180,16 +178,6 @@ def read_image(source, *, max_pixels=DEFAULT_MAX_PIXELS, draft_size=None):
         return _check_array(source)
     return decode_image(read_bytes(source), path=os.fspath(source), max_pixels=max_pixels,
                         draft_size=draft_size)
-
-
-def image_content_hash(source):
-    """SHA-256 hex digest identifying an image by content (file bytes or array)."""
-    if isinstance(source, np.ndarray):
-        arr = _check_array(source)
-        h = hashlib.sha256(f"array:{arr.shape}".encode())
-        h.update(arr.tobytes())
-        return h.hexdigest()
-    return hashlib.sha256(read_bytes(source)).hexdigest()
 
 
 def resize_exact(image, size):

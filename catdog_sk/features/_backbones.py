@@ -6,12 +6,12 @@ so an embedding can never be computed with another model's normalisation
 """
 
 import difflib
-import hashlib
 import importlib.util
 import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from .._hashing import file_sha256
 from ..exceptions import BackboneUnavailableError
 
 __all__ = ["BackboneSpec", "BUNDLED_BACKBONES", "list_backbones", "get_backbone",
@@ -107,11 +107,7 @@ def bundled_weights_path(spec):
 
 @lru_cache(maxsize=16)
 def _file_sha256(path, size, mtime_ns):
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return file_sha256(path)
 
 
 def weights_sha256(path):

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .._hashing import array_sha256
 from ..exceptions import ImageDecodeError
 from ..preprocess import DEFAULT_MAX_PIXELS, AugmentedImage, augment, decode_image, read_bytes, _check_array
 from ._cache import resolve_cache
@@ -82,9 +83,7 @@ def _load(item, max_pixels):
                                                      augmentation=item.augmentation)
     if isinstance(item, np.ndarray):
         arr = _check_array(item)
-        h = hashlib.sha256(f"array:{arr.shape}".encode())
-        h.update(arr.tobytes())
-        return h.hexdigest(), lambda: arr
+        return array_sha256(arr), lambda: arr
     if not isinstance(item, (str, os.PathLike)):
         raise ImageDecodeError(None, "bad_array", f"expected a path or a uint8 array; got {type(item).__name__}")
     path = os.fspath(item)

@@ -9,12 +9,12 @@ a mismatching file is refused, mismatching versions warn.
 
 import copy
 import datetime as _dt
-import hashlib
 import json
 import platform
 import warnings
 from pathlib import Path
 
+from .._hashing import file_sha256
 from .._version import __version__
 from ..exceptions import CatDogError, ModelVersionWarning
 
@@ -52,14 +52,6 @@ def library_versions():
     return out
 
 
-def _sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def save_model(classifier, directory, *, card=None):
     """Write ``model.skops``, ``model_card.json`` and ``model_card.md`` into ``directory``.
 
@@ -92,7 +84,7 @@ def save_model(classifier, directory, *, card=None):
     directory.mkdir(parents=True, exist_ok=True)
     tmp = directory / (MODEL_FILE + ".tmp")
     sio.dump(classifier, tmp)
-    digest = _sha256(tmp)
+    digest = file_sha256(tmp)
     os.replace(tmp, directory / MODEL_FILE)
     full = {
         "model_file": MODEL_FILE,
@@ -152,7 +144,7 @@ def load_model(path, *, unsafe=False):
     if not model_path.is_file():
         raise ModelLoadError(f"No model file at {model_path}.")
     card = json.loads(card_path.read_text()) if card_path.is_file() else None
-    if card is not None and card.get("model_sha256") and _sha256(model_path) != card["model_sha256"]:
+    if card is not None and card.get("model_sha256") and file_sha256(model_path) != card["model_sha256"]:
         raise ModelLoadError(
             f"Refusing {model_path}: its SHA-256 does not match the one recorded in {card_path.name}; "
             f"the file was changed after it was saved."
