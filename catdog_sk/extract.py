@@ -26,6 +26,9 @@ def build_parser():
     parser.add_argument("--backbone", default="efficientnet_lite0", metavar="NAME",
                         help="CNN backbone: efficientnet_lite0/efficientnet_lite2 (offline), a timm "
                              "name or torchvision/<name>")
+    parser.add_argument("--runtime", default="openvino", choices=("openvino", "openvino-bf16", "torch"),
+                        help="what runs the CNN: OpenVINO float32 (default), OpenVINO bfloat16 (faster, "
+                             "cosine >= 0.999) or eager PyTorch (the reference)")
     parser.add_argument("--batch-size", type=int, default=32, metavar="N", help="CNN batch size")
     cache = parser.add_mutually_exclusive_group()
     cache.add_argument("--cache", metavar="DIR", default=None,
@@ -63,7 +66,7 @@ def main(argv=None):
             parser.error(f"--batch-size must be >= 1; got {args.batch_size}")
         if args.max_pixels is not None and args.max_pixels < 1:
             parser.error(f"--max-pixels must be >= 1; got {args.max_pixels}")
-        extractors = [make_extractor(n, backbone=args.backbone, batch_size=args.batch_size,
+        extractors = [make_extractor(n, backbone=args.backbone, batch_size=args.batch_size, runtime=args.runtime,
                                      caller="extract") for n in names]
         for ex in extractors:  # fail fast (e.g. offline backbone) before reading any image
             ex.config()

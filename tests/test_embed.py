@@ -13,10 +13,13 @@ pytestmark = pytest.mark.cnn
 
 def test_lite0_embeddings_and_logreg_reach_99_percent(shared_embeddings):
     """The brief's measured baseline is 99.25%; fit on train only, score on test."""
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     X_train, y_train = shared_embeddings["train"]
     X_test, y_test = shared_embeddings["test"]
     assert X_train.shape == (2000, 1280) and X_train.dtype == np.float32
-    clf = LogisticRegression(max_iter=2000).fit(X_train, y_train)
+    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000)).fit(X_train, y_train)
     accuracy = clf.score(X_test, y_test)
     print(f"Lite0 + LogisticRegression test accuracy: {accuracy:.4f}")
     assert accuracy >= 0.99
@@ -56,3 +59,32 @@ def test_lite2_uses_its_own_input_size(few_photos):
     out = embed([read_image(few_photos[0])], backbone="efficientnet_lite2")
     _, spec, _ = load_backbone("efficientnet_lite2")
     assert out.shape == (1, 1280) and spec.input_size == 260
+
+
+@pytest.mark.parametrize("runtime, min_cos, mean_cos", [("openvino", 0.9999, 0.99999), ("openvino-bf16", 0.99, 0.999)])
+def test_runtimes_match_the_eager_pytorch_reference(few_photos, runtime, min_cos, mean_cos):
+    images = [read_image(p) for p in few_photos]
+    ref = embed(images, runtime="torch")
+    out = embed(images, runtime=runtime)
+    cos = (ref * out).sum(1) / np.linalg.norm(ref, axis=1) / np.linalg.norm(out, axis=1)
+    assert cos.min() >= min_cos and cos.mean() >= mean_cos
+
+
+def test_runtime_is_part_of_the_cache_key(few_photos, tmp_path):
+    a = EmbeddingTransformer(runtime="torch", cache=tmp_path).fit_transform(few_photos[:2])
+    b = EmbeddingTransformer(runtime="openvino", cache=tmp_path).fit_transform(few_photos[:2])
+    assert len(list(tmp_path.glob("cnn-*"))) == 2  # two runtimes never share entries
+    np.testing.assert_allclose(a, b, atol=1e-3)
+
+
+def test_preprocessing_matches_torchvision_reference(few_photos):
+    """Our resize + crop equals torchvision's Resize(256, BICUBIC) + CenterCrop(224) pixel for pixel."""
+    from torchvision import transforms
+
+    from catdog_sk.preprocess import resize_shorter_center_crop
+
+    tf = transforms.Compose([transforms.Resize(256, interpolation=transforms.InterpolationMode.BICUBIC),
+                             transforms.CenterCrop(224)])
+    for p in few_photos:
+        expected = np.asarray(tf(Image.open(p).convert("RGB")))
+        np.testing.assert_array_equal(resize_shorter_center_crop(read_image(p), 224, crop_pct=0.875), expected)

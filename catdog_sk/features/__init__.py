@@ -30,7 +30,7 @@ __all__ = [
 FEATURE_NAMES = ("hog", "color", "cnn")
 
 
-def make_extractor(name, *, backbone="efficientnet_lite0", batch_size=32, caller="extract"):
+def make_extractor(name, *, backbone="efficientnet_lite0", batch_size=32, runtime="openvino", caller="extract"):
     """Extractor plan for one feature name ('hog', 'color' or 'cnn') with default parameters."""
     if name == "hog":
         return HOGExtractor(caller=caller)
@@ -38,7 +38,7 @@ def make_extractor(name, *, backbone="efficientnet_lite0", batch_size=32, caller
         return ColorHistogramExtractor(caller=caller)
     from ._embed import EmbeddingExtractor
 
-    return EmbeddingExtractor(backbone=backbone, batch_size=batch_size, caller=caller)
+    return EmbeddingExtractor(backbone=backbone, batch_size=batch_size, runtime=runtime, caller=caller)
 
 
 def __getattr__(name):  # torch-dependent names load on first use

@@ -48,6 +48,8 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
         Feature cache directory; None computes features every time.
     batch_size : int, default=32
         CNN batch size.
+    runtime : {'openvino', 'openvino-bf16', 'torch'}, default='openvino'
+        What runs the CNN (see :class:`catdog_sk.features.EmbeddingTransformer`).
     n_jobs : int, default=None
         Threads for decoding and per-image features (None: all CPUs).
     random_state : int, default=None
@@ -78,7 +80,7 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
 
     def __init__(self, *, features="cnn", backbone="efficientnet_lite0", model="logreg", C=0.01,
                  kernel="rbf", gamma="scale", pca=None, class_weight=None, augment=0, cache=None,
-                 batch_size=32, n_jobs=None, random_state=None, verbose=False):
+                 batch_size=32, runtime="openvino", n_jobs=None, random_state=None, verbose=False):
         self.features = features
         self.backbone = backbone
         self.model = model
@@ -90,6 +92,7 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
         self.augment = augment
         self.cache = cache
         self.batch_size = batch_size
+        self.runtime = runtime
         self.n_jobs = n_jobs
         self.random_state = random_state
         self.verbose = verbose
@@ -119,7 +122,7 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
     def _extractors(self):
         from ..features import make_extractor
 
-        return [make_extractor(n, backbone=self.backbone, batch_size=self.batch_size,
+        return [make_extractor(n, backbone=self.backbone, batch_size=self.batch_size, runtime=self.runtime,
                                caller=type(self).__name__) for n in FEATURE_SETS[self.features]]
 
     @staticmethod

@@ -98,7 +98,7 @@ def save_model(classifier, directory, *, card=None):
     if "cnn" in classifier.feature_names_:
         from ..features import make_extractor
 
-        full["backbone"] = make_extractor("cnn", backbone=classifier.backbone).config()
+        full["backbone"] = make_extractor("cnn", backbone=classifier.backbone, runtime=classifier.runtime).config()
     full.update(card or {})
     (directory / (CARD_FILE + ".tmp")).write_text(json.dumps(full, indent=2, default=str))
     os.replace(directory / (CARD_FILE + ".tmp"), directory / CARD_FILE)

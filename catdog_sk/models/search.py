@@ -110,7 +110,7 @@ def stack_features(base, feature_set):
 
 
 def run_search(base_train, y_train, feature_set, model, *, cv=5, n_jobs=None, random_state=0,
-               progress=None, base_test=None, y_test=None, backbone="efficientnet_lite0"):
+               progress=None, base_test=None, y_test=None, backbone="efficientnet_lite0", runtime="openvino"):
     """Tune one (feature set, model) pair, refit the best on all training data, score on test.
 
     Parameters
@@ -145,7 +145,7 @@ def run_search(base_train, y_train, feature_set, model, *, cv=5, n_jobs=None, ra
         search.fit(X, y_train)
     search_s = time.perf_counter() - start
     best = classifier_params(search.best_params_)
-    clf = CatDogClassifier(features=feature_set, backbone=backbone, model=model,
+    clf = CatDogClassifier(features=feature_set, backbone=backbone, runtime=runtime, model=model,
                            random_state=random_state, **best)
     start = time.perf_counter()
     clf._fit_features(X, y_train)
