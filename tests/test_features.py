@@ -232,3 +232,20 @@ def test_offline_default_backbone_works_and_downloadable_one_fails_fast(tmp_path
     lines = bad.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in bad.stderr, bad.stderr
     assert "convnext_tiny" in lines[0] and "efficientnet_lite0" in lines[0]
+
+
+@pytest.mark.parametrize("block_norm", ["L1", "L1-sqrt", "L2", "L2-Hys"])
+@pytest.mark.parametrize("ppc, cpb, orient", [(8, 2, 9), (12, 3, 6), (16, 1, 12)])
+def test_batch_hog_equals_skimage_hog(few_photos, block_norm, ppc, cpb, orient):
+    """The vectorised HOG is skimage's HOG, image by image, for every normalisation."""
+    from skimage.feature import hog
+
+    from catdog_sk.features._hog import _grey, hog_batch
+    from catdog_sk.preprocess import read_image
+
+    greys = np.stack([_grey(read_image(p), 100) for p in few_photos])
+    ours = hog_batch(greys, orientations=orient, pixels_per_cell=ppc, cells_per_block=cpb, block_norm=block_norm)
+    for g, row in zip(greys, ours):
+        ref = hog(g, orientations=orient, pixels_per_cell=(ppc, ppc), cells_per_block=(cpb, cpb),
+                  block_norm=block_norm)
+        np.testing.assert_allclose(row, ref, rtol=1e-5, atol=1e-6)

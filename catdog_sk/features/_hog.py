@@ -1,12 +1,106 @@
 """Histogram of oriented gradients on a fixed-size greyscale image."""
 
+from functools import lru_cache
+
 import numpy as np
 
 from .._validation import check_choice, check_number
 
-__all__ = ["hog_features", "HOGExtractor"]
+__all__ = ["hog_features", "hog_batch", "HOGExtractor"]
 
 _BLOCK_NORMS = ("L1", "L1-sqrt", "L2", "L2-Hys")
+
+
+def _grey(image, size):
+    import cv2
+
+    from ..preprocess import resize_exact
+
+    return cv2.cvtColor(resize_exact(image, size), cv2.COLOR_RGB2GRAY)
+
+
+def _orientation_bins(orientation, orientations):
+    # Bin i holds angles in [i * 180/orientations, (i + 1) * 180/orientations),
+    # decided by the same comparisons skimage makes.
+    edges = (180.0 / orientations) * np.arange(1, orientations)
+    return np.searchsorted(edges, orientation, side="right")
+
+
+@lru_cache(maxsize=8)
+def _gradient_tables(orientations):
+    d = np.arange(-255, 256, dtype=np.float64)
+    g_row, g_col = np.meshgrid(d, d, indexing="ij")
+    bins = _orientation_bins(np.rad2deg(np.arctan2(g_row, g_col)) % 180, orientations).astype(np.intp).ravel()
+    return bins, np.hypot(g_col, g_row).ravel()
+
+
+def hog_batch(greys, *, orientations=9, pixels_per_cell=8, cells_per_block=2, block_norm="L2-Hys"):
+    """HOG descriptors of a stack of same-size greyscale images, vectorised over the stack.
+
+    Computes exactly what :func:`skimage.feature.hog` computes for each image
+    (central-difference gradients, unsigned orientations hard-binned into
+    ``orientations`` bins over [0, 180), magnitudes averaged per cell, blocks
+    of cells normalised), but for a whole batch with a handful of NumPy calls
+    instead of a Cython loop per image, which makes it several times faster.
+
+    Parameters
+    ----------
+    greys : ndarray of shape (n_images, height, width)
+    orientations, pixels_per_cell, cells_per_block, block_norm
+        As in :func:`hog_features`.
+
+    Returns
+    -------
+    features : ndarray of shape (n_images, n_features), dtype float32
+    """
+    greys = np.asarray(greys)
+    n, rows, cols = greys.shape
+    # Gradients: central differences, zero on the border (skimage's _hog_channel_gradient).
+    dtype = np.int16 if greys.dtype == np.uint8 else np.float64
+    g = greys.astype(dtype)
+    g_row = np.zeros_like(g)
+    g_col = np.zeros_like(g)
+    g_row[:, 1:-1, :] = g[:, 2:, :] - g[:, :-2, :]
+    g_col[:, :, 1:-1] = g[:, :, 2:] - g[:, :, :-2]
+    if dtype == np.int16:
+        # 8-bit images have integer gradients in [-255, 255]: look bin and
+        # magnitude up in a table computed once with skimage's float64 formula,
+        # instead of an arctan2 and a hypot per pixel.
+        bin_lut, mag_lut = _gradient_tables(orientations)
+        flat = (g_row.astype(np.int32) + 255) * 511 + (g_col + 255)
+        bins = bin_lut[flat]
+        magnitude = mag_lut[flat]
+    else:
+        magnitude = np.hypot(g_col, g_row)
+        bins = _orientation_bins(np.rad2deg(np.arctan2(g_row, g_col)) % 180, orientations)
+    ppc = pixels_per_cell
+    n_cr, n_cc = rows // ppc, cols // ppc
+    # Pixels outside the last whole cell do not count, as in skimage.
+    bins = bins[:, :n_cr * ppc, :n_cc * ppc]
+    magnitude = magnitude[:, :n_cr * ppc, :n_cc * ppc]
+    cell_r = (np.arange(n_cr * ppc) // ppc)[None, :, None]
+    cell_c = (np.arange(n_cc * ppc) // ppc)[None, None, :]
+    img = np.arange(n)[:, None, None]
+    index = ((img * n_cr + cell_r) * n_cc + cell_c) * orientations + bins
+    hist = np.bincount(index.ravel(), weights=magnitude.ravel(), minlength=n * n_cr * n_cc * orientations)
+    hist = hist.reshape(n, n_cr, n_cc, orientations) / (ppc * ppc)
+    # Blocks of cells_per_block x cells_per_block cells, one cell apart.
+    cpb = cells_per_block
+    n_br, n_bc = n_cr - cpb + 1, n_cc - cpb + 1
+    blocks = np.lib.stride_tricks.sliding_window_view(hist, (cpb, cpb), axis=(1, 2))
+    blocks = blocks.transpose(0, 1, 2, 4, 5, 3).reshape(n, n_br, n_bc, -1)
+    eps = 1e-5
+    if block_norm == "L1":
+        out = blocks / (np.abs(blocks).sum(-1, keepdims=True) + eps)
+    elif block_norm == "L1-sqrt":
+        out = np.sqrt(blocks / (np.abs(blocks).sum(-1, keepdims=True) + eps))
+    elif block_norm == "L2":
+        out = blocks / np.sqrt((blocks ** 2).sum(-1, keepdims=True) + eps ** 2)
+    else:  # L2-Hys: L2, clip at 0.2, L2 again
+        out = blocks / np.sqrt((blocks ** 2).sum(-1, keepdims=True) + eps ** 2)
+        out = np.minimum(out, 0.2)
+        out = out / np.sqrt((out ** 2).sum(-1, keepdims=True) + eps ** 2)
+    return out.reshape(n, -1).astype(np.float32)
 
 
 def hog_features(image, *, size=128, orientations=9, pixels_per_cell=8, cells_per_block=2,
@@ -15,6 +109,8 @@ def hog_features(image, *, size=128, orientations=9, pixels_per_cell=8, cells_pe
 
     Resizing to a fixed square (aspect ratio not kept) makes every image give a
     descriptor of the same length, which a linear or kernel classifier needs.
+    The descriptor equals :func:`skimage.feature.hog` of that greyscale image
+    (see :func:`hog_batch`).
 
     Parameters
     ----------
@@ -35,23 +131,15 @@ def hog_features(image, *, size=128, orientations=9, pixels_per_cell=8, cells_pe
     features : ndarray of shape (n_features,), dtype float32
         ``n_features = (size // ppc - cpb + 1) ** 2 * cpb ** 2 * orientations``.
     """
-    import cv2
-    from skimage.feature import hog
-
-    from ..preprocess import resize_exact
-
-    grey = cv2.cvtColor(resize_exact(image, size), cv2.COLOR_RGB2GRAY)
-    out = hog(grey, orientations=orientations, pixels_per_cell=(pixels_per_cell, pixels_per_cell),
-              cells_per_block=(cells_per_block, cells_per_block), block_norm=block_norm,
-              feature_vector=True)
-    return out.astype(np.float32, copy=False)
+    return hog_batch(_grey(image, size)[None], orientations=orientations, pixels_per_cell=pixels_per_cell,
+                     cells_per_block=cells_per_block, block_norm=block_norm)[0]
 
 
 class HOGExtractor:
     """Extraction plan for :func:`hog_features` (used by the extraction engine and cache)."""
 
     name = "hog"
-    version = 1  # bump whenever hog_features' output changes
+    version = 2  # bump whenever hog_features' output changes (2: vectorised batch HOG)
 
     def __init__(self, *, size=128, orientations=9, pixels_per_cell=8, cells_per_block=2,
                  block_norm="L2-Hys", caller="HOGTransformer"):
@@ -70,7 +158,9 @@ class HOGExtractor:
         return {"name": self.name, "version": self.version, **self.params}
 
     def prepare(self, image):
-        return hog_features(image, **self.params)
+        return _grey(image, self.params["size"])
 
     def finalize(self, prepared):
-        return np.stack(prepared).astype(np.float32, copy=False)
+        p = self.params
+        return hog_batch(np.stack(prepared), orientations=p["orientations"], pixels_per_cell=p["pixels_per_cell"],
+                         cells_per_block=p["cells_per_block"], block_norm=p["block_norm"])
