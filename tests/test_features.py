@@ -249,3 +249,23 @@ def test_batch_hog_equals_skimage_hog(few_photos, block_norm, ppc, cpb, orient):
         ref = hog(g, orientations=orient, pixels_per_cell=(ppc, ppc), cells_per_block=(cpb, cpb),
                   block_norm=block_norm)
         np.testing.assert_allclose(row, ref, rtol=1e-5, atol=1e-6)
+
+
+def test_warm_run_reads_no_image_and_edits_are_still_seen(tmp_path, monkeypatch):
+    """Remembered hashes (path, size, mtime, inode) spare reading files; a rewrite changes them."""
+    from catdog_sk.features import _engine
+
+    cache = FeatureCache(tmp_path / "cache")
+    paths = [save(textured_image(seed=s), tmp_path / f"img{s}.png") for s in range(3)]
+    first = extract_features(paths, [HOGExtractor(size=64)], cache=cache)
+    reads = []
+    original = _engine.read_bytes
+    monkeypatch.setattr(_engine, "read_bytes", lambda p: reads.append(p) or original(p))
+    warm = extract_features(paths, [HOGExtractor(size=64)], cache=cache)
+    assert reads == [] and warm.hits == 3
+    np.testing.assert_array_equal(warm.features[0], first.features[0])
+    edited = textured_image(seed=0)
+    edited[5, 5] = 255 - edited[5, 5]
+    save(edited, paths[0])
+    again = extract_features(paths, [HOGExtractor(size=64)], cache=cache)
+    assert again.misses == 1 and [os.fspath(p) for p in reads] == [os.fspath(paths[0])]

@@ -14,6 +14,10 @@ Layout: ``<location>/<extractor>-<config hash>/<sha[:2]>/<sha>.npy``, plus a
 - Entries are ``.npy`` files read with ``allow_pickle=False``: unlike a pickle
   (what ``joblib.Memory`` stores), a tampered cache file cannot run code.
 
+- A file's content hash is remembered in ``hashes.sqlite`` against its path,
+  size, modification time (ns) and inode, so a warm run reads no image at
+  all; any change to those four fields means the file is read and hashed again.
+
 Why not ``joblib.Memory`` itself: it keys on call arguments, not file
 content, stores one result per call (our CNN computes a batch at once), and
 writes non-atomically (joblib#551).
@@ -49,6 +53,37 @@ class FeatureCache:
     def __init__(self, location):
         self.location = Path(location)
         self._namespaces = {}
+
+    # -- remembered content hashes -------------------------------------------------------------
+    def _db(self):
+        import sqlite3
+
+        self.location.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.location / "hashes.sqlite", timeout=60)
+        db.execute("CREATE TABLE IF NOT EXISTS hashes (path TEXT PRIMARY KEY, size INTEGER, "
+                   "mtime_ns INTEGER, inode INTEGER, sha256 TEXT)")
+        return db
+
+    def known_hashes(self):
+        """``{path: (size, mtime_ns, inode, sha256)}`` for every file hashed before."""
+        if not (self.location / "hashes.sqlite").exists():
+            return {}
+        db = self._db()
+        try:
+            return {row[0]: tuple(row[1:]) for row in db.execute("SELECT * FROM hashes")}
+        finally:
+            db.close()
+
+    def remember_hashes(self, rows):
+        """Store ``(path, size, mtime_ns, inode, sha256)`` rows in one transaction."""
+        if not rows:
+            return
+        db = self._db()
+        try:
+            with db:
+                db.executemany("INSERT OR REPLACE INTO hashes VALUES (?, ?, ?, ?, ?)", rows)
+        finally:
+            db.close()
 
     def __repr__(self):
         return f"FeatureCache({str(self.location)!r})"

@@ -74,10 +74,15 @@ def _describe(item):
     return os.fspath(item)
 
 
-def _load(item, max_pixels):
-    """Return (content key, thunk that decodes) for one item; errors as ImageDecodeError."""
+def _load(item, max_pixels, known=None, learned=None):
+    """Return (content key, thunk that decodes) for one item; errors as ImageDecodeError.
+
+    ``known`` maps paths to (size, mtime_ns, inode, sha256) remembered by the
+    cache: when the file's stat still matches, its bytes are not read until
+    (unless) it has to be decoded. Newly hashed files are appended to ``learned``.
+    """
     if isinstance(item, AugmentedImage):
-        key, decode = _load(item.source, max_pixels)
+        key, decode = _load(item.source, max_pixels, known, learned)
         suffix = hashlib.sha256(repr((item.seed, item.augmentation.as_dict())).encode()).hexdigest()[:16]
         return f"{key}-aug{suffix}", lambda: augment(decode(), random_state=item.seed,
                                                      augmentation=item.augmentation)
@@ -87,13 +92,28 @@ def _load(item, max_pixels):
     if not isinstance(item, (str, os.PathLike)):
         raise ImageDecodeError(None, "bad_array", f"expected a path or a uint8 array; got {type(item).__name__}")
     path = os.fspath(item)
+    if known:
+        try:
+            st = os.stat(path)
+        except OSError:
+            st = None
+        memo = known.get(os.path.abspath(path))
+        if st is not None and memo is not None and memo[:3] == (st.st_size, st.st_mtime_ns, st.st_ino):
+            return memo[3], lambda: decode_image(read_bytes(path), path=path, max_pixels=max_pixels)
     data = read_bytes(path)
-    return hashlib.sha256(data).hexdigest(), lambda: decode_image(data, path=path, max_pixels=max_pixels)
+    sha = hashlib.sha256(data).hexdigest()
+    if learned is not None:
+        try:
+            st = os.stat(path)
+            learned.append((os.path.abspath(path), st.st_size, st.st_mtime_ns, st.st_ino, sha))
+        except OSError:
+            pass
+    return sha, lambda: decode_image(data, path=path, max_pixels=max_pixels)
 
 
-def _work(item, plans, max_pixels):
+def _work(item, plans, max_pixels, known=None, learned=None):
     """Worker-thread stage for one item: hash, look up the cache, decode and prepare misses."""
-    key, decode = _load(item, max_pixels)
+    key, decode = _load(item, max_pixels, known, learned)
     cached, prepared = {}, {}
     for k, (extractor, cache, ns, dim) in enumerate(plans):
         vec = cache.get(ns, key, dim) if cache is not None else None
@@ -107,9 +127,9 @@ def _work(item, plans, max_pixels):
     return key, cached, prepared
 
 
-def _safe_work(item, plans, max_pixels):
+def _safe_work(item, plans, max_pixels, known=None, learned=None):
     try:
-        return _work(item, plans, max_pixels), None
+        return _work(item, plans, max_pixels, known, learned), None
     except ImageDecodeError as exc:
         if exc.path is None:
             exc = ImageDecodeError(_describe(item), exc.reason, exc.detail)
@@ -162,11 +182,13 @@ def extract_features(images, extractors, *, cache=None, n_jobs=None, chunk_size=
 
     from tqdm.auto import tqdm
 
+    known = cache.known_hashes() if cache is not None else None
+    learned = [] if cache is not None else None  # list.append is atomic across threads
     bar = tqdm(total=n, desc=desc, unit="img", file=sys.stderr, disable=not progress, leave=False)
     chunks = [range(s, min(s + chunk_size, n)) for s in range(0, n, chunk_size)]
     with ThreadPoolExecutor(max_workers=effective_n_jobs(n_jobs)) as pool:
         def submit(chunk):
-            return [pool.submit(_safe_work, images[i], plans, max_pixels) for i in chunk]
+            return [pool.submit(_safe_work, images[i], plans, max_pixels, known, learned) for i in chunk]
 
         pending = submit(chunks[0])
         for c, chunk in enumerate(chunks):
@@ -201,6 +223,10 @@ def extract_features(images, extractors, *, cache=None, n_jobs=None, chunk_size=
                     if cache_k is not None:
                         cache_k.put(ns, key, vec)
                 result.misses += len(rows)
+            if learned:  # hashes computed so far (workers may be appending more)
+                done_n = len(learned)
+                cache.remember_hashes(learned[:done_n])
+                del learned[:done_n]
             bar.update(len(chunk))
     bar.close()
     result.seconds = time.perf_counter() - start

@@ -1,0 +1,86 @@
+"""Peak memory vs dataset size, and single-image predict latency, measured side by side.
+
+Usage::
+
+    python benchmarks/bench_memory_latency.py [--json-out artifacts/bench/memory_latency.json]
+
+Memory: extraction of all features (HOG, colour, CNN; no cache) over 2,000 and over 4,000 shared
+photos, each in a fresh subprocess, peak resident set size read from ``getrusage``. Streaming
+extraction holds about two chunks of decoded images, so the peak should not grow with the number of
+images (the output matrix, 11 KB per image here, is the only part that does).
+
+Latency: a CatDogClassifier (Lite0 + logistic regression) fitted on 200 train photos predicts one
+test photo at a time, warm, no cache; p50 and p99 over 200 calls.
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE.parent.parent / "shared" / "data" / "catsdogs"
+
+_CHILD = """
+import resource, sys
+from catdog_sk.data import find_images
+from catdog_sk.features import extract_features, make_extractor
+paths = []
+for split in sys.argv[2:]:
+    paths += find_images(split).paths
+paths = paths[: int(sys.argv[1])]
+res = extract_features(paths, [make_extractor(n) for n in ("hog", "color", "cnn")])
+print(len(paths), res.ok.sum(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def peak_rss_mb(n, data):
+    out = subprocess.run([sys.executable, "-c", _CHILD, str(n), str(data / "train"), str(data / "test")],
+                         capture_output=True, text=True, check=True).stdout.split()
+    return int(out[0]), int(out[2]) / 1024
+
+
+def latency(data, n_calls=200):
+    from catdog_sk import CatDogClassifier
+    from catdog_sk.data import find_images
+
+    train = find_images(data / "train")
+    idx = np.r_[0:100, 1000:1100]
+    clf = CatDogClassifier().fit([train.paths[i] for i in idx], train.labels[idx])
+    test = find_images(data / "test").paths[:n_calls]
+    clf.predict(test[:5])  # warm
+    times = []
+    for p in test:
+        t = time.perf_counter()
+        clf.predict([p])
+        times.append(1000 * (time.perf_counter() - t))
+    return float(np.percentile(times, 50)), float(np.percentile(times, 99))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", default=str(DATA))
+    parser.add_argument("--json-out", default=str(HERE.parent / "artifacts" / "bench" / "memory_latency.json"))
+    args = parser.parse_args(argv)
+    data = Path(args.data)
+    mem = [peak_rss_mb(n, data) for n in (2000, 4000)]
+    p50, p99 = latency(data)
+    report = {"peak_rss_mb": {str(n): round(mb, 1) for n, mb in mem},
+              "peak_ratio_4000_over_2000": round(mem[1][1] / mem[0][1], 3),
+              "predict_one_image_ms": {"p50": round(p50, 2), "p99": round(p99, 2)}}
+    print(f"peak RSS extracting 2,000 images: {mem[0][1]:.0f} MB; 4,000 images: {mem[1][1]:.0f} MB "
+          f"(ratio {report['peak_ratio_4000_over_2000']})")
+    print(f"single-image predict, in-process, warm: p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+    Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json_out).write_text(json.dumps(report, indent=2))
+    json.dump(report, sys.stdout, indent=2)
+    print()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
