@@ -269,3 +269,23 @@ def test_warm_run_reads_no_image_and_edits_are_still_seen(tmp_path, monkeypatch)
     save(edited, paths[0])
     again = extract_features(paths, [HOGExtractor(size=64)], cache=cache)
     assert again.misses == 1 and [os.fspath(p) for p in reads] == [os.fspath(paths[0])]
+
+
+def test_entries_are_packed_and_a_broken_pack_is_ignored(tmp_path):
+    cache = FeatureCache(tmp_path / "cache")
+    n = FeatureCache.PACK_THRESHOLD + 6
+    imgs = [textured_image(24, 24, seed=s) for s in range(n)]
+    paths = [save(im, tmp_path / f"i{s}.png") for s, im in enumerate(imgs)]
+    first = extract_features(paths, [ColorHistogramExtractor(bins=4)], cache=cache).features[0]
+    (ns,) = list((tmp_path / "cache").glob("color-*"))
+    assert len(list(ns.glob("pack-*.keys"))) == 1 and not list(ns.glob("??/*.npy"))
+    warm = extract_features(paths, [ColorHistogramExtractor(bins=4)], cache=FeatureCache(tmp_path / "cache"))
+    assert warm.hits == n
+    np.testing.assert_array_equal(warm.features[0], first)
+    (pack,) = list(ns.glob("pack-*.npy"))
+    pack.write_bytes(pack.read_bytes()[:100])
+    with pytest.warns(RuntimeWarning, match="unreadable cache pack"):
+        again = extract_features(paths, [ColorHistogramExtractor(bins=4)], cache=FeatureCache(tmp_path / "cache"))
+    assert again.misses == n
+    np.testing.assert_array_equal(again.features[0], first)
+    assert not pack.exists() and len(list(ns.glob("pack-*.keys"))) == 1  # broken pack gone, a new one made

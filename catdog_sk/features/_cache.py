@@ -14,6 +14,10 @@ Layout: ``<location>/<extractor>-<config hash>/<sha[:2]>/<sha>.npy``, plus a
 - Entries are ``.npy`` files read with ``allow_pickle=False``: unlike a pickle
   (what ``joblib.Memory`` stores), a tampered cache file cannot run code.
 
+- After a run, loose entries are merged into a *pack* (``pack-<id>.npy``, a
+  float32 matrix, plus ``pack-<id>.keys``, its row keys, written last so a
+  pack without its keys is ignored). Packs are memory-mapped, so a warm run
+  reads thousands of vectors at memory speed instead of opening a file each.
 - A file's content hash is remembered in ``hashes.sqlite`` against its path,
   size, modification time (ns) and inode, so a warm run reads no image at
   all; any change to those four fields means the file is read and hashed again.
@@ -50,9 +54,13 @@ class FeatureCache:
         Directory; created on first write.
     """
 
+    #: Loose entries that trigger merging them into a pack at the end of a run.
+    PACK_THRESHOLD = 64
+
     def __init__(self, location):
         self.location = Path(location)
         self._namespaces = {}
+        self._packs = {}  # namespace dir -> {key: (memmap, row)}
 
     # -- remembered content hashes -------------------------------------------------------------
     def _db(self):
@@ -104,8 +112,50 @@ class FeatureCache:
     def _entry(ns, key):
         return ns / key[:2] / f"{key}.npy"
 
+    def _pack_index(self, ns):
+        index = self._packs.get(ns)
+        if index is None:
+            index = {}
+            for keys_file in sorted(ns.glob("pack-*.keys")):
+                try:
+                    keys = keys_file.read_text().split()
+                    matrix = np.load(keys_file.with_suffix(".npy"), mmap_mode="r", allow_pickle=False)
+                except (OSError, ValueError) as exc:
+                    self._drop_pack(keys_file, f"Removing unreadable cache pack {keys_file} ({exc}); "
+                                               f"its entries will be recomputed.")
+                    continue
+                if matrix.ndim != 2 or matrix.shape[0] != len(keys) or matrix.dtype != np.float32:
+                    self._drop_pack(keys_file, f"Removing cache pack {keys_file}: {len(keys)} keys for a "
+                                               f"{matrix.dtype} matrix of shape {matrix.shape}.")
+                    continue
+                for row, k in enumerate(keys):
+                    index[k] = (matrix, row)
+            self._packs[ns] = index
+        return index
+
+    @staticmethod
+    def _drop_pack(keys_file, message):
+        warnings.warn(message, RuntimeWarning, stacklevel=4)
+        for path in (keys_file, keys_file.with_suffix(".npy")):
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+
+    def get_packed(self, ns, key, n_features):
+        """Cached vector for ``key`` from a pack (memory speed), or None."""
+        hit = self._pack_index(ns).get(key)
+        if hit is not None and hit[0].shape[1] == n_features:
+            vec = np.array(hit[0][hit[1]])
+            if np.isfinite(vec).all():
+                return vec
+        return None
+
     def get(self, ns, key, n_features):
         """Cached vector for ``key``, or None when missing or corrupt (then it is removed)."""
+        vec = self.get_packed(ns, key, n_features)
+        if vec is not None:
+            return vec
         path = self._entry(ns, key)
         try:
             with open(path, "rb") as fh:
@@ -139,6 +189,39 @@ class FeatureCache:
         finally:
             if tmp.exists():
                 tmp.unlink()
+
+    def pack(self, ns):
+        """Merge loose entries of a namespace into one memory-mapped pack (atomic, crash-safe).
+
+        Returns the number of entries packed (0 when below ``PACK_THRESHOLD``).
+        """
+        loose = sorted(ns.glob("??/*.npy"))
+        if len(loose) < self.PACK_THRESHOLD:
+            return 0
+        keys, rows = [], []
+        for path in loose:
+            try:
+                arr = np.load(path, allow_pickle=False)
+            except (OSError, ValueError, EOFError):
+                continue  # corrupt or vanished: get() reports and recomputes it later
+            if arr.dtype == np.float32 and arr.ndim == 1 and (not rows or arr.shape == rows[0].shape):
+                keys.append(path.stem)
+                rows.append(arr)
+        if not rows:
+            return 0
+        name = f"pack-{uuid.uuid4().hex[:12]}"
+        with tempfile.NamedTemporaryFile(dir=ns, prefix=".tmp-", suffix=".npy", delete=False) as fh:
+            np.save(fh, np.stack(rows), allow_pickle=False)
+        os.replace(fh.name, ns / f"{name}.npy")
+        self._atomic_write(ns / f"{name}.keys", "\n".join(keys).encode())  # the pack exists from here on
+        for path in loose:
+            if path.stem in keys:
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
+        self._packs.pop(ns, None)
+        return len(keys)
 
     @staticmethod
     def _atomic_write(path, data):

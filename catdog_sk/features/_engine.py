@@ -127,6 +127,29 @@ def _work(item, plans, max_pixels, known=None, learned=None):
     return key, cached, prepared
 
 
+def _packed_hit(item, plans, known):
+    """Main-thread shortcut: (key, cached, {}) when every extractor's vector is in a pack."""
+    if not known or not isinstance(item, (str, os.PathLike)):
+        return None
+    path = os.fspath(item)
+    memo = known.get(os.path.abspath(path))
+    if memo is None:
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    if memo[:3] != (st.st_size, st.st_mtime_ns, st.st_ino):
+        return None
+    cached = {}
+    for k, (_, cache, ns, dim) in enumerate(plans):
+        vec = cache.get_packed(ns, memo[3], dim)
+        if vec is None:
+            return None
+        cached[k] = vec
+    return memo[3], cached, {}
+
+
 def _safe_work(item, plans, max_pixels, known=None, learned=None):
     try:
         return _work(item, plans, max_pixels, known, learned), None
@@ -188,12 +211,17 @@ def extract_features(images, extractors, *, cache=None, n_jobs=None, chunk_size=
     chunks = [range(s, min(s + chunk_size, n)) for s in range(0, n, chunk_size)]
     with ThreadPoolExecutor(max_workers=effective_n_jobs(n_jobs)) as pool:
         def submit(chunk):
-            return [pool.submit(_safe_work, images[i], plans, max_pixels, known, learned) for i in chunk]
+            out = []
+            for i in chunk:
+                hit = _packed_hit(images[i], plans, known)
+                out.append((hit, None) if hit is not None else
+                           pool.submit(_safe_work, images[i], plans, max_pixels, known, learned))
+            return out
 
         pending = submit(chunks[0])
         for c, chunk in enumerate(chunks):
             futures = pending
-            done = [f.result() for f in futures]
+            done = [f if isinstance(f, tuple) else f.result() for f in futures]
             if c + 1 < len(chunks):
                 pending = submit(chunks[c + 1])  # decode ahead while the batch stage runs
             to_finalize = [[] for _ in plans]
@@ -201,7 +229,8 @@ def extract_features(images, extractors, *, cache=None, n_jobs=None, chunk_size=
                 if err is not None:
                     if on_error == "raise":
                         for f in pending:
-                            f.cancel()
+                            if not isinstance(f, tuple):
+                                f.cancel()
                         bar.close()
                         raise err
                     result.errors.append(err)
@@ -229,5 +258,8 @@ def extract_features(images, extractors, *, cache=None, n_jobs=None, chunk_size=
                 del learned[:done_n]
             bar.update(len(chunk))
     bar.close()
+    if cache is not None and result.misses:
+        for _, _, ns, _ in plans:
+            cache.pack(ns)
     result.seconds = time.perf_counter() - start
     return result
