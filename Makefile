@@ -29,6 +29,9 @@ test: venv
 
 bench: venv
 	$(PY) benchmarks/bench_extract.py
+	$(PY) benchmarks/bench_classic.py
+	$(PY) benchmarks/bench_cnn.py
+	$(PY) benchmarks/bench_memory_latency.py
 
 clean:
 	rm -rf $(VENV) artifacts/cache artifacts/models artifacts/reports

@@ -83,6 +83,11 @@ def _to_rgb(im):
     return np.asarray(im.convert("RGB"))
 
 
+def _reason(exc):
+    text = str(exc).lower()
+    return "truncated" if ("truncated" in text or "broken data stream" in text) else "corrupt"
+
+
 def decode_image(data, *, path=None, max_pixels=DEFAULT_MAX_PIXELS, draft_size=None):
     """Decode encoded image bytes into an RGB ``uint8`` array, upright.
 
@@ -122,7 +127,7 @@ def decode_image(data, *, path=None, max_pixels=DEFAULT_MAX_PIXELS, draft_size=N
     except UnidentifiedImageError:
         raise ImageDecodeError(path, "not_an_image", "content is not a recognised image format") from None
     except (OSError, ValueError, SyntaxError) as exc:
-        raise ImageDecodeError(path, "corrupt", str(exc)) from None
+        raise ImageDecodeError(path, _reason(exc), str(exc)) from None
     with im:
         width, height = im.size
         if width < 1 or height < 1:
@@ -141,9 +146,7 @@ def decode_image(data, *, path=None, max_pixels=DEFAULT_MAX_PIXELS, draft_size=N
             im = ImageOps.exif_transpose(im)
             return np.ascontiguousarray(_to_rgb(im))
         except OSError as exc:
-            text = str(exc)
-            reason = "truncated" if "truncated" in text or "broken data stream" in text else "corrupt"
-            raise ImageDecodeError(path, reason, text) from None
+            raise ImageDecodeError(path, _reason(exc), str(exc)) from None
         except (ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as exc:
             raise ImageDecodeError(path, "corrupt", str(exc)) from None
 
@@ -285,6 +288,3 @@ class AugmentedImage:
     source: object
     seed: int
     augmentation: Augmentation = Augmentation()
-
-    def __fspath__(self):  # lets reports print it like a path
-        return os.fspath(self.source) if not isinstance(self.source, np.ndarray) else "<array>"

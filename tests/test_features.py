@@ -282,6 +282,9 @@ def test_entries_are_packed_and_a_broken_pack_is_ignored(tmp_path):
     warm = extract_features(paths, [ColorHistogramExtractor(bins=4)], cache=FeatureCache(tmp_path / "cache"))
     assert warm.hits == n
     np.testing.assert_array_equal(warm.features[0], first)
+    # an augmented copy of a packed image is its own entry, never the original's
+    aug = extract_features([AugmentedImage(paths[0], seed=1)], [ColorHistogramExtractor(bins=4)], cache=cache)
+    assert aug.misses == 1 and not np.array_equal(aug.features[0][0], first[0])
     (pack,) = list(ns.glob("pack-*.npy"))
     pack.write_bytes(pack.read_bytes()[:100])
     with pytest.warns(RuntimeWarning, match="unreadable cache pack"):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from catdog_sk import evaluate, fit
+from catdog_sk import evaluate, fit, predict
 from catdog_sk.models import load_model
 
 from conftest import save, textured_image
@@ -86,6 +86,26 @@ def test_fit_then_evaluate_writes_model_card_report_and_plots(shared_data, tmp_p
     clf = load_model(model_dir)
     paths = sorted((data / "test").rglob("*.jpg"))
     assert clf.predict(paths).shape == (20,)
+
+    # predict: one JSON line per image in input order; unreadable files get an error line
+    (tmp_path / "junk.jpg").write_bytes(b"not an image")
+    code = predict.main(["--model", str(model_dir), str(data / "test" / "cats"), str(tmp_path / "junk.jpg"),
+                         str(tmp_path / "missing.jpg"), "--quiet"])
+    assert code == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(lines) == 12
+    assert [r["path"] for r in lines[:10]] == [str(p) for p in sorted((data / "test" / "cats").glob("*.jpg"))]
+    for r in lines[:10]:
+        assert r["label"] in ("cat", "dog") and abs(sum(r["probabilities"].values()) - 1) < 1e-5
+        assert r["model_version"] == card["model_sha256"][:12]
+    expected = clf.predict(sorted((data / "test" / "cats").glob("*.jpg")))
+    assert [r["label"] for r in lines[:10]] == list(expected)
+    assert (lines[10]["error"], lines[11]["error"]) == ("not_an_image", "unreadable")
+    assert predict.main(["--model", str(model_dir), str(tmp_path / "junk.jpg"), "--strict", "--quiet"]) == 1
+    capsys.readouterr()
+    assert predict.main(["--model", str(model_dir), str(data / "test" / "dogs"), "--format", "csv"]) == 0
+    rows = capsys.readouterr().out.strip().splitlines()
+    assert rows[0] == "path,label,p_cat,p_dog,model_version,error" and len(rows) == 11
 
 
 def test_evaluate_refuses_missing_model(tmp_path, capsys):

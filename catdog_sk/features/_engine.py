@@ -129,7 +129,7 @@ def _work(item, plans, max_pixels, known=None, learned=None):
 
 def _packed_hit(item, plans, known):
     """Main-thread shortcut: (key, cached, {}) when every extractor's vector is in a pack."""
-    if not known or not isinstance(item, (str, os.PathLike)):
+    if not known or isinstance(item, AugmentedImage) or not isinstance(item, (str, os.PathLike)):
         return None
     path = os.fspath(item)
     memo = known.get(os.path.abspath(path))

@@ -1,0 +1,126 @@
+"""Predict cat or dog for image files: ``python -m catdog_sk.predict --help``."""
+
+import csv
+import json
+import os
+import sys
+
+import numpy as np
+
+from . import _cli
+from .data import IMAGE_EXTENSIONS
+
+
+def build_parser():
+    parser = _cli.make_parser(
+        "predict",
+        "Predict the class of each image (files, or folders searched recursively) with a saved model. "
+        "Prints one JSON line (or CSV row) per image, in input order: path, label, the probability of "
+        "each class and the model version; a file that cannot be read gets a line with the error "
+        "instead, and the run goes on.",
+        epilog="Exit status: 0 done (unreadable files are reported in the output), 1 failure (or any "
+               "unreadable file with --strict), 2 usage error.",
+    )
+    parser.add_argument("images", nargs="+", metavar="IMAGE|DIR", help="image files or folders")
+    parser.add_argument("--model", required=True, metavar="PATH", help="model directory (or its model.skops)")
+    parser.add_argument("--format", choices=("jsonl", "csv"), default="jsonl", help="output format")
+    cache = parser.add_mutually_exclusive_group()
+    cache.add_argument("--cache", metavar="DIR", help="feature cache (default: none, features are computed)")
+    cache.add_argument("--no-cache", action="store_true", help="compute features without a cache (the default)")
+    parser.add_argument("--jobs", type=int, default=None, metavar="N", help="worker threads (default: all CPUs)")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when any image could not be read")
+    parser.add_argument("--unsafe", action="store_true",
+                        help="load a model file naming types catdog_sk does not trust (only files you made)")
+    return parser
+
+
+def expand(inputs):
+    """Files as given, folders replaced by their image files (sorted, recursive)."""
+    out = []
+    for item in inputs:
+        if os.path.isdir(item):
+            for dirpath, dirnames, filenames in os.walk(item):
+                dirnames.sort()
+                out += [os.path.join(dirpath, f) for f in sorted(filenames)
+                        if os.path.splitext(f)[1].lower() in IMAGE_EXTENSIONS]
+        else:
+            out.append(item)
+    return out
+
+
+def predict_paths(clf, paths, *, cache=None, n_jobs=None, progress=False, chunk_size=256):
+    """Yield one result dict per path, in order, computing features chunk by chunk.
+
+    Parameters
+    ----------
+    clf : CatDogClassifier
+        Fitted.
+    paths : list of str
+
+    Yields
+    ------
+    result : dict
+        ``{'path', 'label', 'probabilities': {class: p}, 'model_version'}``, or
+        ``{'path', 'error', 'detail', 'model_version'}`` for an unreadable file.
+    """
+    from .features import extract_features
+
+    card = getattr(clf, "card_", None) or {}
+    version = card.get("model_sha256", "")[:12] or "unversioned"
+    classes = [str(c) for c in clf.classes_]
+    for start in range(0, len(paths), chunk_size):
+        chunk = paths[start:start + chunk_size]
+        res = extract_features(chunk, clf._extractors(), cache=cache, n_jobs=n_jobs, on_error="skip",
+                               progress=progress, desc="predict")
+        errors = {e.path: e for e in res.errors}
+        ok = np.flatnonzero(res.ok)
+        proba = clf.pipeline_.predict_proba(np.hstack([f[ok] for f in res.features])) if len(ok) else []
+        row_of = {i: r for r, i in enumerate(ok)}
+        for i, path in enumerate(chunk):
+            if i in row_of:
+                p = proba[row_of[i]]
+                yield {"path": path, "label": classes[int(np.argmax(p))],
+                       "probabilities": {c: round(float(v), 6) for c, v in zip(classes, p)},
+                       "model_version": version}
+            else:
+                err = errors.get(os.fspath(path))
+                yield {"path": path, "error": err.reason if err else "unreadable",
+                       "detail": err.detail if err else "", "model_version": version}
+
+
+def main(argv=None):
+    parser = build_parser()
+
+    def body(args):
+        from .models import load_model
+
+        clf = load_model(args.model, unsafe=args.unsafe)
+        paths = expand(args.images)
+        if not paths:
+            parser.error("no image files found in the given paths")
+        classes = [str(c) for c in clf.classes_]
+        writer = None
+        if args.format == "csv":
+            writer = csv.writer(sys.stdout)
+            writer.writerow(["path", "label", *[f"p_{c}" for c in classes], "model_version", "error"])
+        failed = 0
+        for result in predict_paths(clf, paths, cache=None if args.no_cache else args.cache, n_jobs=args.jobs,
+                                    progress=_cli.show_progress(args)):
+            failed += "error" in result
+            if writer is None:
+                print(json.dumps(result), flush=True)
+            elif "error" in result:
+                writer.writerow([result["path"], "", *[""] * len(classes), result["model_version"],
+                                 f"{result['error']}: {result['detail']}"])
+            else:
+                writer.writerow([result["path"], result["label"],
+                                 *[result["probabilities"][c] for c in classes], result["model_version"], ""])
+        if failed:
+            _cli.log(args, f"{failed} of {len(paths)} image(s) could not be read")
+        return 1 if (failed and args.strict) else 0
+
+    return _cli.run(body, parser, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,46 @@
+"""Serve a saved model over HTTP: ``python -m catdog_sk.serve --help``."""
+
+from . import _cli
+
+
+def build_parser():
+    parser = _cli.make_parser(
+        "serve",
+        "Serve a saved model over HTTP (FastAPI + uvicorn): POST /predict (multipart or base64 JSON), "
+        "POST /feedback, GET /health, /ready, /metrics (Prometheus) and a web page at /.",
+        epilog="Exit status: 0 after a clean shutdown, 1 failure (e.g. the model cannot be loaded), 2 usage error.",
+    )
+    parser.add_argument("--model", required=True, metavar="PATH", help="model directory (or its model.skops)")
+    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on")
+    parser.add_argument("--port", type=int, default=8000, help="TCP port")
+    parser.add_argument("--log-db", metavar="FILE",
+                        help="SQLite prediction log (default: prediction_log.sqlite beside the model)")
+    parser.add_argument("--max-upload-mb", type=float, default=10.0, help="larger uploads get HTTP 413")
+    parser.add_argument("--unsafe", action="store_true",
+                        help="load a model file naming types catdog_sk does not trust (only files you made)")
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+
+    def body(args):
+        import uvicorn
+
+        from .serving import create_app
+
+        if not 0 < args.port < 65536:
+            parser.error(f"--port must be in 1..65535; got {args.port}")
+        if args.max_upload_mb <= 0:
+            parser.error(f"--max-upload-mb must be > 0; got {args.max_upload_mb}")
+        app = create_app(args.model, log_db=args.log_db, max_upload_bytes=int(args.max_upload_mb * 2**20),
+                         unsafe=args.unsafe)
+        _cli.log(args, f"serving model {app.version} on http://{args.host}:{args.port}/")
+        uvicorn.run(app, host=args.host, port=args.port, log_level="warning" if args.quiet else "info")
+        return 0
+
+    return _cli.run(body, parser, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

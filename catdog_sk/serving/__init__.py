@@ -1,0 +1,13 @@
+"""Serving: the HTTP service (FastAPI) and its prediction log."""
+
+from ._log import PredictionLog
+
+__all__ = ["PredictionLog", "create_app"]
+
+
+def __getattr__(name):  # FastAPI loads only when a service is built
+    if name == "create_app":
+        from .app import create_app
+
+        return create_app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,92 @@
+"""Prediction log: every prediction and every piece of feedback, in SQLite.
+
+Writes never break serving: a locked database, a full disk or a read-only
+file is reported through ``errors`` (and the ``catdog_sk.serving`` logger),
+and the prediction is still returned to the client.
+"""
+
+import logging
+import sqlite3
+import threading
+import time
+
+__all__ = ["PredictionLog"]
+
+logger = logging.getLogger("catdog_sk.serving")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS predictions (
+    request_id TEXT, item INTEGER, time REAL, sha256 TEXT, label TEXT, probabilities TEXT,
+    model_version TEXT, latency_ms REAL, PRIMARY KEY (request_id, item));
+CREATE TABLE IF NOT EXISTS feedback (
+    request_id TEXT, item INTEGER, time REAL, true_label TEXT, PRIMARY KEY (request_id, item));
+"""
+
+
+class PredictionLog:
+    """Append-only log of predictions and feedback.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        SQLite file, created when missing.
+    timeout : float, default=0.5
+        Seconds to wait for a locked database before giving up on a write.
+    """
+
+    def __init__(self, path, *, timeout=0.5):
+        self.path = str(path)
+        self.timeout = timeout
+        self.errors = 0
+        self._lock = threading.Lock()
+        self._write(lambda db: db.executescript(_SCHEMA))
+
+    def _write(self, action):
+        with self._lock:
+            try:
+                db = sqlite3.connect(self.path, timeout=self.timeout)
+                try:
+                    with db:
+                        return action(db)
+                finally:
+                    db.close()
+            except sqlite3.Error as exc:
+                self.errors += 1
+                logger.error("prediction log %s: write failed (%s); serving goes on", self.path, exc)
+                return None
+
+    def record(self, rows):
+        """Store predictions: iterable of (request_id, item, sha256, label, probabilities_json, version, ms)."""
+        now = time.time()
+        rows = [(r[0], r[1], now, *r[2:]) for r in rows]
+        return self._write(lambda db: db.executemany(
+            "INSERT OR REPLACE INTO predictions VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)) is not None
+
+    def feedback(self, request_id, item, true_label):
+        """Attach the true label to a logged prediction.
+
+        Returns the predicted label, False when there is no such prediction, or
+        None when the log cannot be written.
+        """
+        def action(db):
+            found = db.execute("SELECT label FROM predictions WHERE request_id = ? AND item = ?",
+                               (request_id, item)).fetchone()
+            if found is None:
+                return False
+            db.execute("INSERT OR REPLACE INTO feedback VALUES (?, ?, ?, ?)",
+                       (request_id, item, time.time(), true_label))
+            return found[0]
+        return self._write(action)
+
+    def rows(self):
+        """All predictions joined with their feedback (for monitoring and tests)."""
+        db = sqlite3.connect(self.path, timeout=5)
+        try:
+            cur = db.execute(
+                "SELECT p.request_id, p.item, p.time, p.sha256, p.label, p.probabilities, p.model_version, "
+                "p.latency_ms, f.true_label FROM predictions p LEFT JOIN feedback f "
+                "ON p.request_id = f.request_id AND p.item = f.item ORDER BY p.time")
+            cols = [c[0] for c in cur.description]
+            return [dict(zip(cols, r)) for r in cur.fetchall()]
+        finally:
+            db.close()

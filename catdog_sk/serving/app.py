@@ -1,0 +1,215 @@
+"""HTTP service: the model loaded once, predictions over HTTP, a web page, metrics and feedback.
+
+FastAPI is the ecosystem's standard for typed HTTP APIs in Python and comes with
+a test client; it is imported only when a service is created.
+"""
+
+import base64
+import binascii
+import hashlib
+import json
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+from ..exceptions import ImageDecodeError
+from ..preprocess import DEFAULT_MAX_PIXELS, decode_image
+
+__all__ = ["create_app", "DEFAULT_MAX_UPLOAD_BYTES"]
+
+#: Uploads above this many bytes are refused with 413 before decoding.
+DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+
+#: HTTP status for each decode failure reason.
+_STATUS = {"too_large": 413, "not_an_image": 415, "empty": 422, "truncated": 422, "corrupt": 422,
+           "bad_array": 422, "unreadable": 422}
+
+class _Metrics:
+    """Prometheus series for one app, in their own registry (BentoML-style names, base units)."""
+
+    def __init__(self, version, sha):
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        self.registry = CollectorRegistry()
+        self.requests = Counter("catdog_requests_total", "HTTP requests", ["endpoint", "http_response_code"],
+                                registry=self.registry)
+        self.latency = Histogram("catdog_request_duration_seconds", "Request latency", ["endpoint"],
+                                 buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+                                 registry=self.registry)
+        self.predictions = Counter("catdog_predictions_total", "Predictions by label", ["label"],
+                                   registry=self.registry)
+        self.confidence = Histogram("catdog_prediction_confidence", "Probability of the predicted label",
+                                    buckets=(0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0), registry=self.registry)
+        self.feedback = Counter("catdog_feedback_total", "Feedback received", ["correct"], registry=self.registry)
+        self.log_errors = Counter("catdog_prediction_log_errors_total", "Failed prediction-log writes",
+                                  registry=self.registry)
+        info = Gauge("catdog_model_info", "The served model", ["version", "sha256"], registry=self.registry)
+        info.labels(version=version, sha256=sha).set(1)
+
+
+def create_app(model_path, *, log_db=None, max_upload_bytes=DEFAULT_MAX_UPLOAD_BYTES,
+               max_pixels=DEFAULT_MAX_PIXELS, unsafe=False):
+    """Build the FastAPI application serving one saved model.
+
+    Parameters
+    ----------
+    model_path : str or os.PathLike
+        A model directory written by ``fit`` (or its ``model.skops``).
+    log_db : str or os.PathLike, default=None
+        SQLite prediction log (default: ``prediction_log.sqlite`` beside the model).
+    max_upload_bytes : int, default=10 MiB
+        Larger uploads get 413 without being decoded.
+    max_pixels : int, default=DEFAULT_MAX_PIXELS
+        Images declaring more pixels get 413 (decompression-bomb guard).
+    unsafe : bool, default=False
+        Passed to :func:`catdog_sk.models.load_model`.
+
+    Returns
+    -------
+    app : fastapi.FastAPI
+        Routes: ``GET /`` (web page), ``POST /predict``, ``POST /feedback``,
+        ``GET /health``, ``GET /ready``, ``GET /metrics``.
+    """
+    from fastapi import FastAPI, HTTPException, Request
+    from fastapi.responses import HTMLResponse, JSONResponse, Response
+
+    from ..models import load_model
+    from ._log import PredictionLog
+
+    clf = load_model(model_path, unsafe=unsafe)
+    card = getattr(clf, "card_", None) or {}
+    sha = card.get("model_sha256", "")
+    version = sha[:12] or "unversioned"
+    classes = [str(c) for c in clf.classes_]
+    model_dir = Path(model_path) if Path(model_path).is_dir() else Path(model_path).parent
+    log = PredictionLog(log_db or model_dir / "prediction_log.sqlite")
+    metrics = _Metrics(version, sha)
+    predict_lock = threading.Lock()  # compiled CNN runtimes are not re-entrant
+    extractors = clf._extractors()
+    clf.predict_proba([np.zeros((8, 8, 3), np.uint8)])  # warm up: load the network before the first request
+
+    app = FastAPI(title="catdog_sk", version=version,
+                  description="Tell photos of cats from photos of dogs.")
+    app.state.classifier = clf
+    app.state.prediction_log = log
+
+    def problem(status, message, endpoint):
+        metrics.requests.labels(endpoint=endpoint, http_response_code=str(status)).inc()
+        raise HTTPException(status_code=status, detail=message)
+
+    async def read_uploads(request):
+        """Return [(name, bytes)] from a multipart form or a JSON body of base64 strings."""
+        ctype = request.headers.get("content-type", "")
+        if ctype.startswith("multipart/form-data"):
+            form = await request.form()
+            items = []
+            for name, value in form.multi_items():
+                if hasattr(value, "read"):
+                    data = await value.read(max_upload_bytes + 1)
+                    items.append((value.filename or name, data))
+            return items
+        if ctype.startswith("application/json"):
+            try:
+                body = json.loads(await request.body())
+            except ValueError:
+                problem(422, "Body is not valid JSON.", "/predict")
+            images = body.get("images") if isinstance(body, dict) else None
+            if not isinstance(images, list) or not all(isinstance(i, str) for i in images):
+                problem(422, 'JSON body must be {"images": ["<base64>", ...]}.', "/predict")
+            items = []
+            for k, text in enumerate(images):
+                if len(text) > 4 * (max_upload_bytes // 3 + 2):
+                    problem(413, f"Image {k} is larger than {max_upload_bytes:,} bytes.", "/predict")
+                try:
+                    items.append((f"image{k}", base64.b64decode(text, validate=True)))
+                except (binascii.Error, ValueError):
+                    problem(422, f"Image {k} is not valid base64.", "/predict")
+            return items
+        problem(415, "Send images as multipart/form-data (field 'file') or as JSON "
+                     '{"images": ["<base64>", ...]}.', "/predict")
+
+    @app.post("/predict")
+    async def predict(request: Request):
+        start = time.perf_counter()
+        uploads = await read_uploads(request)
+        if not uploads:
+            problem(422, "No image in the request.", "/predict")
+        images, hashes = [], []
+        for name, data in uploads:
+            if len(data) > max_upload_bytes:
+                problem(413, f"{name} is larger than {max_upload_bytes:,} bytes.", "/predict")
+            try:
+                images.append(decode_image(data, path=name, max_pixels=max_pixels))
+            except ImageDecodeError as exc:
+                problem(_STATUS.get(exc.reason, 422), f"{name}: {exc.reason}"
+                        + (f" ({exc.detail})" if exc.detail else ""), "/predict")
+            hashes.append(hashlib.sha256(data).hexdigest())
+        from ..features import extract_features
+
+        with predict_lock:
+            res = extract_features(images, extractors, n_jobs=1)
+            proba = clf.pipeline_.predict_proba(np.hstack(res.features))
+        request_id = uuid.uuid4().hex
+        ms = 1000 * (time.perf_counter() - start)
+        predictions = []
+        for item, (p, h) in enumerate(zip(proba, hashes)):
+            label = classes[int(np.argmax(p))]
+            probs = {c: round(float(v), 6) for c, v in zip(classes, p)}
+            predictions.append({"item": item, "label": label, "confidence": round(float(p.max()), 6),
+                                "probabilities": probs})
+            metrics.predictions.labels(label=label).inc()
+            metrics.confidence.observe(float(p.max()))
+        ok = log.record([(request_id, k, h, pr["label"], json.dumps(pr["probabilities"]), version, ms)
+                         for k, (pr, h) in enumerate(zip(predictions, hashes))])
+        if not ok:
+            metrics.log_errors.inc()
+        metrics.requests.labels(endpoint="/predict", http_response_code="200").inc()
+        metrics.latency.labels(endpoint="/predict").observe(time.perf_counter() - start)
+        return {"request_id": request_id, "model_version": version, "predictions": predictions}
+
+    @app.post("/feedback")
+    async def feedback(request: Request):
+        try:
+            body = json.loads(await request.body())
+            request_id, label = str(body["request_id"]), str(body["label"])
+            item = int(body.get("item", 0))
+        except (ValueError, KeyError, TypeError):
+            problem(422, 'Body must be JSON {"request_id": "...", "label": "cat"|"dog", "item": 0}.', "/feedback")
+        if label not in classes:
+            problem(422, f"label must be one of {', '.join(classes)}; got {label!r}.", "/feedback")
+        predicted = log.feedback(request_id, item, label)
+        if predicted is None:
+            problem(503, "The prediction log is unavailable; feedback was not stored.", "/feedback")
+        if predicted is False:
+            problem(404, f"No logged prediction {request_id!r} item {item}.", "/feedback")
+        metrics.feedback.labels(correct=str(predicted == label).lower()).inc()
+        metrics.requests.labels(endpoint="/feedback", http_response_code="200").inc()
+        return {"status": "recorded", "request_id": request_id, "item": item, "label": label,
+                "predicted": predicted}
+
+    @app.get("/health")
+    def health():
+        return {"status": "ok"}
+
+    @app.get("/ready")
+    def ready():
+        return {"status": "ready", "model_version": version, "classes": classes}
+
+    @app.get("/metrics")
+    def prometheus():
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/", response_class=HTMLResponse)
+    def page():
+        return (Path(__file__).with_name("page.html")).read_text().replace("{{version}}", version)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request, exc):
+        return JSONResponse({"error": exc.detail, "status": exc.status_code}, status_code=exc.status_code)
+
+    return app

@@ -1,0 +1,167 @@
+"""The HTTP service, through FastAPI's test client and through a real server on 127.0.0.1."""
+
+import base64
+import io
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from catdog_sk import CatDogClassifier
+from catdog_sk.data import load_dataset
+from catdog_sk.models import save_model
+
+from conftest import REPO, textured_image
+from test_preprocess import _png_header_only
+
+pytestmark = pytest.mark.cnn
+
+
+@pytest.fixture(scope="module")
+def model_dir(shared_data, feature_cache, shared_embeddings, tmp_path_factory):
+    train = load_dataset(shared_data)["train"]
+    idx = np.r_[0:40, 1000:1040]
+    clf = CatDogClassifier(cache=str(feature_cache)).fit([train.paths[i] for i in idx], train.labels[idx])
+    return save_model(clf, tmp_path_factory.mktemp("served") / "model", card={"run": "serve-test"})
+
+
+@pytest.fixture(scope="module")
+def photos(shared_data):
+    test = load_dataset(shared_data)["test"]
+    return test.paths[0], test.paths[-1]  # a cat, a dog
+
+
+@pytest.fixture
+def client(model_dir, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from catdog_sk.serving import create_app
+
+    app = create_app(model_dir, log_db=tmp_path / "log.sqlite", max_upload_bytes=2_000_000)
+    with TestClient(app) as c:
+        c.app_ = app
+        yield c
+
+
+def _jpeg(img, **kw):
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="JPEG", **kw)
+    return buf.getvalue()
+
+
+def test_health_ready_and_page(client):
+    assert client.get("/health").json() == {"status": "ok"}
+    ready = client.get("/ready").json()
+    assert ready["classes"] == ["cat", "dog"]
+    page = client.get("/")
+    assert page.status_code == 200 and 'type="file"' in page.text and ready["model_version"] in page.text
+
+
+def test_predict_multipart_matches_the_estimator(client, photos):
+    cat, dog = photos
+    with open(cat, "rb") as fh:
+        response = client.post("/predict", files={"file": ("cat.jpg", fh, "image/jpeg")})
+    assert response.status_code == 200
+    body = response.json()
+    (pred,) = body["predictions"]
+    expected = client.app_.state.classifier.predict_proba([cat])[0]
+    assert pred["label"] == "cat"
+    assert pred["probabilities"]["cat"] == pytest.approx(expected[0], abs=1e-5)
+    assert len(body["request_id"]) == 32 and body["model_version"] == client.get("/ready").json()["model_version"]
+
+
+def test_predict_base64_json_batch(client, photos):
+    images = [base64.b64encode(open(p, "rb").read()).decode() for p in photos]
+    body = client.post("/predict", json={"images": images}).json()
+    assert [p["label"] for p in body["predictions"]] == ["cat", "dog"]
+
+
+@pytest.mark.parametrize("payload, status, message", [
+    (b"hello, I am text", 415, "not_an_image"),
+    (b"", 422, "empty"),
+    (_jpeg(textured_image(256, 256))[:600], 422, "truncated"),
+    (_png_header_only(30000, 30000), 413, "too_large"),
+    (b"\xff" * 2_000_001, 413, "larger than"),
+])
+def test_bad_uploads_get_4xx_and_the_server_keeps_serving(client, photos, payload, status, message):
+    response = client.post("/predict", files={"file": ("x.jpg", payload, "image/jpeg")})
+    assert response.status_code == status and message in response.json()["error"]
+    with open(photos[1], "rb") as fh:
+        assert client.post("/predict", files={"file": ("dog.jpg", fh, "image/jpeg")}).status_code == 200
+
+
+@pytest.mark.parametrize("kwargs, status", [
+    ({"content": b"raw bytes", "headers": {"content-type": "image/jpeg"}}, 415),
+    ({"json": {"images": ["%%%not base64"]}}, 422),
+    ({"json": {"pictures": []}}, 422),
+])
+def test_malformed_requests_are_explained(client, kwargs, status):
+    response = client.post("/predict", **kwargs)
+    assert response.status_code == status and response.json()["error"]
+
+
+def test_feedback_is_joined_to_the_logged_prediction(client, photos):
+    with open(photos[0], "rb") as fh:
+        body = client.post("/predict", files={"file": ("cat.jpg", fh, "image/jpeg")}).json()
+    ok = client.post("/feedback", json={"request_id": body["request_id"], "label": "dog"})
+    assert ok.status_code == 200 and ok.json()["predicted"] == "cat"
+    assert client.post("/feedback", json={"request_id": "nope", "label": "dog"}).status_code == 404
+    assert client.post("/feedback", json={"request_id": body["request_id"], "label": "horse"}).status_code == 422
+    (row,) = [r for r in client.app_.state.prediction_log.rows() if r["request_id"] == body["request_id"]]
+    assert row["label"] == "cat" and row["true_label"] == "dog" and len(row["sha256"]) == 64
+    metrics = client.get("/metrics").text
+    assert 'catdog_predictions_total{label="cat"}' in metrics
+    assert 'catdog_feedback_total{correct="false"} 1.0' in metrics
+    assert 'catdog_requests_total{endpoint="/feedback",http_response_code="404"} 1.0' in metrics
+    assert "catdog_request_duration_seconds_bucket" in metrics and "catdog_model_info{" in metrics
+
+
+def test_a_broken_prediction_log_never_breaks_serving(model_dir, tmp_path, photos):
+    from fastapi.testclient import TestClient
+
+    from catdog_sk.serving import create_app
+
+    app = create_app(model_dir, log_db=tmp_path / "log.sqlite")
+    (tmp_path / "log.sqlite").unlink()
+    (tmp_path / "log.sqlite").mkdir()  # every write now fails
+    with TestClient(app) as c, open(photos[0], "rb") as fh:
+        assert c.post("/predict", files={"file": ("cat.jpg", fh, "image/jpeg")}).status_code == 200
+        assert "catdog_prediction_log_errors_total 1.0" in c.get("/metrics").text
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_serve_cli_on_loopback(model_dir, photos, tmp_path):
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "catdog_sk.serve", "--model", str(model_dir), "--port", str(port),
+                             "--log-db", str(tmp_path / "log.sqlite"), "--quiet"], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
+                    assert json.loads(r.read()) == {"status": "ok"}
+                    break
+            except OSError:
+                if time.time() > deadline or proc.poll() is not None:
+                    raise AssertionError(proc.stderr.read().decode() if proc.poll() is not None else "no answer")
+                time.sleep(0.5)
+        data = base64.b64encode(open(photos[1], "rb").read()).decode()
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/predict", data=json.dumps({"images": [data]}).encode(),
+                                     headers={"content-type": "application/json"})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            assert json.loads(r.read())["predictions"][0]["label"] == "dog"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
