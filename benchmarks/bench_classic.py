@@ -11,15 +11,11 @@ and the largest difference between the two HOG matrices (they are the same descr
 """
 
 import argparse
-import json
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-DATA = HERE.parent.parent / "shared" / "data" / "catsdogs" / "train"
+from _report import BENCH_DIR, SHARED, write_report
 
 
 def baseline(paths):
@@ -47,9 +43,9 @@ def ours(paths):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", default=str(DATA))
+    parser.add_argument("--data", default=str(SHARED))
     parser.add_argument("--limit", type=int, default=None)
-    parser.add_argument("--json-out", default=str(HERE.parent / "artifacts" / "bench" / "classic.json"))
+    parser.add_argument("--json-out", default=str(BENCH_DIR / "classic.json"))
     args = parser.parse_args(argv)
 
     from catdog_sk.data import find_images
@@ -74,10 +70,7 @@ def main(argv=None):
     print(f"HOG rows equal to the baseline's (max |diff| < 1e-5): {same:.1%}; the rest differ only where "
           f"catdog_sk applies EXIF orientation or upscales an image smaller than 128 px differently")
     report = {"images": len(paths), "rows": rows, "hog_rows_equal": same, "median_row_max_diff": diff}
-    Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json_out).write_text(json.dumps(report, indent=2))
-    json.dump(report, sys.stdout, indent=2)
-    print()
+    write_report(report, args.json_out)
     return 0
 
 

@@ -14,15 +14,11 @@ on train is scored on test.
 """
 
 import argparse
-import json
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-DATA = HERE.parent.parent / "shared" / "data" / "catsdogs"
+from _report import BENCH_DIR, SHARED, write_report
 
 
 def naive_embeddings(paths, batch_size=64):
@@ -66,11 +62,11 @@ def cosine(a, b):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", default=str(DATA))
+    parser.add_argument("--data", default=str(SHARED))
     parser.add_argument("--limit", type=int, default=512, help="images of train/ to time (default 512)")
     parser.add_argument("--runtimes", default="torch,openvino,openvino-bf16")
     parser.add_argument("--accuracy", action="store_true", help="also fit on train, score on test (slow)")
-    parser.add_argument("--json-out", default=str(HERE.parent / "artifacts" / "bench" / "cnn.json"))
+    parser.add_argument("--json-out", default=str(BENCH_DIR / "cnn.json"))
     args = parser.parse_args(argv)
 
     from catdog_sk.data import load_dataset
@@ -112,10 +108,7 @@ def main(argv=None):
         print(f"{r['pipeline']:<42}{r['img_s']:>8.1f}{r['ratio']:>7.2f}x{r['cos_min']:>10.5f}{r['cos_mean']:>10.5f}"
               + (f"{r['test_accuracy']:>10.4f}" if args.accuracy else ""))
     report = {"images": len(sample), "rows": rows}
-    Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json_out).write_text(json.dumps(report, indent=2))
-    json.dump(report, sys.stdout, indent=2)
-    print()
+    write_report(report, args.json_out)
     return 0
 
 

@@ -10,23 +10,19 @@ served from the cache. All numbers come from one process run, side by side.
 """
 
 import argparse
-import json
 import os
-import sys
 import tempfile
 import time
-from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-DEFAULT_DATA = HERE.parent.parent / "shared" / "data" / "catsdogs" / "train"
+from _report import BENCH_DIR, SHARED, write_report
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", default=str(DEFAULT_DATA))
+    parser.add_argument("--data", default=str(SHARED / "train"))
     parser.add_argument("--limit", type=int, default=None, help="use only the first N images")
     parser.add_argument("--features", default="hog,color,cnn")
-    parser.add_argument("--json-out", default=str(HERE.parent / "artifacts" / "bench" / "extract.json"))
+    parser.add_argument("--json-out", default=str(BENCH_DIR / "extract.json"))
     args = parser.parse_args(argv)
 
     from catdog_sk.data import find_images
@@ -59,10 +55,7 @@ def main(argv=None):
     print(f"{'extractor':<10}{'images':>7}{'cold img/s':>12}{'warm img/s':>12}{'warm/cold':>11}")
     for r in rows:
         print(f"{r['extractor']:<10}{r['images']:>7}{r['cold_img_s']:>12}{r['warm_img_s']:>12}{r['warm_over_cold']:>10}x")
-    Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json_out).write_text(json.dumps(report, indent=2))
-    json.dump(report, sys.stdout, indent=2)
-    print()
+    write_report(report, args.json_out)
     return 0
 
 

@@ -14,7 +14,6 @@ test photo at a time, warm, no cache; p50 and p99 over 200 calls.
 """
 
 import argparse
-import json
 import subprocess
 import sys
 import time
@@ -22,8 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-DATA = HERE.parent.parent / "shared" / "data" / "catsdogs"
+from _report import BENCH_DIR, SHARED, write_report
 
 _CHILD = """
 import resource, sys
@@ -63,8 +61,8 @@ def latency(data, n_calls=200):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", default=str(DATA))
-    parser.add_argument("--json-out", default=str(HERE.parent / "artifacts" / "bench" / "memory_latency.json"))
+    parser.add_argument("--data", default=str(SHARED))
+    parser.add_argument("--json-out", default=str(BENCH_DIR / "memory_latency.json"))
     args = parser.parse_args(argv)
     data = Path(args.data)
     mem = [peak_rss_mb(n, data) for n in (2000, 4000)]
@@ -75,10 +73,7 @@ def main(argv=None):
     print(f"peak RSS extracting 2,000 images: {mem[0][1]:.0f} MB; 4,000 images: {mem[1][1]:.0f} MB "
           f"(ratio {report['peak_ratio_4000_over_2000']})")
     print(f"single-image predict, in-process, warm: p50 {p50:.1f} ms, p99 {p99:.1f} ms")
-    Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json_out).write_text(json.dumps(report, indent=2))
-    json.dump(report, sys.stdout, indent=2)
-    print()
+    write_report(report, args.json_out)
     return 0
 
 

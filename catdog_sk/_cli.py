@@ -13,7 +13,7 @@ import sys
 from ._version import __version__
 from .exceptions import CatDogError
 
-__all__ = ["make_parser", "run", "show_progress", "log", "emit_json"]
+__all__ = ["make_parser", "add_model_args", "run", "show_progress", "log", "emit_json"]
 
 
 def make_parser(prog, description, epilog=None):
@@ -25,6 +25,13 @@ def make_parser(prog, description, epilog=None):
     parser.add_argument("--json", action="store_true", help="print results as JSON on stdout")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or logs on stderr")
     return parser
+
+
+def add_model_args(parser):
+    """``--model PATH`` and ``--unsafe``, for every command that loads a saved model."""
+    parser.add_argument("--model", required=True, metavar="PATH", help="model directory (or its model.skops)")
+    parser.add_argument("--unsafe", action="store_true",
+                        help="load a model file naming types catdog_sk does not trust (only files you made)")
 
 
 def show_progress(args):

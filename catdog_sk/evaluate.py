@@ -17,15 +17,13 @@ def build_parser():
         "reliability diagram, most confident mistakes).",
         epilog="Exit status: 0 done, 1 failure (unreadable model, no images), 2 usage error.",
     )
-    parser.add_argument("--model", required=True, metavar="PATH", help="model directory (or its model.skops)")
+    _cli.add_model_args(parser)
     parser.add_argument("--data", required=True, metavar="PATH", help="labelled images to evaluate on")
     parser.add_argument("--out", metavar="DIR", help="report directory (default: artifacts/reports/eval-<time>)")
     cache = parser.add_mutually_exclusive_group()
     cache.add_argument("--cache", metavar="DIR", help="feature cache (default: $CATDOG_CACHE or artifacts/cache)")
     cache.add_argument("--no-cache", action="store_true", help="compute features without the cache")
     parser.add_argument("--jobs", type=int, default=None, metavar="N", help="worker threads (default: all CPUs)")
-    parser.add_argument("--unsafe", action="store_true",
-                        help="load a model file naming types catdog_sk does not trust (only files you made)")
     return parser
 
 

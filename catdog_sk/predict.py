@@ -22,15 +22,13 @@ def build_parser():
                "unreadable file with --strict), 2 usage error.",
     )
     parser.add_argument("images", nargs="+", metavar="IMAGE|DIR", help="image files or folders")
-    parser.add_argument("--model", required=True, metavar="PATH", help="model directory (or its model.skops)")
+    _cli.add_model_args(parser)
     parser.add_argument("--format", choices=("jsonl", "csv"), default="jsonl", help="output format")
     cache = parser.add_mutually_exclusive_group()
     cache.add_argument("--cache", metavar="DIR", help="feature cache (default: none, features are computed)")
     cache.add_argument("--no-cache", action="store_true", help="compute features without a cache (the default)")
     parser.add_argument("--jobs", type=int, default=None, metavar="N", help="worker threads (default: all CPUs)")
     parser.add_argument("--strict", action="store_true", help="exit 1 when any image could not be read")
-    parser.add_argument("--unsafe", action="store_true",
-                        help="load a model file naming types catdog_sk does not trust (only files you made)")
     return parser
 
 

@@ -10,14 +10,12 @@ def build_parser():
         "POST /feedback, GET /health, /ready, /metrics (Prometheus) and a web page at /.",
         epilog="Exit status: 0 after a clean shutdown, 1 failure (e.g. the model cannot be loaded), 2 usage error.",
     )
-    parser.add_argument("--model", required=True, metavar="PATH", help="model directory (or its model.skops)")
+    _cli.add_model_args(parser)
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on")
     parser.add_argument("--port", type=int, default=8000, help="TCP port")
     parser.add_argument("--log-db", metavar="FILE",
                         help="SQLite prediction log (default: prediction_log.sqlite beside the model)")
     parser.add_argument("--max-upload-mb", type=float, default=10.0, help="larger uploads get HTTP 413")
-    parser.add_argument("--unsafe", action="store_true",
-                        help="load a model file naming types catdog_sk does not trust (only files you made)")
     return parser
 
 
