@@ -10,7 +10,8 @@ extraction holds about two chunks of decoded images, so the peak should not grow
 images (the output matrix, 11 KB per image here, is the only part that does).
 
 Latency: a CatDogClassifier (Lite0 + logistic regression) fitted on 200 train photos predicts one
-test photo at a time, warm, no cache; p50 and p99 over 200 calls.
+test photo at a time, warm, no cache; p50 and p99 over 200 calls, in-process and over HTTP (the
+``serve`` command on 127.0.0.1, base64 JSON requests, sequential).
 """
 
 import argparse
@@ -43,20 +44,57 @@ def peak_rss_mb(n, data):
 
 
 def latency(data, n_calls=200):
+    """p50/p99 ms of one-image predictions, in-process and over HTTP on 127.0.0.1."""
+    import base64
+    import json
+    import socket
+    import tempfile
+    import urllib.request
+
     from catdog_sk import CatDogClassifier
     from catdog_sk.data import find_images
+    from catdog_sk.models import save_model
 
     train = find_images(data / "train")
     idx = np.r_[0:100, 1000:1100]
     clf = CatDogClassifier().fit([train.paths[i] for i in idx], train.labels[idx])
     test = find_images(data / "test").paths[:n_calls]
     clf.predict(test[:5])  # warm
-    times = []
+    in_process = []
     for p in test:
         t = time.perf_counter()
         clf.predict([p])
-        times.append(1000 * (time.perf_counter() - t))
-    return float(np.percentile(times, 50)), float(np.percentile(times, 99))
+        in_process.append(1000 * (time.perf_counter() - t))
+
+    with tempfile.TemporaryDirectory() as tmp, socket.socket() as s:
+        save_model(clf, Path(tmp) / "model")
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        server = subprocess.Popen([sys.executable, "-m", "catdog_sk.serve", "--model", str(Path(tmp) / "model"),
+                                   "--port", str(port), "--quiet"], stderr=subprocess.DEVNULL)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            for _ in range(120):  # wait up to 60 s for the server
+                try:
+                    urllib.request.urlopen(url + "/health", timeout=1).read()
+                    break
+                except OSError:
+                    time.sleep(0.5)
+            bodies = [json.dumps({"images": [base64.b64encode(open(p, "rb").read()).decode()]}).encode()
+                      for p in test]
+            over_http = []
+            for body in bodies[:5] + bodies:  # the first five warm the server up
+                req = urllib.request.Request(url + "/predict", data=body, headers={"content-type": "application/json"})
+                t = time.perf_counter()
+                urllib.request.urlopen(req, timeout=30).read()
+                over_http.append(1000 * (time.perf_counter() - t))
+            over_http = over_http[5:]
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    return {"in_process": [float(np.percentile(in_process, q)) for q in (50, 99)],
+            "http": [float(np.percentile(over_http, q)) for q in (50, 99)]}
 
 
 def main(argv=None):
@@ -66,13 +104,15 @@ def main(argv=None):
     args = parser.parse_args(argv)
     data = Path(args.data)
     mem = [peak_rss_mb(n, data) for n in (2000, 4000)]
-    p50, p99 = latency(data)
+    lat = latency(data)
     report = {"peak_rss_mb": {str(n): round(mb, 1) for n, mb in mem},
               "peak_ratio_4000_over_2000": round(mem[1][1] / mem[0][1], 3),
-              "predict_one_image_ms": {"p50": round(p50, 2), "p99": round(p99, 2)}}
+              "predict_one_image_ms": {where: {"p50": round(v[0], 2), "p99": round(v[1], 2)}
+                                       for where, v in lat.items()}}
     print(f"peak RSS extracting 2,000 images: {mem[0][1]:.0f} MB; 4,000 images: {mem[1][1]:.0f} MB "
           f"(ratio {report['peak_ratio_4000_over_2000']})")
-    print(f"single-image predict, in-process, warm: p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+    for where, (p50, p99) in lat.items():
+        print(f"single-image predict, {where.replace('_', '-')}, warm: p50 {p50:.1f} ms, p99 {p99:.1f} ms")
     write_report(report, args.json_out)
     return 0
 
