@@ -214,6 +214,14 @@ def main(argv=None):
         data_card = {"train": train_src, "test": test_src, "train_counts": train.counts(),
                      "test_counts": test.counts(), "train_sha256": dataset_sha256(train.paths, train.labels),
                      "test_sha256": dataset_sha256(test.paths, test.labels)}
+        # Reference distribution of P(positive) on the test set, stored in every card so that
+        # `monitor` can measure score drift of live traffic against it.
+        reference = {}
+        for row in rows:
+            clf_r = fitted[(row["features"], row["model"])]
+            X_ref = np.hstack([base_test[n] for n in FEATURE_SETS[row["features"]]])
+            reference[(row["features"], row["model"])] = [
+                round(float(v), 5) for v in clf_r.pipeline_.predict_proba(X_ref)[:, 1]]
         saved = {}
         for row in rows:
             is_best = row is best
@@ -225,7 +233,9 @@ def main(argv=None):
                 "feature_set": row["features"], "model": row["model"], "best_params": row["best_params"],
                 "cv_folds": args.cv, "cv_results": row["cv_results"],
                 "grid": grid_summary(row["model"], row["features"]),
-                "selected_by": "highest mean CV accuracy on the training set", "is_best": is_best}
+                "selected_by": "highest mean CV accuracy on the training set", "is_best": is_best,
+                "reference": {"p_positive": reference[(row["features"], row["model"])],
+                              "source": "held-out test set"}}
             save_model(fitted[(row["features"], row["model"])], target, card=card)
             saved[f"{row['features']}/{row['model']}"] = str(target)
 

@@ -10,7 +10,7 @@ from catdog_sk import __version__
 
 from conftest import REPO, save, textured_image
 
-COMMANDS = ["extract", "fit", "evaluate", "predict", "serve"]
+COMMANDS = ["extract", "fit", "evaluate", "predict", "serve", "monitor"]
 
 
 def _run(*args, **kw):

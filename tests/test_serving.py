@@ -28,7 +28,10 @@ def model_dir(shared_data, feature_cache, shared_embeddings, tmp_path_factory):
     train = load_dataset(shared_data)["train"]
     idx = np.r_[0:40, 1000:1040]
     clf = CatDogClassifier(cache=str(feature_cache)).fit([train.paths[i] for i in idx], train.labels[idx])
-    return save_model(clf, tmp_path_factory.mktemp("served") / "model", card={"run": "serve-test"})
+    test = load_dataset(shared_data)["test"]
+    ref = clf.predict_proba([test.paths[i] for i in np.r_[100:140, 1100:1140]])[:, 1]
+    return save_model(clf, tmp_path_factory.mktemp("served") / "model",
+                      card={"run": "serve-test", "reference": {"p_positive": ref.tolist()}})
 
 
 @pytest.fixture(scope="module")
@@ -165,3 +168,39 @@ def test_serve_cli_on_loopback(model_dir, photos, tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_monitor_reports_volume_drift_and_live_accuracy(client, photos, model_dir, tmp_path, capsys):
+    from catdog_sk import monitor
+
+    ids = []
+    for path in photos * 3:
+        with open(path, "rb") as fh:
+            ids.append(client.post("/predict", files={"file": ("x.jpg", fh, "image/jpeg")}).json()["request_id"])
+    client.post("/feedback", json={"request_id": ids[0], "label": "cat"})  # right
+    client.post("/feedback", json={"request_id": ids[1], "label": "cat"})  # wrong: it was a dog
+    db = client.app_.state.prediction_log.path
+    code = monitor.main(["--db", db, "--model", str(model_dir), "--out", str(tmp_path / "mon"), "--json"])
+    summary = json.loads(capsys.readouterr().out)
+    assert code == (1 if summary["drift"]["psi"] > 0.25 else 0)
+    assert summary["n_predictions"] == 6 and summary["class_share"] == {"cat": 0.5, "dog": 0.5}
+    assert summary["live_accuracy"]["n_feedback"] == 2 and summary["live_accuracy"]["accuracy"] == 0.5
+    lo, hi = summary["live_accuracy"]["ci95"]
+    assert 0 < lo < 0.5 < hi < 1
+    assert summary["drift"]["reference_n"] == 80 and summary["drift"]["psi"] >= 0
+    assert (tmp_path / "mon" / "monitor.png").stat().st_size > 1000
+    # a configured threshold that is crossed makes the exit status non-zero, with the reason
+    assert monitor.main(["--db", db, "--out", str(tmp_path / "mon2"), "--max-p99-ms", "0.001"]) == 1
+    assert "p99 latency" in capsys.readouterr().out
+
+
+def test_psi_and_wilson_interval():
+    from catdog_sk.monitoring import psi, wilson_interval
+
+    rng = np.random.default_rng(0)
+    same = rng.beta(0.3, 0.3, 5000)
+    assert psi(same[:2500], same[2500:]) < 0.05
+    assert psi(same, rng.beta(5, 1, 5000)) > 0.25
+    lo, hi = wilson_interval(95, 100)
+    assert lo < 0.95 < hi and hi <= 1.0
+    assert wilson_interval(0, 10)[0] == 0.0
