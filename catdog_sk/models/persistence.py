@@ -18,7 +18,8 @@ from .._hashing import file_sha256
 from .._version import __version__
 from ..exceptions import CatDogError, ModelVersionWarning
 
-__all__ = ["MODEL_FILE", "CARD_FILE", "save_model", "load_model", "library_versions", "ModelLoadError"]
+__all__ = ["MODEL_FILE", "CARD_FILE", "PROMOTED_FILE", "save_model", "load_model", "library_versions",
+           "ModelLoadError", "promote", "promoted_model_dir"]
 
 MODEL_FILE = "model.skops"
 CARD_FILE = "model_card.json"
@@ -106,8 +107,31 @@ def save_model(classifier, directory, *, card=None):
     return directory
 
 
-def _resolve(path):
+#: In a models root, names the promoted (champion) run directory.
+PROMOTED_FILE = "PROMOTED"
+
+
+def promoted_model_dir(path):
+    """The model directory ``path`` stands for: a models root's promoted run, or ``path`` itself."""
     path = Path(path)
+    pointer = path / PROMOTED_FILE
+    if pointer.is_file():
+        return path / pointer.read_text().strip()
+    return path
+
+
+def promote(models_root, run_dir):
+    """Make ``run_dir`` the models root's promoted model (atomic: a serving process sees old or new)."""
+    import os
+
+    models_root = Path(models_root)
+    tmp = models_root / (PROMOTED_FILE + ".tmp")
+    tmp.write_text(Path(run_dir).name + "\n")
+    os.replace(tmp, models_root / PROMOTED_FILE)
+
+
+def _resolve(path):
+    path = promoted_model_dir(path)
     if path.is_dir():
         return path / MODEL_FILE, path / CARD_FILE
     return path, path.with_name(CARD_FILE)
@@ -119,7 +143,8 @@ def load_model(path, *, unsafe=False):
     Parameters
     ----------
     path : str or os.PathLike
-        The model directory or its ``model.skops`` file.
+        The model directory, its ``model.skops`` file, or a models root with a
+        ``PROMOTED`` pointer (the promoted model is loaded).
     unsafe : bool, default=False
         Trust every type named in the file (only for files you made yourself).
 

@@ -46,20 +46,29 @@ class _Metrics:
         self.feedback = Counter("catdog_feedback_total", "Feedback received", ["correct"], registry=self.registry)
         self.log_errors = Counter("catdog_prediction_log_errors_total", "Failed prediction-log writes",
                                   registry=self.registry)
-        info = Gauge("catdog_model_info", "The served model", ["version", "sha256"], registry=self.registry)
-        info.labels(version=version, sha256=sha).set(1)
+        self.info = Gauge("catdog_model_info", "The served model", ["version", "sha256"], registry=self.registry)
+        self.set_model(version, sha)
+
+    def set_model(self, version, sha):
+        self.info.clear()
+        self.info.labels(version=version, sha256=sha).set(1)
 
 
-def create_app(model_path, *, log_db=None, max_upload_bytes=DEFAULT_MAX_UPLOAD_BYTES,
+def create_app(model_path, *, log_db=None, uploads_dir=None, max_upload_bytes=DEFAULT_MAX_UPLOAD_BYTES,
                max_pixels=DEFAULT_MAX_PIXELS, unsafe=False):
     """Build the FastAPI application serving one saved model.
 
     Parameters
     ----------
     model_path : str or os.PathLike
-        A model directory written by ``fit`` (or its ``model.skops``).
+        A model directory written by ``fit``, or a models root (``artifacts/models``):
+        then the promoted model is served, and a newly promoted one is picked up
+        without a restart.
     log_db : str or os.PathLike, default=None
-        SQLite prediction log (default: ``prediction_log.sqlite`` beside the model).
+        SQLite prediction log (default: ``prediction_log.sqlite`` in ``model_path``).
+    uploads_dir : str or os.PathLike, default=None
+        Where uploaded images are kept by content hash, so feedback can be used
+        for retraining (default: ``uploads/`` beside the log).
     max_upload_bytes : int, default=10 MiB
         Larger uploads get 413 without being decoded.
     max_pixels : int, default=DEFAULT_MAX_PIXELS
@@ -77,23 +86,42 @@ def create_app(model_path, *, log_db=None, max_upload_bytes=DEFAULT_MAX_UPLOAD_B
     from fastapi.responses import HTMLResponse, JSONResponse, Response
 
     from ..models import load_model
+    from ..models.persistence import PROMOTED_FILE
     from ._log import PredictionLog
 
-    clf = load_model(model_path, unsafe=unsafe)
-    card = getattr(clf, "card_", None) or {}
-    sha = card.get("model_sha256", "")
-    version = sha[:12] or "unversioned"
-    classes = [str(c) for c in clf.classes_]
-    model_dir = Path(model_path) if Path(model_path).is_dir() else Path(model_path).parent
-    log = PredictionLog(log_db or model_dir / "prediction_log.sqlite")
-    metrics = _Metrics(version, sha)
-    predict_lock = threading.Lock()  # compiled CNN runtimes are not re-entrant
-    extractors = clf._extractors()
-    clf.predict_proba([np.zeros((8, 8, 3), np.uint8)])  # warm up: load the network before the first request
+    root = Path(model_path) if Path(model_path).is_dir() else Path(model_path).parent
+    pointer = root / PROMOTED_FILE
+    log = PredictionLog(log_db or root / "prediction_log.sqlite")
+    uploads = Path(uploads_dir) if uploads_dir else Path(log.path).parent / "uploads"
+    predict_lock = threading.Lock()  # compiled CNN runtimes are not re-entrant; also guards reloads
+    served = {}
 
-    app = FastAPI(title="catdog_sk", version=version,
+    def load():
+        clf = load_model(model_path, unsafe=unsafe)
+        clf.predict_proba([np.zeros((8, 8, 3), np.uint8)])  # warm up: load the network now
+        sha = (getattr(clf, "card_", None) or {}).get("model_sha256", "")
+        served.update(clf=clf, extractors=clf._extractors(), sha=sha, version=sha[:12] or "unversioned",
+                      classes=[str(c) for c in clf.classes_],
+                      pointer_mtime=pointer.stat().st_mtime_ns if pointer.exists() else None)
+
+    reload_lock = threading.Lock()
+
+    def current():
+        """The served model, reloaded first if the models root promoted another one."""
+        if pointer.exists() and pointer.stat().st_mtime_ns != served["pointer_mtime"]:
+            with reload_lock:
+                if pointer.stat().st_mtime_ns != served["pointer_mtime"]:
+                    load()
+                    metrics.set_model(served["version"], served["sha"])
+        return served
+
+    load()
+    metrics = _Metrics(served["version"], served["sha"])
+    classes = served["classes"]
+
+    app = FastAPI(title="catdog_sk", version=served["version"],
                   description="Tell photos of cats from photos of dogs.")
-    app.state.classifier = clf
+    app.state.served = served
     app.state.prediction_log = log
 
     def problem(status, message, endpoint):
@@ -131,14 +159,29 @@ def create_app(model_path, *, log_db=None, max_upload_bytes=DEFAULT_MAX_UPLOAD_B
         problem(415, "Send images as multipart/form-data (field 'file') or as JSON "
                      '{"images": ["<base64>", ...]}.', "/predict")
 
+    def keep_uploads(hashes, blobs):
+        """Keep each decoded upload by content hash (for retraining on feedback); never fails a request."""
+        import os
+
+        try:
+            uploads.mkdir(parents=True, exist_ok=True)
+            for h, data in zip(hashes, blobs):
+                target = uploads / f"{h}.img"
+                if not target.exists():
+                    tmp = uploads / f".{h}.{uuid.uuid4().hex}.tmp"
+                    tmp.write_bytes(data)
+                    os.replace(tmp, target)
+        except OSError:
+            metrics.log_errors.inc()
+
     @app.post("/predict")
     async def predict(request: Request):
         start = time.perf_counter()
-        uploads = await read_uploads(request)
-        if not uploads:
+        uploads_in = await read_uploads(request)
+        if not uploads_in:
             problem(422, "No image in the request.", "/predict")
-        images, hashes = [], []
-        for name, data in uploads:
+        images, hashes, blobs = [], [], []
+        for name, data in uploads_in:
             if len(data) > max_upload_bytes:
                 problem(413, f"{name} is larger than {max_upload_bytes:,} bytes.", "/predict")
             try:
@@ -147,17 +190,21 @@ def create_app(model_path, *, log_db=None, max_upload_bytes=DEFAULT_MAX_UPLOAD_B
                 problem(_STATUS.get(exc.reason, 422), f"{name}: {exc.reason}"
                         + (f" ({exc.detail})" if exc.detail else ""), "/predict")
             hashes.append(hashlib.sha256(data).hexdigest())
+            blobs.append(data)
         from ..features import extract_features
 
         with predict_lock:
-            res = extract_features(images, extractors, n_jobs=1)
-            proba = clf.pipeline_.predict_proba(np.hstack(res.features))
+            model = current()
+            res = extract_features(images, model["extractors"], n_jobs=1)
+            proba = model["clf"].pipeline_.predict_proba(np.hstack(res.features))
+        version = model["version"]
+        keep_uploads(hashes, blobs)
         request_id = uuid.uuid4().hex
         ms = 1000 * (time.perf_counter() - start)
         predictions = []
         for item, (p, h) in enumerate(zip(proba, hashes)):
-            label = classes[int(np.argmax(p))]
-            probs = {c: round(float(v), 6) for c, v in zip(classes, p)}
+            label = model["classes"][int(np.argmax(p))]
+            probs = {c: round(float(v), 6) for c, v in zip(model["classes"], p)}
             predictions.append({"item": item, "label": label, "confidence": round(float(p.max()), 6),
                                 "probabilities": probs})
             metrics.predictions.labels(label=label).inc()
@@ -196,7 +243,8 @@ def create_app(model_path, *, log_db=None, max_upload_bytes=DEFAULT_MAX_UPLOAD_B
 
     @app.get("/ready")
     def ready():
-        return {"status": "ready", "model_version": version, "classes": classes}
+        model = current()
+        return {"status": "ready", "model_version": model["version"], "classes": model["classes"]}
 
     @app.get("/metrics")
     def prometheus():
@@ -206,7 +254,7 @@ def create_app(model_path, *, log_db=None, max_upload_bytes=DEFAULT_MAX_UPLOAD_B
 
     @app.get("/", response_class=HTMLResponse)
     def page():
-        return (Path(__file__).with_name("page.html")).read_text().replace("{{version}}", version)
+        return (Path(__file__).with_name("page.html")).read_text().replace("{{version}}", current()["version"])
 
     @app.exception_handler(HTTPException)
     async def http_error(request, exc):
