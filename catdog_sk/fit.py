@@ -46,6 +46,13 @@ def build_parser():
     parser.add_argument("--artifacts", default="artifacts", metavar="DIR",
                         help="where models/<run>/ and reports/<run>/ are written")
     parser.add_argument("--save-all", action="store_true", help="save every tuned model, not only the best")
+    parser.add_argument("--extra-data", action="append", default=[], metavar="SPEC",
+                        help="more training images: 'feedback' (images users corrected through serve, from "
+                             "ARTIFACTS/models/prediction_log.sqlite), a prediction-log .sqlite file, or a "
+                             "labelled folder/CSV; repeatable")
+    parser.add_argument("--no-promote", action="store_true",
+                        help="never promote the new model (by default it is promoted when its test accuracy "
+                             "is at least the current promoted model's on the same test set)")
     return parser
 
 
@@ -69,6 +76,54 @@ def _resolve_data(args):
     idx = split_dataset(train.labels, hashes=content_hashes(train.paths), val_size=0.0, test_size=0.2,
                         random_state=args.seed)
     return train.subset(idx["train"]), train.subset(idx["test"]), f"{source} (seeded 80%)", f"{source} (seeded 20%)"
+
+
+def _add_extra(train, args):
+    """Append --extra-data images (feedback from the prediction log, or labelled folders) to train."""
+    from .data import LabeledImages, find_images, normalize_label
+    from .serving import PredictionLog
+
+    sources = []
+    for spec in args.extra_data:
+        if spec == "feedback" or spec.endswith(".sqlite"):
+            db = Path(args.artifacts) / "models" / "prediction_log.sqlite" if spec == "feedback" else Path(spec)
+            if not db.is_file():
+                raise DatasetError(f"--extra-data {spec}: no prediction log at {db}.")
+            paths, labels, missing = PredictionLog(db).feedback_images()
+            for sha in missing:
+                _cli.log(args, f"feedback image {sha[:12]} is no longer in the uploads folder; skipped")
+            extra = LabeledImages(paths, np.array([normalize_label(y) for y in labels], dtype=object),
+                                  "feedback", str(db))
+        else:
+            extra = find_images(spec)
+        _cli.log(args, f"extra training data {spec}: {len(extra)} images {extra.counts()}")
+        sources.append(f"{spec} ({len(extra)} images)")
+        train = LabeledImages(train.paths + extra.paths, np.concatenate([train.labels, extra.labels]),
+                              train.layout, train.root, train.ignored + extra.ignored)
+    return train, sources
+
+
+def _champion_decision(models_root, challenger_acc, test, args):
+    """Champion/challenger: is the new model at least as good as the promoted one on this test set?"""
+    from .features import extract_features
+    from .models.persistence import PROMOTED_FILE, load_model, promoted_model_dir
+
+    if args.no_promote:
+        return {"promoted": False, "reason": "--no-promote"}
+    if not (Path(models_root) / PROMOTED_FILE).is_file():
+        return {"promoted": True, "reason": "no model was promoted before", "challenger_test_accuracy": challenger_acc}
+    champion_dir = promoted_model_dir(models_root)
+    champion = load_model(champion_dir)
+    cache = None if args.no_cache else (args.cache or None)
+    res = extract_features(test.paths, champion._extractors(), cache=cache, n_jobs=args.jobs, on_error="skip")
+    keep = np.flatnonzero(res.ok)
+    pred = champion.pipeline_.predict(np.hstack([f[keep] for f in res.features]))
+    champion_acc = float(np.mean(pred == test.labels[keep]))
+    promoted = challenger_acc >= champion_acc
+    return {"promoted": promoted, "champion": str(champion_dir), "champion_test_accuracy": champion_acc,
+            "challenger_test_accuracy": challenger_acc,
+            "reason": "challenger is at least as accurate on the held-out test set" if promoted
+                      else "challenger is less accurate than the promoted model on the held-out test set"}
 
 
 def _check_trainable(found, cv):
@@ -162,6 +217,7 @@ def main(argv=None):
         from .features import default_cache_dir
         from .models import FEATURE_SETS, param_grid, run_search, save_model
         from .models._registry import grid_summary
+        from .models.persistence import promote
         from .models.persistence import library_versions
 
         sets = _parse_sets(parser, args.features)
@@ -176,6 +232,9 @@ def main(argv=None):
 
             make_extractor("cnn", backbone=args.backbone, runtime=args.runtime, caller="fit").config()  # fail fast
         train, test, train_src, test_src = _resolve_data(args)
+        train, extra_src = _add_extra(train, args)
+        if extra_src:
+            train_src += " + " + " + ".join(extra_src)
         _check_trainable(train, args.cv)
         cache = None if args.no_cache else (args.cache or default_cache_dir())
         run = args.run or _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
@@ -222,6 +281,7 @@ def main(argv=None):
             X_ref = np.hstack([base_test[n] for n in FEATURE_SETS[row["features"]]])
             reference[(row["features"], row["model"])] = [
                 round(float(v), 5) for v in clf_r.pipeline_.predict_proba(X_ref)[:, 1]]
+        promotion = _champion_decision(art / "models", best["test_accuracy"], test, args)
         saved = {}
         for row in rows:
             is_best = row is best
@@ -236,8 +296,12 @@ def main(argv=None):
                 "selected_by": "highest mean CV accuracy on the training set", "is_best": is_best,
                 "reference": {"p_positive": reference[(row["features"], row["model"])],
                               "source": "held-out test set"}}
+            if is_best:
+                card["promotion"] = promotion
             save_model(fitted[(row["features"], row["model"])], target, card=card)
             saved[f"{row['features']}/{row['model']}"] = str(target)
+            if is_best and promotion["promoted"]:
+                promote(art / "models", target)
 
         from .evaluation import write_report
 
@@ -258,7 +322,8 @@ def main(argv=None):
                    "backbone": args.backbone, "extract_seconds": round(extract_s, 2),
                    "feature_ms_per_image": {k: round(v, 2) for k, v in feature_ms.items()},
                    "rows": rows, "best": {"features": best["features"], "model": best["model"]},
-                   "models": saved, "report": str(report_dir), "versions": library_versions()}
+                   "models": saved, "report": str(report_dir), "promotion": promotion,
+                   "versions": library_versions()}
         (report_dir / "comparison.json").write_text(json.dumps(results, indent=2, default=str))
         if args.json:
             _cli.emit_json(results)
@@ -267,6 +332,7 @@ def main(argv=None):
             print(f"\nbest (by CV accuracy): {best['features']} + {best['model']} -> test accuracy "
                   f"{best['test_accuracy']:.4f}; model: {saved[best['features'] + '/' + best['model']]}; "
                   f"report: {report_dir / 'report.md'}")
+            print(f"promotion: {'promoted' if promotion['promoted'] else 'not promoted'} ({promotion['reason']})")
         return 0
 
     return _cli.run(body, parser, argv)

@@ -204,3 +204,50 @@ def test_psi_and_wilson_interval():
     lo, hi = wilson_interval(95, 100)
     assert lo < 0.95 < hi and hi <= 1.0
     assert wilson_interval(0, 10)[0] == 0.0
+
+
+def test_feedback_retrain_promote_and_hot_reload(shared_data, feature_cache, tmp_path, capsys):
+    """The deployment loop: fit -> serve -> predict -> feedback -> monitor -> retrain -> promotion -> reload."""
+    from fastapi.testclient import TestClient
+
+    from catdog_sk import fit, monitor
+    from catdog_sk.serving import create_app
+    from test_fit_cli import _subset
+
+    data = _subset(shared_data, tmp_path, n_train=40, n_test=40)
+    art = tmp_path / "art"
+    common = ["--data", str(data), "--features", "cnn", "--model", "logreg", "--cv", "3",
+              "--cache", str(feature_cache), "--artifacts", str(art), "--quiet"]
+    assert fit.main(common + ["--run", "r1", "--json"]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert first["promotion"]["promoted"] and (art / "models" / "PROMOTED").read_text().strip() == "r1"
+
+    app = create_app(art / "models")
+    with TestClient(app) as c:
+        v1 = c.get("/ready").json()["model_version"]
+        photo = sorted((shared_data / "test" / "dogs").glob("*.jpg"))[-1]
+        with open(photo, "rb") as fh:
+            body = c.post("/predict", files={"file": ("dog.jpg", fh, "image/jpeg")}).json()
+        assert body["model_version"] == v1
+        assert c.post("/feedback", json={"request_id": body["request_id"], "label": "dog"}).status_code == 200
+        db = art / "models" / "prediction_log.sqlite"
+        assert monitor.main(["--db", str(db), "--model", str(art / "models" / "r1"), "--out", str(tmp_path / "m"),
+                             "--quiet"]) in (0, 1)
+        assert (tmp_path / "m" / "monitor.md").exists()
+        capsys.readouterr()
+
+        # retrain with the feedback image added; champion/challenger decides on the same test set
+        assert fit.main(common + ["--run", "r2", "--extra-data", "feedback", "--json"]) == 0
+        second = json.loads(capsys.readouterr().out)
+        card = json.loads((art / "models" / "r2" / "model_card.json").read_text())
+        assert card["data"]["train_counts"]["dog"] == 21  # 20 photos + the corrected upload
+        decision = card["promotion"]
+        assert decision == second["promotion"] and "champion_test_accuracy" in decision
+        assert decision["promoted"] == (decision["challenger_test_accuracy"] >= decision["champion_test_accuracy"])
+        v2 = c.get("/ready").json()["model_version"]
+        assert (v2 != v1) == decision["promoted"]  # picked up without a restart
+        assert "Promotion" in (art / "models" / "r2" / "model_card.md").read_text()
+
+        assert fit.main(common + ["--run", "r3", "--no-promote", "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["promotion"] == {"promoted": False, "reason": "--no-promote"}
+        assert c.get("/ready").json()["model_version"] == v2

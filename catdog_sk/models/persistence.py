@@ -126,7 +126,7 @@ def promote(models_root, run_dir):
 
     models_root = Path(models_root)
     tmp = models_root / (PROMOTED_FILE + ".tmp")
-    tmp.write_text(Path(run_dir).name + "\n")
+    tmp.write_text(os.path.relpath(run_dir, models_root) + "\n")
     os.replace(tmp, models_root / PROMOTED_FILE)
 
 
@@ -234,6 +234,14 @@ def card_markdown(card):
         lines += ["## Grid search (CV accuracy on train)", "", "| params | mean | std |", "|---|---|---|"]
         lines += [f"| `{json.dumps(r['params'], default=str)}` | {r['mean']:.4f} | {r['std']:.4f} |"
                   for r in card["cv_results"]]
+        lines.append("")
+    if "promotion" in card:
+        p = card["promotion"]
+        lines += ["## Promotion (champion / challenger)", "",
+                  f"- Decision: {'promoted' if p.get('promoted') else 'not promoted'} ({p.get('reason')})"]
+        if "champion_test_accuracy" in p:
+            lines.append(f"- Champion {p.get('champion')}: test accuracy {p['champion_test_accuracy']:.4f}; "
+                         f"this model: {p['challenger_test_accuracy']:.4f}")
         lines.append("")
     lines += ["## Limitations", "",
               "Trained on Asirra/Kaggle pet photos: studio shots, cartoons, other species and "

@@ -78,6 +78,30 @@ class PredictionLog:
             return found[0]
         return self._write(action)
 
+    def feedback_images(self, uploads_dir=None):
+        """Images users labelled through feedback, as (paths, labels, missing).
+
+        Paths point into ``uploads_dir`` (default: ``uploads/`` beside the log),
+        where the service keeps each upload under its SHA-256. ``missing`` lists
+        hashes whose image is no longer there.
+        """
+        from pathlib import Path
+
+        uploads = Path(uploads_dir) if uploads_dir else Path(self.path).parent / "uploads"
+        latest = {}
+        for row in self.rows():
+            if row["true_label"] is not None:
+                latest[row["sha256"]] = row["true_label"]
+        paths, labels, missing = [], [], []
+        for sha, label in sorted(latest.items()):
+            path = uploads / f"{sha}.img"
+            if path.is_file():
+                paths.append(str(path))
+                labels.append(label)
+            else:
+                missing.append(sha)
+        return paths, labels, missing
+
     def rows(self):
         """All predictions joined with their feedback (for monitoring and tests)."""
         db = sqlite3.connect(self.path, timeout=5)
