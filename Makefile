@@ -10,7 +10,7 @@ TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 CATDOG_DATA ?= $(if $(wildcard ../shared/data/catsdogs/train),../shared/data/catsdogs,)
 export CATDOG_DATA
 
-.PHONY: venv demo test bench clean
+.PHONY: venv browser demo test bench clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,7 +24,14 @@ demo: venv
 	$(PY) -m catdog_sk.extract --features hog,color,cnn
 	$(PY) -m catdog_sk.fit --model all
 
-test: venv
+# The browser tests drive Debian's chromium through chromium-driver; install them when missing
+# (needs root or sudo; nothing is downloaded by the test tools themselves).
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver; }
+
+test: venv browser
 	$(PY) -m pytest
 
 bench: venv

@@ -66,3 +66,37 @@ def shared_embeddings(shared_data, feature_cache):
         assert res.ok.all(), res.errors
         out[split] = (res.features[0], found.labels)
     return out
+
+
+@pytest.fixture(scope="session")
+def model_dir(shared_data, feature_cache, shared_embeddings, tmp_path_factory):
+    """A saved Lite0 + logistic-regression model fitted on 80 shared train photos, with a score reference."""
+    from catdog_sk import CatDogClassifier
+    from catdog_sk.data import load_dataset
+    from catdog_sk.models import save_model
+
+    train = load_dataset(shared_data)["train"]
+    idx = np.r_[0:40, 1000:1040]
+    clf = CatDogClassifier(cache=str(feature_cache)).fit([train.paths[i] for i in idx], train.labels[idx])
+    test = load_dataset(shared_data)["test"]
+    ref = clf.predict_proba([test.paths[i] for i in np.r_[100:140, 1100:1140]])[:, 1]
+    return save_model(clf, tmp_path_factory.mktemp("served") / "model",
+                      card={"run": "serve-test", "reference": {"p_positive": ref.tolist()}})
+
+
+@pytest.fixture(scope="session")
+def photos(shared_data):
+    """A shared test photo of a cat and one of a dog."""
+    from catdog_sk.data import load_dataset
+
+    test = load_dataset(shared_data)["test"]
+    return test.paths[0], test.paths[-1]
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -3,7 +3,6 @@
 import base64
 import io
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -13,31 +12,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from catdog_sk import CatDogClassifier
-from catdog_sk.data import load_dataset
-from catdog_sk.models import save_model
 
-from conftest import REPO, textured_image
+from conftest import REPO, free_port, textured_image
 from test_preprocess import _png_header_only
 
 pytestmark = pytest.mark.cnn
-
-
-@pytest.fixture(scope="module")
-def model_dir(shared_data, feature_cache, shared_embeddings, tmp_path_factory):
-    train = load_dataset(shared_data)["train"]
-    idx = np.r_[0:40, 1000:1040]
-    clf = CatDogClassifier(cache=str(feature_cache)).fit([train.paths[i] for i in idx], train.labels[idx])
-    test = load_dataset(shared_data)["test"]
-    ref = clf.predict_proba([test.paths[i] for i in np.r_[100:140, 1100:1140]])[:, 1]
-    return save_model(clf, tmp_path_factory.mktemp("served") / "model",
-                      card={"run": "serve-test", "reference": {"p_positive": ref.tolist()}})
-
-
-@pytest.fixture(scope="module")
-def photos(shared_data):
-    test = load_dataset(shared_data)["test"]
-    return test.paths[0], test.paths[-1]  # a cat, a dog
 
 
 @pytest.fixture
@@ -138,14 +117,8 @@ def test_a_broken_prediction_log_never_breaks_serving(model_dir, tmp_path, photo
         assert "catdog_prediction_log_errors_total 1.0" in c.get("/metrics").text
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_serve_cli_on_loopback(model_dir, photos, tmp_path):
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "catdog_sk.serve", "--model", str(model_dir), "--port", str(port),
                              "--log-db", str(tmp_path / "log.sqlite"), "--quiet"], cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)

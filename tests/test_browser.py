@@ -1,0 +1,99 @@
+"""The upload page, end to end in headless Chromium (Debian's chromium + chromium-driver), on 127.0.0.1.
+
+`make test` installs the browser with apt when it is missing; the test tool never downloads one.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from catdog_sk.serving import PredictionLog
+
+from conftest import REPO, free_port
+
+pytestmark = pytest.mark.cnn
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+
+
+@pytest.fixture
+def server(model_dir, tmp_path):
+    port = free_port()
+    log = tmp_path / "log.sqlite"
+    proc = subprocess.Popen([sys.executable, "-m", "catdog_sk.serve", "--model", str(model_dir), "--port", str(port),
+                             "--log-db", str(log), "--quiet"], cwd=REPO, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while True:
+        try:
+            urllib.request.urlopen(url + "/health", timeout=1).read()
+            break
+        except OSError:
+            if proc.poll() is not None or time.time() > deadline:
+                raise AssertionError(proc.stderr.read().decode() if proc.poll() is not None else "server silent")
+            time.sleep(0.5)
+    yield url, log
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+@pytest.fixture
+def browser(tmp_path):
+    if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
+        pytest.fail("Debian's chromium and chromium-driver are needed: apt-get install chromium chromium-driver "
+                    "(`make test` does this)")
+    os.environ.setdefault("SE_OFFLINE", "true")  # Selenium Manager must not look for drivers online
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'profile'}", "--window-size=900,1000"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(30)
+    yield driver
+    driver.quit()
+
+
+def test_upload_a_photo_read_the_label_and_send_feedback(server, browser, photos, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    url, log = server
+    browser.get(url + "/")
+    assert "Cat or dog?" in browser.find_element(By.TAG_NAME, "h1").text
+    browser.find_element(By.ID, "file").send_keys(os.path.abspath(photos[1]))  # a dog
+    wait = WebDriverWait(browser, 60)
+    wait.until(lambda d: "sure" in d.find_element(By.ID, "result").text)
+    result = browser.find_element(By.ID, "result")
+    assert result.get_attribute("data-label") == "dog" and result.text.startswith("dog (")
+    browser.save_screenshot(str(tmp_path / "page.png"))
+    button = wait.until(ec.element_to_be_clickable((By.ID, "wrong")))
+    assert "cat" in button.text
+    button.click()
+    wait.until(lambda d: d.find_element(By.ID, "thanks").text == "Thanks, recorded.")
+    (row,) = PredictionLog(log).rows()
+    assert (row["label"], row["true_label"]) == ("dog", "cat")
+
+
+def test_a_non_image_upload_shows_the_error(server, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    url, _ = server
+    bad = tmp_path / "notes.jpg"
+    bad.write_text("not a photo")
+    browser.get(url + "/")
+    browser.find_element(By.ID, "file").send_keys(str(bad))
+    WebDriverWait(browser, 30).until(lambda d: d.find_element(By.ID, "error").text)
+    assert "not_an_image" in browser.find_element(By.ID, "error").text
