@@ -218,6 +218,7 @@ def main(argv=None):
         from .models import FEATURE_SETS, param_grid, run_search, save_model
         from .models._registry import grid_summary
         from .models.persistence import promote
+        from .monitoring import REFERENCE_EMBEDDINGS
         from .models.persistence import library_versions
 
         sets = _parse_sets(parser, args.features)
@@ -299,6 +300,11 @@ def main(argv=None):
             if is_best:
                 card["promotion"] = promotion
             save_model(fitted[(row["features"], row["model"])], target, card=card)
+            if "cnn" in base_test:  # reference sample for embedding-drift monitoring
+                rng = np.random.RandomState(args.seed)
+                pick = np.sort(rng.choice(len(base_test["cnn"]), size=min(500, len(base_test["cnn"])),
+                                          replace=False))
+                np.save(target / REFERENCE_EMBEDDINGS, base_test["cnn"][pick], allow_pickle=False)
             saved[f"{row['features']}/{row['model']}"] = str(target)
             if is_best and promotion["promoted"]:
                 promote(art / "models", target)

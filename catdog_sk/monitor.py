@@ -23,6 +23,8 @@ def build_parser():
     parser.add_argument("--min-live-accuracy", type=float, default=None, metavar="X",
                         help="alert when the upper end of the live-accuracy CI is below this")
     parser.add_argument("--max-p99-ms", type=float, default=None, metavar="MS", help="alert above this p99 latency")
+    parser.add_argument("--max-domain-auc", type=float, default=0.75, metavar="X",
+                        help="alert when a classifier tells live embeddings from the reference with AUC above this")
     return parser
 
 
@@ -32,9 +34,12 @@ def main(argv=None):
     def body(args):
         import json
 
-        from .monitoring import load_log, summarize, write_monitor_report
+        import numpy as np
 
-        classes, reference = ["cat", "dog"], None
+        from .monitoring import REFERENCE_EMBEDDINGS, load_log, summarize, write_monitor_report
+        from .serving import PredictionLog
+
+        classes, reference, ref_emb = ["cat", "dog"], None, None
         if args.model:
             card_path = Path(args.model) / "model_card.json"
             if not card_path.is_file():
@@ -42,9 +47,13 @@ def main(argv=None):
             card = json.loads(card_path.read_text())
             classes = card.get("classes", classes)
             reference = card.get("reference", {}).get("p_positive")
+            if (Path(args.model) / REFERENCE_EMBEDDINGS).is_file():
+                ref_emb = np.load(Path(args.model) / REFERENCE_EMBEDDINGS, allow_pickle=False)
         since = time.time() - 3600 * args.since if args.since else None
         rows = load_log(args.db, since=since)
-        summary = summarize(rows, classes=classes, reference_scores=reference)
+        live_emb = PredictionLog(args.db).embeddings(since=since) if ref_emb is not None else None
+        summary = summarize(rows, classes=classes, reference_scores=reference, reference_embeddings=ref_emb,
+                            live_embeddings=live_emb)
         alerts = []
         drift = summary.get("drift")
         if drift and drift["psi"] > args.max_psi:
@@ -53,6 +62,10 @@ def main(argv=None):
         if live and args.min_live_accuracy is not None and live["ci95"][1] < args.min_live_accuracy:
             alerts.append(f"live accuracy CI {live['ci95'][0]:.3f}-{live['ci95'][1]:.3f} is below "
                           f"{args.min_live_accuracy}")
+        emb = summary.get("embedding_drift", {})
+        if emb.get("domain_classifier_auc", 0) > args.max_domain_auc:
+            alerts.append(f"embedding drift: domain-classifier AUC {emb['domain_classifier_auc']:.3f} > "
+                          f"{args.max_domain_auc}")
         if rows and args.max_p99_ms is not None and summary["latency_ms"]["p99"] > args.max_p99_ms:
             alerts.append(f"p99 latency {summary['latency_ms']['p99']:.1f} ms > {args.max_p99_ms} ms")
         summary["alerts"] = alerts

@@ -9,7 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["psi", "wilson_interval", "load_log", "summarize", "write_monitor_report"]
+__all__ = ["psi", "wilson_interval", "domain_classifier_auc", "mmd_rbf", "load_log", "summarize",
+           "write_monitor_report", "REFERENCE_EMBEDDINGS"]
+
+#: File beside a saved model: a sample of CNN embeddings of its held-out test set.
+REFERENCE_EMBEDDINGS = "reference_embeddings.npy"
 
 #: Bins of P(positive class) shared by the reference and the live distributions.
 SCORE_BINS = np.linspace(0.0, 1.0, 11)
@@ -39,6 +43,40 @@ def wilson_interval(successes, n, *, z=1.96):
     return (float(max(0.0, center - half)), float(min(1.0, center + half)))
 
 
+def domain_classifier_auc(reference, live, *, random_state=0):
+    """Cross-validated ROC AUC of a classifier telling live embeddings from reference ones.
+
+    About 0.5 when live traffic looks like the reference; towards 1.0 as it
+    drifts (Evidently's default "model" method for embedding drift).
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X = np.vstack([reference, live])
+    y = np.r_[np.zeros(len(reference)), np.ones(len(live))]
+    folds = StratifiedKFold(n_splits=min(5, int(min(len(reference), len(live)))), shuffle=True,
+                            random_state=random_state)
+    clf = make_pipeline(StandardScaler(), LogisticRegression(C=0.01, max_iter=2000))
+    scores = cross_val_predict(clf, X, y, cv=folds, method="predict_proba")[:, 1]
+    return float(roc_auc_score(y, scores))
+
+
+def mmd_rbf(reference, live):
+    """Squared maximum mean discrepancy with an RBF kernel (median-distance bandwidth)."""
+    from sklearn.metrics.pairwise import euclidean_distances, rbf_kernel
+
+    X = np.vstack([reference, live])
+    d = euclidean_distances(X, squared=True)
+    gamma = 1.0 / max(np.median(d[d > 0]), 1e-12)
+    k_rr = rbf_kernel(reference, gamma=gamma)
+    k_ll = rbf_kernel(live, gamma=gamma)
+    k_rl = rbf_kernel(reference, live, gamma=gamma)
+    return float(k_rr.mean() + k_ll.mean() - 2 * k_rl.mean())
+
+
 def load_log(db_path, *, since=None):
     """Rows of the prediction log (joined with feedback), optionally only those after ``since`` (epoch s)."""
     from .serving import PredictionLog
@@ -53,7 +91,8 @@ def load_log(db_path, *, since=None):
     return rows
 
 
-def summarize(rows, *, classes, reference_scores=None):
+def summarize(rows, *, classes, reference_scores=None, reference_embeddings=None, live_embeddings=None,
+              min_live=20):
     """Numbers of the monitoring report (JSON-serialisable).
 
     Parameters
@@ -64,6 +103,10 @@ def summarize(rows, *, classes, reference_scores=None):
         The model's classes; the second is the positive class for score drift.
     reference_scores : array-like, default=None
         P(positive) on the model's held-out test set (from its model card).
+    reference_embeddings, live_embeddings : ndarray, default=None
+        CNN embeddings of the reference sample and of logged traffic; embedding
+        drift is measured when both exist and there are at least ``min_live``
+        live ones.
     """
     from scipy.stats import ks_2samp
 
@@ -89,6 +132,15 @@ def summarize(rows, *, classes, reference_scores=None):
         ks = ks_2samp(ref, positive)
         out["drift"] = {"psi": psi(ref, positive), "ks_statistic": float(ks.statistic),
                         "ks_pvalue": float(ks.pvalue), "reference_n": int(len(ref))}
+    if reference_embeddings is not None and live_embeddings is not None:
+        if len(live_embeddings) >= min_live and live_embeddings.shape[1] == reference_embeddings.shape[1]:
+            live = live_embeddings[-2000:]
+            out["embedding_drift"] = {"domain_classifier_auc": domain_classifier_auc(reference_embeddings, live),
+                                      "mmd2": mmd_rbf(reference_embeddings[:500], live[-500:]),
+                                      "live_n": int(len(live)), "reference_n": int(len(reference_embeddings))}
+        else:
+            out["embedding_drift"] = {"note": f"needs at least {min_live} logged embeddings of the same size; "
+                                              f"have {len(live_embeddings)}"}
     feedback = [(r["label"], r["true_label"]) for r in rows if r["true_label"] is not None]
     if feedback:
         correct = sum(a == b for a, b in feedback)
@@ -137,6 +189,12 @@ def write_monitor_report(out_dir, rows, summary, *, classes, reference_scores=No
             d = summary["drift"]
             md.append(f"- Score drift vs the test set: PSI {d['psi']:.3f}, KS {d['ks_statistic']:.3f} "
                       f"(p = {d['ks_pvalue']:.3g})")
+        e = summary.get("embedding_drift", {})
+        if "domain_classifier_auc" in e:
+            md.append(f"- Embedding drift vs the test set: domain-classifier AUC {e['domain_classifier_auc']:.3f} "
+                      f"(0.5 = no drift), MMD² {e['mmd2']:.4f}, {e['live_n']} live vs {e['reference_n']} reference")
+        elif e:
+            md.append(f"- Embedding drift: {e['note']}")
         if "live_accuracy" in summary:
             a = summary["live_accuracy"]
             md.append(f"- Live accuracy from {a['n_feedback']} feedback: {a['accuracy']:.3f} "

@@ -79,9 +79,14 @@ def model_dir(shared_data, feature_cache, shared_embeddings, tmp_path_factory):
     idx = np.r_[0:40, 1000:1040]
     clf = CatDogClassifier(cache=str(feature_cache)).fit([train.paths[i] for i in idx], train.labels[idx])
     test = load_dataset(shared_data)["test"]
-    ref = clf.predict_proba([test.paths[i] for i in np.r_[100:140, 1100:1140]])[:, 1]
-    return save_model(clf, tmp_path_factory.mktemp("served") / "model",
-                      card={"run": "serve-test", "reference": {"p_positive": ref.tolist()}})
+    ref_paths = [test.paths[i] for i in np.r_[100:140, 1100:1140]]
+    ref = clf.predict_proba(ref_paths)[:, 1]
+    out = save_model(clf, tmp_path_factory.mktemp("served") / "model",
+                     card={"run": "serve-test", "reference": {"p_positive": ref.tolist()}})
+    from catdog_sk.monitoring import REFERENCE_EMBEDDINGS
+
+    np.save(out / REFERENCE_EMBEDDINGS, clf.transform_features(ref_paths))
+    return out
 
 
 @pytest.fixture(scope="session")

@@ -143,7 +143,7 @@ def test_serve_cli_on_loopback(model_dir, photos, tmp_path):
         proc.wait(timeout=30)
 
 
-def test_monitor_reports_volume_drift_and_live_accuracy(client, photos, model_dir, tmp_path, capsys):
+def test_monitor_reports_volume_drift_and_live_accuracy(client, photos, model_dir, tmp_path, capsys, shared_data):
     from catdog_sk import monitor
 
     ids = []
@@ -155,16 +155,37 @@ def test_monitor_reports_volume_drift_and_live_accuracy(client, photos, model_di
     db = client.app_.state.prediction_log.path
     code = monitor.main(["--db", db, "--model", str(model_dir), "--out", str(tmp_path / "mon"), "--json"])
     summary = json.loads(capsys.readouterr().out)
-    assert code == (1 if summary["drift"]["psi"] > 0.25 else 0)
+    assert code == (1 if summary["alerts"] else 0)
+    assert "needs at least 20" in summary["embedding_drift"]["note"]  # only 6 predictions so far
     assert summary["n_predictions"] == 6 and summary["class_share"] == {"cat": 0.5, "dog": 0.5}
     assert summary["live_accuracy"]["n_feedback"] == 2 and summary["live_accuracy"]["accuracy"] == 0.5
     lo, hi = summary["live_accuracy"]["ci95"]
     assert 0 < lo < 0.5 < hi < 1
     assert summary["drift"]["reference_n"] == 80 and summary["drift"]["psi"] >= 0
     assert (tmp_path / "mon" / "monitor.png").stat().st_size > 1000
+    # with 20 more predictions of other test photos, embedding drift is measured
+    more = sorted((shared_data / "test" / "cats").glob("*.jpg"))[200:210] + \
+        sorted((shared_data / "test" / "dogs").glob("*.jpg"))[200:210]
+    for path in more:
+        with open(path, "rb") as fh:
+            assert client.post("/predict", files={"file": ("x.jpg", fh, "image/jpeg")}).status_code == 200
+    monitor.main(["--db", db, "--model", str(model_dir), "--out", str(tmp_path / "mon"), "--json"])
+    drift = json.loads(capsys.readouterr().out)["embedding_drift"]
+    assert drift["live_n"] == 26 and drift["reference_n"] == 80
+    assert 0.0 <= drift["domain_classifier_auc"] <= 1.0 and drift["mmd2"] > -1e-6
     # a configured threshold that is crossed makes the exit status non-zero, with the reason
     assert monitor.main(["--db", db, "--out", str(tmp_path / "mon2"), "--max-p99-ms", "0.001"]) == 1
     assert "p99 latency" in capsys.readouterr().out
+
+
+def test_embedding_drift_measures_tell_shift_from_no_shift():
+    from catdog_sk.monitoring import domain_classifier_auc, mmd_rbf
+
+    rng = np.random.default_rng(0)
+    ref, same, shifted = rng.normal(size=(200, 16)), rng.normal(size=(200, 16)), rng.normal(0.7, 1, size=(200, 16))
+    assert domain_classifier_auc(ref, same) < 0.65
+    assert domain_classifier_auc(ref, shifted) > 0.9
+    assert mmd_rbf(ref, shifted) > 5 * max(mmd_rbf(ref, same), 1e-4)
 
 
 def test_psi_and_wilson_interval():

@@ -17,7 +17,7 @@ logger = logging.getLogger("catdog_sk.serving")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS predictions (
     request_id TEXT, item INTEGER, time REAL, sha256 TEXT, label TEXT, probabilities TEXT,
-    model_version TEXT, latency_ms REAL, PRIMARY KEY (request_id, item));
+    model_version TEXT, latency_ms REAL, embedding BLOB, PRIMARY KEY (request_id, item));
 CREATE TABLE IF NOT EXISTS feedback (
     request_id TEXT, item INTEGER, time REAL, true_label TEXT, PRIMARY KEY (request_id, item));
 """
@@ -56,11 +56,33 @@ class PredictionLog:
                 return None
 
     def record(self, rows):
-        """Store predictions: iterable of (request_id, item, sha256, label, probabilities_json, version, ms)."""
+        """Store predictions.
+
+        ``rows``: iterable of (request_id, item, sha256, label, probabilities_json,
+        model_version, latency_ms, embedding) where ``embedding`` is a float
+        vector (stored as float16, for embedding-drift monitoring) or None.
+        """
+        import numpy as np
+
         now = time.time()
-        rows = [(r[0], r[1], now, *r[2:]) for r in rows]
+        rows = [(*r[:2], now, *r[2:7], None if r[7] is None else np.asarray(r[7], np.float16).tobytes())
+                for r in rows]
         return self._write(lambda db: db.executemany(
-            "INSERT OR REPLACE INTO predictions VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)) is not None
+            "INSERT OR REPLACE INTO predictions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)) is not None
+
+    def embeddings(self, *, since=None):
+        """Logged embeddings as a float32 matrix (rows without one are left out)."""
+        import numpy as np
+
+        db = sqlite3.connect(self.path, timeout=5)
+        try:
+            blobs = [b for (b,) in db.execute("SELECT embedding FROM predictions WHERE embedding IS NOT NULL "
+                                              "AND time >= ? ORDER BY time", (since or 0,))]
+        finally:
+            db.close()
+        if not blobs:
+            return np.empty((0, 0), np.float32)
+        return np.stack([np.frombuffer(b, np.float16) for b in blobs]).astype(np.float32)
 
     def feedback(self, request_id, item, true_label):
         """Attach the true label to a logged prediction.

@@ -23,6 +23,9 @@ __all__ = ["create_app", "DEFAULT_MAX_UPLOAD_BYTES"]
 #: Uploads above this many bytes are refused with 413 before decoding.
 DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 
+#: Requests whose declared body exceeds this many maximal images get 413 before being read.
+MAX_IMAGES_PER_REQUEST = 16
+
 #: HTTP status for each decode failure reason.
 _STATUS = {"too_large": 413, "not_an_image": 415, "empty": 422, "truncated": 422, "corrupt": 422,
            "bad_array": 422, "unreadable": 422}
@@ -131,6 +134,10 @@ def create_app(model_path, *, log_db=None, uploads_dir=None, max_upload_bytes=DE
     async def read_uploads(request):
         """Return [(name, bytes)] from a multipart form or a JSON body of base64 strings."""
         ctype = request.headers.get("content-type", "")
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_IMAGES_PER_REQUEST * max_upload_bytes + 65536:
+            problem(413, f"Request body of {int(declared):,} bytes is larger than {MAX_IMAGES_PER_REQUEST} "
+                         f"images of at most {max_upload_bytes:,} bytes.", "/predict")
         if ctype.startswith("multipart/form-data"):
             form = await request.form()
             items = []
@@ -197,6 +204,8 @@ def create_app(model_path, *, log_db=None, uploads_dir=None, max_upload_bytes=DE
             model = current()
             res = extract_features(images, model["extractors"], n_jobs=1)
             proba = model["clf"].pipeline_.predict_proba(np.hstack(res.features))
+        names = [ex.name for ex in model["extractors"]]
+        embeddings = res.features[names.index("cnn")] if "cnn" in names else [None] * len(images)
         version = model["version"]
         keep_uploads(hashes, blobs)
         request_id = uuid.uuid4().hex
@@ -209,8 +218,8 @@ def create_app(model_path, *, log_db=None, uploads_dir=None, max_upload_bytes=DE
                                 "probabilities": probs})
             metrics.predictions.labels(label=label).inc()
             metrics.confidence.observe(float(p.max()))
-        ok = log.record([(request_id, k, h, pr["label"], json.dumps(pr["probabilities"]), version, ms)
-                         for k, (pr, h) in enumerate(zip(predictions, hashes))])
+        ok = log.record([(request_id, k, h, pr["label"], json.dumps(pr["probabilities"]), version, ms, e)
+                         for k, (pr, h, e) in enumerate(zip(predictions, hashes, embeddings))])
         if not ok:
             metrics.log_errors.inc()
         metrics.requests.labels(endpoint="/predict", http_response_code="200").inc()
