@@ -16,6 +16,8 @@ def build_parser():
     parser.add_argument("--log-db", metavar="FILE",
                         help="SQLite prediction log (default: prediction_log.sqlite beside the model)")
     parser.add_argument("--max-upload-mb", type=float, default=10.0, help="larger uploads get HTTP 413")
+    parser.add_argument("--workers", type=int, default=1, metavar="N",
+                        help="worker processes; /metrics adds up all of them (Prometheus multiprocess mode)")
     return parser
 
 
@@ -23,18 +25,42 @@ def main(argv=None):
     parser = build_parser()
 
     def body(args):
-        import uvicorn
+        import json
+        import os
+        import shutil
+        import tempfile
 
-        from .serving import create_app
+        import uvicorn
 
         if not 0 < args.port < 65536:
             parser.error(f"--port must be in 1..65535; got {args.port}")
         if args.max_upload_mb <= 0:
             parser.error(f"--max-upload-mb must be > 0; got {args.max_upload_mb}")
-        app = create_app(args.model, log_db=args.log_db, max_upload_bytes=int(args.max_upload_mb * 2**20),
-                         unsafe=args.unsafe)
-        _cli.log(args, f"serving model {app.version} on http://{args.host}:{args.port}/")
-        uvicorn.run(app, host=args.host, port=args.port, log_level="warning" if args.quiet else "info")
+        if args.workers < 1:
+            parser.error(f"--workers must be >= 1; got {args.workers}")
+        config = {"model_path": args.model, "log_db": args.log_db, "unsafe": args.unsafe,
+                  "max_upload_bytes": int(args.max_upload_mb * 2**20)}
+        log_level = "warning" if args.quiet else "info"
+        if args.workers == 1:
+            from .serving import create_app
+
+            app = create_app(**config)
+            _cli.log(args, f"serving model {app.version} on http://{args.host}:{args.port}/")
+            uvicorn.run(app, host=args.host, port=args.port, log_level=log_level)
+            return 0
+        from .models import load_model
+        from .serving.app import CONFIG_ENV
+
+        load_model(args.model, unsafe=args.unsafe)  # fail here, once, with one line, if it cannot load
+        metrics_dir = tempfile.mkdtemp(prefix="catdog-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        os.environ[CONFIG_ENV] = json.dumps(config)
+        _cli.log(args, f"serving {args.model} with {args.workers} workers on http://{args.host}:{args.port}/")
+        try:
+            uvicorn.run("catdog_sk.serving.app:app_from_env", factory=True, workers=args.workers,
+                        host=args.host, port=args.port, log_level=log_level)
+        finally:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
         return 0
 
     return _cli.run(body, parser, argv)

@@ -245,3 +245,34 @@ def test_feedback_retrain_promote_and_hot_reload(shared_data, feature_cache, tmp
         assert fit.main(common + ["--run", "r3", "--no-promote", "--json"]) == 0
         assert json.loads(capsys.readouterr().out)["promotion"] == {"promoted": False, "reason": "--no-promote"}
         assert c.get("/ready").json()["model_version"] == v2
+
+
+def test_metrics_add_up_across_two_worker_processes(model_dir, photos, tmp_path):
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "catdog_sk.serve", "--model", str(model_dir), "--port", str(port),
+                             "--workers", "2", "--log-db", str(tmp_path / "log.sqlite"), "--quiet"], cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 90
+        while True:
+            try:
+                urllib.request.urlopen(url + "/ready", timeout=2).read()
+                break
+            except OSError:
+                if proc.poll() is not None or time.time() > deadline:
+                    raise AssertionError(proc.stderr.read().decode() if proc.poll() is not None else "no answer")
+                time.sleep(0.5)
+        body = json.dumps({"images": [base64.b64encode(open(photos[0], "rb").read()).decode()]}).encode()
+        for _ in range(12):
+            req = urllib.request.Request(url + "/predict", data=body, headers={"content-type": "application/json"})
+            urllib.request.urlopen(req, timeout=60).read()
+        time.sleep(0.5)
+        for _ in range(6):  # whichever worker answers, it reports the total of both
+            text = urllib.request.urlopen(url + "/metrics", timeout=10).read().decode()
+            total = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                        if line.startswith("catdog_predictions_total{"))
+            assert total == 12.0, text
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

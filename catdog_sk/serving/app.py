@@ -18,7 +18,7 @@ import numpy as np
 from ..exceptions import ImageDecodeError
 from ..preprocess import DEFAULT_MAX_PIXELS, decode_image
 
-__all__ = ["create_app", "DEFAULT_MAX_UPLOAD_BYTES"]
+__all__ = ["create_app", "app_from_env", "DEFAULT_MAX_UPLOAD_BYTES"]
 
 #: Uploads above this many bytes are refused with 413 before decoding.
 DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024
@@ -31,11 +31,19 @@ _STATUS = {"too_large": 413, "not_an_image": 415, "empty": 422, "truncated": 422
            "bad_array": 422, "unreadable": 422}
 
 class _Metrics:
-    """Prometheus series for one app, in their own registry (BentoML-style names, base units)."""
+    """Prometheus series for one app, in their own registry (BentoML-style names, base units).
+
+    With ``PROMETHEUS_MULTIPROC_DIR`` set (``serve --workers N`` sets it), values
+    live in files shared by all worker processes and ``/metrics`` adds them up,
+    so every worker answers with the totals of all of them.
+    """
 
     def __init__(self, version, sha):
+        import os
+
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+        self.multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
         self.registry = CollectorRegistry()
         self.requests = Counter("catdog_requests_total", "HTTP requests", ["endpoint", "http_response_code"],
                                 registry=self.registry)
@@ -49,12 +57,25 @@ class _Metrics:
         self.feedback = Counter("catdog_feedback_total", "Feedback received", ["correct"], registry=self.registry)
         self.log_errors = Counter("catdog_prediction_log_errors_total", "Failed prediction-log writes",
                                   registry=self.registry)
-        self.info = Gauge("catdog_model_info", "The served model", ["version", "sha256"], registry=self.registry)
+        self.info = Gauge("catdog_model_info", "The served model", ["version", "sha256"], registry=self.registry,
+                          multiprocess_mode="livemax")
+        self._model = None
         self.set_model(version, sha)
 
     def set_model(self, version, sha):
-        self.info.clear()
+        if self._model is not None:
+            self.info.labels(*self._model).set(0)
+        self._model = (version, sha)
         self.info.labels(version=version, sha256=sha).set(1)
+
+    def exposition(self):
+        from prometheus_client import CollectorRegistry, generate_latest, multiprocess
+
+        if not self.multiprocess:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry)
 
 
 def create_app(model_path, *, log_db=None, uploads_dir=None, max_upload_bytes=DEFAULT_MAX_UPLOAD_BYTES,
@@ -257,9 +278,9 @@ def create_app(model_path, *, log_db=None, uploads_dir=None, max_upload_bytes=DE
 
     @app.get("/metrics")
     def prometheus():
-        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+        from prometheus_client import CONTENT_TYPE_LATEST
 
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/", response_class=HTMLResponse)
     def page():
@@ -270,3 +291,14 @@ def create_app(model_path, *, log_db=None, uploads_dir=None, max_upload_bytes=DE
         return JSONResponse({"error": exc.detail, "status": exc.status_code}, status_code=exc.status_code)
 
     return app
+
+
+#: Environment variable carrying create_app's keyword arguments to worker processes.
+CONFIG_ENV = "CATDOG_SERVE_CONFIG"
+
+
+def app_from_env():
+    """App factory for multi-worker servers: ``create_app(**json.loads($CATDOG_SERVE_CONFIG))``."""
+    import os
+
+    return create_app(**json.loads(os.environ[CONFIG_ENV]))
