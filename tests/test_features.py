@@ -6,7 +6,6 @@ import textwrap
 
 import numpy as np
 import pytest
-from PIL import Image
 from sklearn.base import clone
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import StandardScaler
