@@ -180,7 +180,11 @@ def _convert_openvino(model, spec):
     import openvino as ov
     import torch
 
-    converted = ov.convert_model(model, example_input=torch.zeros(1, 3, spec.input_size, spec.input_size))
+    import warnings
+
+    with warnings.catch_warnings():  # the converter traces with torch.jit, which warns about its own deprecation
+        warnings.simplefilter("ignore", FutureWarning)
+        converted = ov.convert_model(model, example_input=torch.zeros(1, 3, spec.input_size, spec.input_size))
     ppp = ov.preprocess.PrePostProcessor(converted)
     ppp.input().tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC"))
     ppp.input().model().set_layout(ov.Layout("NCHW"))
