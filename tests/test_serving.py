@@ -52,7 +52,7 @@ def test_predict_multipart_matches_the_estimator(client, photos):
     assert response.status_code == 200
     body = response.json()
     (pred,) = body["predictions"]
-    expected = client.app_.state.served["clf"].predict_proba([cat])[0]
+    expected = client.app_.state.current()["clf"].predict_proba([cat])[0]
     assert pred["label"] == "cat"
     assert pred["probabilities"]["cat"] == pytest.approx(expected[0], abs=1e-5)
     assert len(body["request_id"]) == 32 and body["model_version"] == client.get("/ready").json()["model_version"]

@@ -117,35 +117,35 @@ def create_app(model_path, *, log_db=None, uploads_dir=None, max_upload_bytes=DE
     pointer = root / PROMOTED_FILE
     log = PredictionLog(log_db or root / "prediction_log.sqlite")
     uploads = Path(uploads_dir) if uploads_dir else Path(log.path).parent / "uploads"
-    predict_lock = threading.Lock()  # compiled CNN runtimes are not re-entrant; also guards reloads
-    served = {}
+    predict_lock = threading.Lock()  # compiled CNN runtimes are not re-entrant
+    reload_lock = threading.Lock()
+    state = {}
 
     def load():
+        """Load the model into a new snapshot and swap it in whole: a request never mixes two models."""
+        mtime = pointer.stat().st_mtime_ns if pointer.exists() else None
         clf = load_model(model_path, unsafe=unsafe)
         clf.predict_proba([np.zeros((8, 8, 3), np.uint8)])  # warm up: load the network now
         sha = (getattr(clf, "card_", None) or {}).get("model_sha256", "")
-        served.update(clf=clf, extractors=clf._extractors(), sha=sha, version=sha[:12] or "unversioned",
-                      classes=[str(c) for c in clf.classes_],
-                      pointer_mtime=pointer.stat().st_mtime_ns if pointer.exists() else None)
-
-    reload_lock = threading.Lock()
+        state["model"] = {"clf": clf, "extractors": clf._extractors(), "sha": sha,
+                          "version": sha[:12] or "unversioned", "classes": [str(c) for c in clf.classes_],
+                          "pointer_mtime": mtime}
 
     def current():
-        """The served model, reloaded first if the models root promoted another one."""
-        if pointer.exists() and pointer.stat().st_mtime_ns != served["pointer_mtime"]:
+        """Snapshot of the served model, reloaded first if the models root promoted another one."""
+        if pointer.exists() and pointer.stat().st_mtime_ns != state["model"]["pointer_mtime"]:
             with reload_lock:
-                if pointer.stat().st_mtime_ns != served["pointer_mtime"]:
+                if pointer.stat().st_mtime_ns != state["model"]["pointer_mtime"]:
                     load()
-                    metrics.set_model(served["version"], served["sha"])
-        return served
+                    metrics.set_model(state["model"]["version"], state["model"]["sha"])
+        return state["model"]
 
     load()
-    metrics = _Metrics(served["version"], served["sha"])
-    classes = served["classes"]
+    metrics = _Metrics(state["model"]["version"], state["model"]["sha"])
 
-    app = FastAPI(title="catdog_sk", version=served["version"],
+    app = FastAPI(title="catdog_sk", version=state["model"]["version"],
                   description="Tell photos of cats from photos of dogs.")
-    app.state.served = served
+    app.state.current = current
     app.state.prediction_log = log
 
     def problem(status, message, endpoint):
@@ -255,6 +255,7 @@ def create_app(model_path, *, log_db=None, uploads_dir=None, max_upload_bytes=DE
             item = int(body.get("item", 0))
         except (ValueError, KeyError, TypeError):
             problem(422, 'Body must be JSON {"request_id": "...", "label": "cat"|"dog", "item": 0}.', "/feedback")
+        classes = current()["classes"]
         if label not in classes:
             problem(422, f"label must be one of {', '.join(classes)}; got {label!r}.", "/feedback")
         predicted = log.feedback(request_id, item, label)
