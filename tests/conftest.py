@@ -1,5 +1,6 @@
 """Shared fixtures: the shared photo set beside the repo, and small generated images."""
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -105,3 +106,33 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_server(model, *extra_args, timeout=90):
+    """Run ``python -m catdog_sk.serve`` on a free 127.0.0.1 port; yield its base URL; stop it after."""
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "catdog_sk.serve", "--model", str(model), "--port", str(port),
+                             "--quiet", *extra_args], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + timeout
+        while True:
+            try:
+                urllib.request.urlopen(url + "/ready", timeout=2).read()
+                break
+            except OSError:
+                if proc.poll() is not None:
+                    raise AssertionError(f"serve exited: {proc.stderr.read().decode()}")
+                if time.time() > deadline:
+                    raise AssertionError(f"serve did not answer within {timeout} s")
+                time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

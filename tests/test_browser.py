@@ -5,16 +5,12 @@
 
 import os
 import shutil
-import subprocess
-import sys
-import time
-import urllib.request
 
 import pytest
 
 from catdog_sk.serving import PredictionLog
 
-from conftest import REPO, free_port
+from conftest import running_server
 
 pytestmark = pytest.mark.cnn
 
@@ -24,23 +20,9 @@ CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 
 @pytest.fixture
 def server(model_dir, tmp_path):
-    port = free_port()
     log = tmp_path / "log.sqlite"
-    proc = subprocess.Popen([sys.executable, "-m", "catdog_sk.serve", "--model", str(model_dir), "--port", str(port),
-                             "--log-db", str(log), "--quiet"], cwd=REPO, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while True:
-        try:
-            urllib.request.urlopen(url + "/health", timeout=1).read()
-            break
-        except OSError:
-            if proc.poll() is not None or time.time() > deadline:
-                raise AssertionError(proc.stderr.read().decode() if proc.poll() is not None else "server silent")
-            time.sleep(0.5)
-    yield url, log
-    proc.terminate()
-    proc.wait(timeout=30)
+    with running_server(model_dir, "--log-db", str(log)) as url:
+        yield url, log
 
 
 @pytest.fixture

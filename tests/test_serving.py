@@ -3,8 +3,6 @@
 import base64
 import io
 import json
-import subprocess
-import sys
 import time
 import urllib.request
 
@@ -13,7 +11,7 @@ import pytest
 from PIL import Image
 
 
-from conftest import REPO, free_port, textured_image
+from conftest import running_server, textured_image
 from test_preprocess import _png_header_only
 
 pytestmark = pytest.mark.cnn
@@ -118,29 +116,14 @@ def test_a_broken_prediction_log_never_breaks_serving(model_dir, tmp_path, photo
 
 
 def test_serve_cli_on_loopback(model_dir, photos, tmp_path):
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "catdog_sk.serve", "--model", str(model_dir), "--port", str(port),
-                             "--log-db", str(tmp_path / "log.sqlite"), "--quiet"], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
-                    assert json.loads(r.read()) == {"status": "ok"}
-                    break
-            except OSError:
-                if time.time() > deadline or proc.poll() is not None:
-                    raise AssertionError(proc.stderr.read().decode() if proc.poll() is not None else "no answer")
-                time.sleep(0.5)
+    with running_server(model_dir, "--log-db", str(tmp_path / "log.sqlite")) as url:
+        with urllib.request.urlopen(url + "/health", timeout=2) as r:
+            assert json.loads(r.read()) == {"status": "ok"}
         data = base64.b64encode(open(photos[1], "rb").read()).decode()
-        req = urllib.request.Request(f"http://127.0.0.1:{port}/predict", data=json.dumps({"images": [data]}).encode(),
+        req = urllib.request.Request(url + "/predict", data=json.dumps({"images": [data]}).encode(),
                                      headers={"content-type": "application/json"})
         with urllib.request.urlopen(req, timeout=30) as r:
             assert json.loads(r.read())["predictions"][0]["label"] == "dog"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def test_monitor_reports_volume_drift_and_live_accuracy(client, photos, model_dir, tmp_path, capsys, shared_data):
@@ -248,21 +231,7 @@ def test_feedback_retrain_promote_and_hot_reload(shared_data, feature_cache, tmp
 
 
 def test_metrics_add_up_across_two_worker_processes(model_dir, photos, tmp_path):
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "catdog_sk.serve", "--model", str(model_dir), "--port", str(port),
-                             "--workers", "2", "--log-db", str(tmp_path / "log.sqlite"), "--quiet"], cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 90
-        while True:
-            try:
-                urllib.request.urlopen(url + "/ready", timeout=2).read()
-                break
-            except OSError:
-                if proc.poll() is not None or time.time() > deadline:
-                    raise AssertionError(proc.stderr.read().decode() if proc.poll() is not None else "no answer")
-                time.sleep(0.5)
+    with running_server(model_dir, "--workers", "2", "--log-db", str(tmp_path / "log.sqlite")) as url:
         body = json.dumps({"images": [base64.b64encode(open(photos[0], "rb").read()).decode()]}).encode()
         for _ in range(12):
             req = urllib.request.Request(url + "/predict", data=body, headers={"content-type": "application/json"})
@@ -273,6 +242,3 @@ def test_metrics_add_up_across_two_worker_processes(model_dir, photos, tmp_path)
             total = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                         if line.startswith("catdog_predictions_total{"))
             assert total == 12.0, text
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
