@@ -74,6 +74,18 @@ def _describe(item):
     return os.fspath(item)
 
 
+def _remembered_sha(path, known):
+    """The remembered SHA-256 of ``path`` if its (size, mtime, inode) still match, else None."""
+    memo = known.get(os.path.abspath(path)) if known else None
+    if memo is None:
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return memo[3] if memo[:3] == (st.st_size, st.st_mtime_ns, st.st_ino) else None
+
+
 def _load(item, max_pixels, known=None, learned=None):
     """Return (content key, thunk that decodes) for one item; errors as ImageDecodeError.
 
@@ -92,14 +104,9 @@ def _load(item, max_pixels, known=None, learned=None):
     if not isinstance(item, (str, os.PathLike)):
         raise ImageDecodeError(None, "bad_array", f"expected a path or a uint8 array; got {type(item).__name__}")
     path = os.fspath(item)
-    if known:
-        try:
-            st = os.stat(path)
-        except OSError:
-            st = None
-        memo = known.get(os.path.abspath(path))
-        if st is not None and memo is not None and memo[:3] == (st.st_size, st.st_mtime_ns, st.st_ino):
-            return memo[3], lambda: decode_image(read_bytes(path), path=path, max_pixels=max_pixels)
+    sha = _remembered_sha(path, known)
+    if sha is not None:
+        return sha, lambda: decode_image(read_bytes(path), path=path, max_pixels=max_pixels)
     data = read_bytes(path)
     sha = hashlib.sha256(data).hexdigest()
     if learned is not None:
@@ -129,25 +136,18 @@ def _work(item, plans, max_pixels, known=None, learned=None):
 
 def _packed_hit(item, plans, known):
     """Main-thread shortcut: (key, cached, {}) when every extractor's vector is in a pack."""
-    if not known or isinstance(item, AugmentedImage) or not isinstance(item, (str, os.PathLike)):
+    if isinstance(item, AugmentedImage) or not isinstance(item, (str, os.PathLike)):
         return None
-    path = os.fspath(item)
-    memo = known.get(os.path.abspath(path))
-    if memo is None:
-        return None
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    if memo[:3] != (st.st_size, st.st_mtime_ns, st.st_ino):
+    sha = _remembered_sha(os.fspath(item), known)
+    if sha is None:
         return None
     cached = {}
     for k, (_, cache, ns, dim) in enumerate(plans):
-        vec = cache.get_packed(ns, memo[3], dim)
+        vec = cache.get_packed(ns, sha, dim)
         if vec is None:
             return None
         cached[k] = vec
-    return memo[3], cached, {}
+    return sha, cached, {}
 
 
 def _safe_work(item, plans, max_pixels, known=None, learned=None):
