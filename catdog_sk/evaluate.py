@@ -1,7 +1,6 @@
 """Evaluate a saved model on any labelled images: ``python -m catdog_sk.evaluate --help``."""
 
 import datetime as _dt
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -33,18 +32,16 @@ def main(argv=None):
     def body(args):
         from .data import find_images
         from .evaluation import write_report
-        from .features import default_cache_dir, extract_features
+        from .features import default_cache_dir
         from .models import load_model
 
         clf = load_model(args.model, unsafe=args.unsafe)
         found = find_images(args.data)
         cache = None if args.no_cache else (args.cache or default_cache_dir())
-        res = extract_features(found.paths, clf._extractors(), cache=cache, n_jobs=args.jobs, on_error="skip",
-                               progress=_cli.show_progress(args), desc="evaluate")
-        for err in res.errors:
+        F, keep, errors = clf._features_skipping(found.paths, cache=cache, n_jobs=args.jobs,
+                                                 progress=_cli.show_progress(args), desc="evaluate")
+        for err in errors:
             _cli.log(args, f"skipped {err.path}: {err.reason}" + (f" ({err.detail})" if err.detail else ""))
-        keep = np.flatnonzero(res.ok)
-        F = np.hstack([f[keep] for f in res.features])
         found = found.subset(keep)
         proba = clf.pipeline_.predict_proba(F)
         pred = clf.pipeline_.predict(F)
@@ -56,7 +53,7 @@ def main(argv=None):
                                classes=clf.classes_, title=f"{args.model} on {args.data}",
                                short_title=f"{clf.features} + {clf.model}")
         metrics.update({"model": str(args.model), "data": str(args.data), "report": str(out),
-                        "skipped": [{"path": e.path, "reason": e.reason} for e in res.errors]})
+                        "skipped": [{"path": e.path, "reason": e.reason} for e in errors]})
         if args.json:
             _cli.emit_json(metrics)
         else:
@@ -65,8 +62,8 @@ def main(argv=None):
                   f"{metrics['test_errors']} errors of {metrics['test_n']}; ROC AUC {metrics['test_roc_auc']:.4f}; "
                   f"log loss {metrics['test_log_loss']:.4f}; ECE {metrics['test_ece']:.4f}")
             print(f"report: {out / 'report.md'}")
-            if res.errors:
-                print(f"skipped {len(res.errors)} unreadable file(s)", file=sys.stdout)
+            if errors:
+                print(f"skipped {len(errors)} unreadable file(s)")
         return 0
 
     return _cli.run(body, parser, argv)

@@ -103,9 +103,8 @@ def _add_extra(train, args):
     return train, sources
 
 
-def _champion_decision(models_root, challenger_acc, test, args):
+def _champion_decision(models_root, challenger_acc, test, args, cache):
     """Champion/challenger: is the new model at least as good as the promoted one on this test set?"""
-    from .features import extract_features
     from .models.persistence import PROMOTED_FILE, load_model, promoted_model_dir
 
     if args.no_promote:
@@ -114,10 +113,8 @@ def _champion_decision(models_root, challenger_acc, test, args):
         return {"promoted": True, "reason": "no model was promoted before", "challenger_test_accuracy": challenger_acc}
     champion_dir = promoted_model_dir(models_root)
     champion = load_model(champion_dir)
-    cache = None if args.no_cache else (args.cache or None)
-    res = extract_features(test.paths, champion._extractors(), cache=cache, n_jobs=args.jobs, on_error="skip")
-    keep = np.flatnonzero(res.ok)
-    pred = champion.pipeline_.predict(np.hstack([f[keep] for f in res.features]))
+    F, keep, _ = champion._features_skipping(test.paths, cache=cache, n_jobs=args.jobs)
+    pred = champion.pipeline_.predict(F)
     champion_acc = float(np.mean(pred == test.labels[keep]))
     promoted = challenger_acc >= champion_acc
     return {"promoted": promoted, "champion": str(champion_dir), "champion_test_accuracy": champion_acc,
@@ -282,7 +279,7 @@ def main(argv=None):
             X_ref = np.hstack([base_test[n] for n in FEATURE_SETS[row["features"]]])
             reference[(row["features"], row["model"])] = [
                 round(float(v), 5) for v in clf_r.pipeline_.predict_proba(X_ref)[:, 1]]
-        promotion = _champion_decision(art / "models", best["test_accuracy"], test, args)
+        promotion = _champion_decision(art / "models", best["test_accuracy"], test, args, cache)
         saved = {}
         for row in rows:
             is_best = row is best

@@ -61,18 +61,14 @@ def predict_paths(clf, paths, *, cache=None, n_jobs=None, progress=False, chunk_
         ``{'path', 'label', 'probabilities': {class: p}, 'model_version'}``, or
         ``{'path', 'error', 'detail', 'model_version'}`` for an unreadable file.
     """
-    from .features import extract_features
-
     card = getattr(clf, "card_", None) or {}
     version = card.get("model_sha256", "")[:12] or "unversioned"
     classes = [str(c) for c in clf.classes_]
     for start in range(0, len(paths), chunk_size):
         chunk = paths[start:start + chunk_size]
-        res = extract_features(chunk, clf._extractors(), cache=cache, n_jobs=n_jobs, on_error="skip",
-                               progress=progress, desc="predict")
-        errors = {e.path: e for e in res.errors}
-        ok = np.flatnonzero(res.ok)
-        proba = clf.pipeline_.predict_proba(np.hstack([f[ok] for f in res.features])) if len(ok) else []
+        F, ok, errs = clf._features_skipping(chunk, cache=cache, n_jobs=n_jobs, progress=progress, desc="predict")
+        errors = {e.path: e for e in errs}
+        proba = clf.pipeline_.predict_proba(F) if len(ok) else []
         row_of = {i: r for r, i in enumerate(ok)}
         for i, path in enumerate(chunk):
             if i in row_of:

@@ -142,6 +142,23 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
                                   progress=bool(self.verbose), desc=desc)
         return np.hstack(result.features) if len(result.features) > 1 else result.features[0]
 
+    def _features_skipping(self, X, *, cache=None, n_jobs=None, progress=False, desc="features"):
+        """Features of the decodable images of ``X``, for the CLIs that report bad files and go on.
+
+        Returns
+        -------
+        features : ndarray of shape (n_decoded, n_features)
+        ok : ndarray of int
+            Indices into ``X`` of the decoded images, in order.
+        errors : list of ImageDecodeError
+        """
+        from ..features import extract_features
+
+        res = extract_features(self._as_image_list(X), self._extractors(), cache=cache, n_jobs=n_jobs,
+                               on_error="skip", progress=progress, desc=desc)
+        ok = np.flatnonzero(res.ok)
+        return np.hstack([f[ok] for f in res.features]), ok, res.errors
+
     def _make_pipeline(self, max_components, calibration_cv):
         return make_pipeline(self.model, C=self.C, kernel=self.kernel, gamma=self.gamma, pca=self.pca,
                              class_weight=self.class_weight, calibrate=True, random_state=self.random_state,
