@@ -214,9 +214,8 @@ def main(argv=None):
         from .features import default_cache_dir
         from .models import FEATURE_SETS, param_grid, run_search, save_model
         from .models._registry import grid_summary
-        from .models.persistence import promote
+        from .models.persistence import library_versions, promote
         from .monitoring import REFERENCE_EMBEDDINGS
-        from .models.persistence import library_versions
 
         sets = _parse_sets(parser, args.features)
         models = list(ALL_MODELS) if args.model == "all" else [args.model]
@@ -271,20 +270,18 @@ def main(argv=None):
         data_card = {"train": train_src, "test": test_src, "train_counts": train.counts(),
                      "test_counts": test.counts(), "train_sha256": dataset_sha256(train.paths, train.labels),
                      "test_sha256": dataset_sha256(test.paths, test.labels)}
-        # Reference distribution of P(positive) on the test set, stored in every card so that
-        # `monitor` can measure score drift of live traffic against it.
-        reference = {}
-        for row in rows:
-            clf_r = fitted[(row["features"], row["model"])]
-            X_ref = np.hstack([base_test[n] for n in FEATURE_SETS[row["features"]]])
-            reference[(row["features"], row["model"])] = [
-                round(float(v), 5) for v in clf_r.pipeline_.predict_proba(X_ref)[:, 1]]
         promotion = _champion_decision(art / "models", best["test_accuracy"], test, args, cache)
         saved = {}
         for row in rows:
             is_best = row is best
             if not (is_best or args.save_all):
                 continue
+            # Test-set probabilities: the card's reference distribution of P(positive), against
+            # which `monitor` measures score drift of live traffic (and the best model's report).
+            proba_r = fitted[(row["features"], row["model"])].pipeline_.predict_proba(
+                np.hstack([base_test[n] for n in FEATURE_SETS[row["features"]]]))
+            if is_best:
+                best_proba = proba_r
             target = model_root if not args.save_all else model_root / f"{row['features']}-{row['model']}"
             card = {"run": run, "seed": args.seed, "data": data_card, "metrics": {
                 k: v for k, v in row.items() if k.startswith("test_") or k in ("cv_accuracy", "cv_std")},
@@ -292,7 +289,7 @@ def main(argv=None):
                 "cv_folds": args.cv, "cv_results": row["cv_results"],
                 "grid": grid_summary(row["model"], row["features"]),
                 "selected_by": "highest mean CV accuracy on the training set", "is_best": is_best,
-                "reference": {"p_positive": reference[(row["features"], row["model"])],
+                "reference": {"p_positive": [round(float(v), 5) for v in proba_r[:, 1]],
                               "source": "held-out test set"}}
             if is_best:
                 card["promotion"] = promotion
@@ -310,7 +307,7 @@ def main(argv=None):
 
         best_clf = fitted[(best["features"], best["model"])]
         X_test = np.hstack([base_test[n] for n in FEATURE_SETS[best["features"]]])
-        proba = best_clf.pipeline_.predict_proba(X_test)
+        proba = best_proba
         pred = best_clf.pipeline_.predict(X_test)
         report_dir.mkdir(parents=True, exist_ok=True)
         _plot_comparison(rows, report_dir / "comparison.png")
