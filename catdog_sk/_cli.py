@@ -1,7 +1,8 @@
 """What every command shares: --help/--version/--quiet/--json, exit codes, one-line errors.
 
 Etiquette: exit 0 on success, 1 on a runtime failure (one line on stderr), 2 on
-a usage error (argparse). Results go to stdout (``--json`` for machines); logs
+a usage error (argparse), 3 when the work was done but some image files could
+not be read (each listed with its reason). Results go to stdout (``--json`` for machines); logs
 and progress bars go to stderr, and bars are off when stderr is not a
 terminal or with ``--quiet``.
 """
@@ -13,7 +14,14 @@ import sys
 from ._version import __version__
 from .exceptions import CatDogError
 
-__all__ = ["make_parser", "add_model_args", "run", "show_progress", "log", "emit_json"]
+__all__ = ["EXIT_SKIPPED", "SKIPPED_EPILOG", "make_parser", "add_model_args", "add_backbone_arg", "add_backend_args",
+           "cluster", "run", "show_progress", "log", "emit_json"]
+
+
+#: Exit status of a command that finished but skipped unreadable image files.
+EXIT_SKIPPED = 3
+SKIPPED_EPILOG = ("Exit status: 0 done, 3 done but some image files could not be read (each is listed with "
+                  "its reason), 1 failure (or unreadable files with --strict), 2 usage error.")
 
 
 def make_parser(prog, description, epilog=None):
@@ -34,6 +42,39 @@ def add_model_args(parser):
                         help="load a model file naming types catdog_sk does not trust (only files you made)")
 
 
+def add_backbone_arg(parser):
+    """``--backbone``, defaulting to both bundled backbones concatenated (the same for extract and fit)."""
+    from .features._backbones import DEFAULT_CLI_BACKBONE
+
+    parser.add_argument("--backbone", default=DEFAULT_CLI_BACKBONE, metavar="NAME",
+                        help="CNN backbone: efficientnet_lite0 or efficientnet_lite2 (bundled, offline), a timm "
+                             "name or torchvision/<name> (downloaded when online); join several with '+' to "
+                             "concatenate their embeddings")
+
+
+def add_backend_args(parser):
+    """``--backend`` and ``--scheduler``: run on this machine or on a Dask cluster."""
+    parser.add_argument("--backend", default="local", choices=("local", "dask"),
+                        help="'dask': extraction partitions and grid-search fits run on a dask.distributed "
+                             "cluster (the cache must be on storage every worker sees)")
+    parser.add_argument("--scheduler", metavar="ADDRESS",
+                        help="with --backend dask: a running scheduler, e.g. tcp://10.0.0.5:8786 (default: a "
+                             "LocalCluster on this machine, one worker per CPU or --jobs)")
+
+
+def cluster(args):
+    """Context manager: a dask Client for ``--backend dask``, else None."""
+    import contextlib
+
+    if getattr(args, "backend", "local") != "dask":
+        if getattr(args, "scheduler", None):
+            raise CatDogError("--scheduler needs --backend dask.")
+        return contextlib.nullcontext(None)
+    from .cluster import connect
+
+    return connect(args.scheduler, n_workers=args.jobs if args.jobs and args.jobs > 0 else None)
+
+
 def show_progress(args):
     return not args.quiet and sys.stderr.isatty()
 
@@ -48,8 +89,31 @@ def emit_json(obj):
     sys.stdout.write("\n")
 
 
+def add_strict_arg(parser):
+    parser.add_argument("--strict", action="store_true",
+                        help="exit 1 instead of 3 when any image file could not be read")
+
+
+def skipped_status(args, n_skipped):
+    """0, or EXIT_SKIPPED (1 with --strict) when image files were skipped."""
+    if not n_skipped:
+        return 0
+    return 1 if getattr(args, "strict", False) else EXIT_SKIPPED
+
+
+def _paths_print_as_bytes():
+    """File names that are not UTF-8 (Python holds them as surrogates) print as their original bytes."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure") and getattr(stream, "errors", None) == "strict":
+            try:
+                stream.reconfigure(errors="surrogateescape")
+            except (ValueError, OSError):  # detached or closed stream
+                pass
+
+
 def run(body, parser, argv):
     """Parse ``argv``, call ``body(args)`` and turn known failures into exit code 1."""
+    _paths_print_as_bytes()
     args = parser.parse_args(argv)
     try:
         return int(body(args) or 0)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["classification_metrics", "expected_calibration_error", "bootstrap_ci", "write_report",
-           "plot_confusion", "plot_curves", "plot_top_losses"]
+           "plot_confusion", "plot_curves", "plot_top_losses", "unknown_tradeoff", "plot_unknown_tradeoff"]
 
 
 def expected_calibration_error(y_true_positive, p_positive, *, n_bins=15):
@@ -161,6 +161,51 @@ def plot_top_losses(paths, y_true, proba, classes, path, *, k=12):
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return [int(i) for i in order]
+
+
+def unknown_tradeoff(novelty_in, novelty_out, threshold=0.0):
+    """How an abstain threshold trades kept cat/dog photos for rejected other photos.
+
+    Parameters
+    ----------
+    novelty_in : ndarray of shape (n_in,)
+        Novelty scores of photos that do show a cat or a dog (e.g. the test set).
+    novelty_out : ndarray of shape (n_out,)
+        Novelty scores of photos that show neither (e.g. :func:`catdog_sk.checkset.non_animal_images`).
+    threshold : float, default=0.0
+        The operating point (``predict`` says ``'unknown'`` above it).
+
+    Returns
+    -------
+    summary : dict
+        ``kept`` and ``rejected`` fractions at ``threshold``, and the whole
+        curve: ``curve_thresholds``, ``curve_kept``, ``curve_rejected``.
+    """
+    novelty_in, novelty_out = np.asarray(novelty_in, float), np.asarray(novelty_out, float)
+    grid = np.unique(np.concatenate([novelty_in, novelty_out, [threshold]]))
+    kept = np.searchsorted(np.sort(novelty_in), grid, side="right") / max(len(novelty_in), 1)
+    rejected = 1 - np.searchsorted(np.sort(novelty_out), grid, side="right") / max(len(novelty_out), 1)
+    return {"threshold": float(threshold), "kept": float(np.mean(novelty_in <= threshold)),
+            "rejected": float(np.mean(novelty_out > threshold)), "n_in": int(len(novelty_in)),
+            "n_out": int(len(novelty_out)), "curve_thresholds": grid.tolist(), "curve_kept": kept.tolist(),
+            "curve_rejected": rejected.tolist()}
+
+
+def plot_unknown_tradeoff(summary, path, title=""):
+    """Kept cat/dog photos vs rejected non-animal photos as the abstain threshold moves."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(4.8, 4.2))
+    ax.plot(summary["curve_rejected"], summary["curve_kept"], drawstyle="steps-post")
+    ax.plot([summary["rejected"]], [summary["kept"]], "o", color="C3",
+            label=f"operating point: keeps {summary['kept']:.2%}, rejects {summary['rejected']:.1%}")
+    ax.set_xlabel(f"non-animal photos called unknown (of {summary['n_out']})")
+    ax.set_ylabel(f"cat/dog photos kept (of {summary['n_in']})")
+    ax.set_ylim(max(0.0, min(summary["kept"], 0.9) - 0.02), 1.001)
+    ax.legend(loc="lower left", fontsize=8)
+    ax.set_title(title or "Abstaining: 'unknown' trade-off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def write_report(out_dir, *, paths, y_true, pred, proba, classes, title, short_title="model", metrics=None,

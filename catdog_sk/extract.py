@@ -7,7 +7,8 @@ import sys
 from . import _cli
 from .exceptions import DatasetError
 
-FEATURES = ("hog", "color", "cnn")
+#: catdog_sk.features.FEATURE_NAMES, spelled out so that ``--help`` does not import scikit-learn.
+FEATURES = ("hog", "color", "dense", "texture", "cnn")
 
 
 def build_parser():
@@ -15,17 +16,14 @@ def build_parser():
         "extract",
         "Find labelled cat/dog images, compute their features and store them in the feature cache, "
         "so that fitting and evaluation do no image work.",
-        epilog="Exit status: 0 done (skipped files are listed), 1 failure (or skipped files with "
-               "--strict), 2 usage error.",
+        epilog=_cli.SKIPPED_EPILOG,
     )
     parser.add_argument("--data", metavar="PATH",
                         help="image folder, split root (train/, test/) or path,label CSV "
                              "(default: $CATDOG_DATA, else download PetImages once)")
     parser.add_argument("--features", default="hog,color,cnn", metavar="LIST",
                         help=f"comma-separated subset of {','.join(FEATURES)}")
-    parser.add_argument("--backbone", default="efficientnet_lite0", metavar="NAME",
-                        help="CNN backbone: efficientnet_lite0/efficientnet_lite2 (offline), a timm "
-                             "name or torchvision/<name>")
+    _cli.add_backbone_arg(parser)
     parser.add_argument("--runtime", default="openvino", choices=("openvino", "openvino-bf16", "torch"),
                         help="what runs the CNN: OpenVINO float32 (default), OpenVINO bfloat16 (faster, "
                              "cosine >= 0.999) or eager PyTorch (the reference)")
@@ -39,7 +37,8 @@ def build_parser():
     parser.add_argument("--max-pixels", type=int, default=None, metavar="N",
                         help="reject images declaring more pixels than this (default: 40,000,000)")
     parser.add_argument("--skipped-csv", metavar="FILE", help="also write skipped files as path,reason,detail")
-    parser.add_argument("--strict", action="store_true", help="exit 1 when any file was skipped")
+    _cli.add_strict_arg(parser)
+    _cli.add_backend_args(parser)
     return parser
 
 
@@ -76,32 +75,25 @@ def main(argv=None):
         summary = {"data": os.fspath(data), "features": names, "backbone": args.backbone if "cnn" in names else None,
                    "cache": None if cache is None else os.fspath(cache), "splits": {}, "skipped": []}
         total = {"images": 0, "seconds": 0.0, "hits": 0, "misses": 0}
-        for split, found in splits.items():
-            _cli.log(args, f"{split}: {len(found)} images in {found.layout} layout {found.counts()}")
-            result = extract_features(found.paths, extractors, cache=cache, n_jobs=args.jobs,
-                                      on_error="skip", progress=_cli.show_progress(args),
-                                      max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS, desc=split)
-            labels_ok = found.labels[result.ok]
-            summary["splits"][split] = {
-                "layout": found.layout, "found": found.counts(),
-                "extracted": {c: int((labels_ok == c).sum()) for c in ("cat", "dog")},
-                "skipped": len(result.errors) + len(found.ignored),
-                "seconds": round(result.seconds, 3), "images_per_second": round(result.images_per_second, 1),
-                "cache_hits": result.hits, "cache_misses": result.misses,
-            }
-            summary["skipped"] += [{"path": e.path, "reason": e.reason, "detail": e.detail} for e in result.errors]
-            summary["skipped"] += [{"path": p, "reason": "ignored", "detail": why} for p, why in found.ignored]
-            total["images"] += result.n_images
-            total["seconds"] += result.seconds
-            total["hits"] += result.hits
-            total["misses"] += result.misses
+        with _cli.cluster(args) as client:
+            for split, found in splits.items():
+                _cli.log(args, f"{split}: {len(found)} images in {found.layout} layout {found.counts()}")
+                kwargs = dict(cache=cache, on_error="skip", progress=_cli.show_progress(args),
+                              max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS, desc=split)
+                if client is None:
+                    result = extract_features(found.paths, extractors, n_jobs=args.jobs, **kwargs)
+                else:
+                    from .cluster import extract_features_on_cluster
+
+                    result = extract_features_on_cluster(client, found.paths, extractors, **kwargs)
+                summarize_split(summary, total, split, found, result)
         total["images_per_second"] = round(total["images"] / total["seconds"], 1) if total["seconds"] else None
         total["seconds"] = round(total["seconds"], 3)
         summary["total"] = total
         if total["images"] - len([s for s in summary["skipped"] if s["reason"] != "ignored"]) == 0:
             raise DatasetError(f"No image under {data!r} could be decoded.")
         if args.skipped_csv:
-            with open(args.skipped_csv, "w", newline="") as fh:
+            with open(args.skipped_csv, "w", newline="", errors="surrogateescape") as fh:
                 writer = csv.writer(fh)
                 writer.writerow(["path", "reason", "detail"])
                 for s in summary["skipped"]:
@@ -110,9 +102,27 @@ def main(argv=None):
             _cli.emit_json(summary)
         else:
             print_summary(summary)
-        return 1 if (args.strict and summary["skipped"]) else 0
+        return _cli.skipped_status(args, sum(s["reason"] != "ignored" for s in summary["skipped"]))
 
     return _cli.run(body, parser, argv)
+
+
+def summarize_split(summary, total, split, found, result):
+    """Add one split's extraction result to the summary and the running totals."""
+    labels_ok = found.labels[result.ok]
+    summary["splits"][split] = {
+        "layout": found.layout, "found": found.counts(),
+        "extracted": {c: int((labels_ok == c).sum()) for c in ("cat", "dog")},
+        "skipped": len(result.errors) + len(found.ignored),
+        "seconds": round(result.seconds, 3), "images_per_second": round(result.images_per_second, 1),
+        "cache_hits": result.hits, "cache_misses": result.misses,
+    }
+    summary["skipped"] += [{"path": e.path, "reason": e.reason, "detail": e.detail} for e in result.errors]
+    summary["skipped"] += [{"path": p, "reason": "ignored", "detail": why} for p, why in found.ignored]
+    total["images"] += result.n_images
+    total["seconds"] += result.seconds
+    total["hits"] += result.hits
+    total["misses"] += result.misses
 
 
 def print_summary(summary, file=None):

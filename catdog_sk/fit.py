@@ -1,5 +1,6 @@
 """Tune, compare and save cat/dog classifiers: ``python -m catdog_sk.fit --help``."""
 
+import contextlib
 import datetime as _dt
 import json
 import sys
@@ -11,7 +12,7 @@ import numpy as np
 from . import _cli
 from .exceptions import DatasetError
 
-ALL_SETS = ("hog", "color", "hog+color", "cnn", "all")
+ALL_SETS = ("hog", "color", "hog+color", "vlad", "cnn", "all")
 ALL_MODELS = ("svm", "logreg")
 
 
@@ -21,7 +22,7 @@ def build_parser():
         "Tune SVM and logistic-regression pipelines with GridSearchCV (stratified k-fold on the training "
         "set) for each feature set, compare them on the held-out test set, and save the best model with "
         "its model card and an evaluation report.",
-        epilog="Exit status: 0 done, 1 failure (e.g. one class, too few images), 2 usage error.",
+        epilog=_cli.SKIPPED_EPILOG + " Failures include one class and too few images.",
     )
     parser.add_argument("--model", default="all", choices=(*ALL_MODELS, "all"), help="classifier family")
     parser.add_argument("--features", default=",".join(ALL_SETS), metavar="LIST",
@@ -34,7 +35,7 @@ def build_parser():
     parser.add_argument("--cv", type=int, default=5, metavar="K", help="stratified CV folds")
     parser.add_argument("--jobs", type=int, default=None, metavar="N",
                         help="parallel workers for extraction and grid search (default: all CPUs)")
-    parser.add_argument("--backbone", default="efficientnet_lite0", metavar="NAME", help="CNN backbone")
+    _cli.add_backbone_arg(parser)
     parser.add_argument("--runtime", default="openvino", choices=("openvino", "openvino-bf16", "torch"),
                         help="what runs the CNN: OpenVINO float32 (default), OpenVINO bfloat16 (faster, "
                              "cosine >= 0.999) or eager PyTorch (the reference)")
@@ -50,6 +51,11 @@ def build_parser():
                         help="more training images: 'feedback' (images users corrected through serve, from "
                              "ARTIFACTS/models/prediction_log.sqlite), a prediction-log .sqlite file, or a "
                              "labelled folder/CSV; repeatable")
+    parser.add_argument("--unknown-rate", type=float, default=0.001, metavar="R",
+                        help="models with CNN features answer 'unknown' for photos unlike the training photos, "
+                             "tuned so this fraction of training images would be; 0 turns it off")
+    _cli.add_strict_arg(parser)
+    _cli.add_backend_args(parser)
     parser.add_argument("--no-promote", action="store_true",
                         help="never promote the new model (by default it is promoted when its test accuracy "
                              "is at least the current promoted model's on the same test set)")
@@ -134,16 +140,22 @@ def _check_trainable(found, cv):
                            f"need at least {cv} of each class (or lower --cv).")
 
 
-def _extract(found, names, args, cache, desc):
+def _extract(found, names, args, cache, desc, client=None):
     from .features import extract_features, make_extractor
 
     extractors = [make_extractor(n, backbone=args.backbone, runtime=args.runtime, caller="fit") for n in names]
-    res = extract_features(found.paths, extractors, cache=cache, n_jobs=args.jobs, on_error="skip",
-                           progress=_cli.show_progress(args), desc=desc)
+    kwargs = dict(cache=cache, on_error="skip", progress=_cli.show_progress(args), desc=desc)
+    if client is None:
+        res = extract_features(found.paths, extractors, n_jobs=args.jobs, **kwargs)
+    else:
+        from .cluster import extract_features_on_cluster
+
+        res = extract_features_on_cluster(client, found.paths, extractors, **kwargs)
     for err in res.errors:
         _cli.log(args, f"skipped {err.path}: {err.reason}" + (f" ({err.detail})" if err.detail else ""))
     base = {n: f[res.ok] for n, f in zip(names, res.features)}
-    return base, found.subset(np.flatnonzero(res.ok)), res
+    skipped = [{"path": e.path, "reason": e.reason, "detail": e.detail} for e in res.errors]
+    return base, found.subset(np.flatnonzero(res.ok)), skipped
 
 
 def _uncached_ms_per_image(names, found, args, n=32):
@@ -204,14 +216,35 @@ def _plot_comparison(rows, path):
     plt.close(fig)
 
 
+def _unknown_check(clf, X_test, report_dir, args):
+    """Keep rate on the test photos vs reject rate on the offline non-animal check set; plot it."""
+    from .checkset import non_animal_images
+    from .evaluation import plot_unknown_tradeoff, unknown_tradeoff
+    from .features import extract_features
+
+    _, images = non_animal_images(random_state=args.seed)
+    res = extract_features(images, clf._extractors(), n_jobs=args.jobs)
+    summary = unknown_tradeoff(clf._novelty_from_features(X_test),
+                               clf._novelty_from_features(np.hstack(res.features)))
+    plot_unknown_tradeoff(summary, report_dir / "unknown_tradeoff.png")
+    _cli.log(args, f"unknown: keeps {summary['kept']:.2%} of test photos, calls {summary['rejected']:.1%} of "
+                   f"{summary['n_out']} non-animal photos unknown")
+    return {k: v for k, v in summary.items() if not k.startswith("curve_")}
+
+
 def main(argv=None):
     parser = build_parser()
 
     def body(args):
+        with _cli.cluster(args) as client:
+            return work(args, client)
+
+    def work(args, client):
         from tqdm.auto import tqdm
 
+        from ._io import atomic_dir
         from .data import dataset_sha256
-        from .features import default_cache_dir
+        from .features import FEATURE_NAMES, default_cache_dir
         from .models import FEATURE_SETS, param_grid, run_search, save_model
         from .models._registry import grid_summary
         from .models.persistence import library_versions, promote
@@ -221,9 +254,11 @@ def main(argv=None):
         models = list(ALL_MODELS) if args.model == "all" else [args.model]
         if args.cv < 2:
             parser.error(f"--cv must be >= 2; got {args.cv}")
+        if not 0 <= args.unknown_rate <= 0.5:
+            parser.error(f"--unknown-rate must be between 0 and 0.5; got {args.unknown_rate}")
         if args.jobs is not None and args.jobs == 0:
             parser.error("--jobs must be a positive number or -1 for all CPUs; got 0")
-        base_names = [n for n in ("hog", "color", "cnn") if any(n in FEATURE_SETS[s] for s in sets)]
+        base_names = [n for n in FEATURE_NAMES if any(n in FEATURE_SETS[s] for s in sets)]
         if "cnn" in base_names:
             from .features import make_extractor
 
@@ -238,8 +273,9 @@ def main(argv=None):
         _cli.log(args, f"train: {len(train)} images {train.counts()}; test: {len(test)} images {test.counts()}")
 
         t0 = time.perf_counter()
-        base_train, train, _ = _extract(train, base_names, args, cache, "train features")
-        base_test, test, _ = _extract(test, base_names, args, cache, "test features")
+        base_train, train, skipped = _extract(train, base_names, args, cache, "train features", client)
+        base_test, test, skipped_test = _extract(test, base_names, args, cache, "test features", client)
+        skipped += skipped_test
         _check_trainable(train, args.cv)
         extract_s = time.perf_counter() - t0
         feature_ms = _uncached_ms_per_image(base_names, test, args)
@@ -250,12 +286,21 @@ def main(argv=None):
         total = sum(len(ParameterGrid(param_grid(m, fs))) for fs in sets for m in models) * args.cv
         bar = tqdm(total=total, desc="grid search", unit="fit", file=sys.stderr,
                    disable=not _cli.show_progress(args))
-        for fs in sets:
-            for m in models:
+        def searching():  # with --backend dask, every CV fit is a task on the cluster's workers
+            if client is None:
+                return contextlib.nullcontext()
+            from .cluster import joblib_on_cluster
+
+            return joblib_on_cluster(client)
+
+        search_jobs = -1 if client is not None else args.jobs
+        for fs, m in ((fs, m) for fs in sets for m in models):
+            with searching():
                 bar.set_postfix_str(f"{fs} / {m}")
-                row, clf = run_search(base_train, train.labels, fs, m, cv=args.cv, n_jobs=args.jobs,
+                row, clf = run_search(base_train, train.labels, fs, m, cv=args.cv, n_jobs=search_jobs,
                                       random_state=args.seed, progress=bar, base_test=base_test,
-                                      y_test=test.labels, backbone=args.backbone, runtime=args.runtime)
+                                      y_test=test.labels, backbone=args.backbone, runtime=args.runtime,
+                                      unknown_rate=args.unknown_rate or None)
                 row["predict_ms_per_image"] = round(
                     sum(feature_ms[n] for n in FEATURE_SETS[fs]) + row["classifier_ms_per_image"], 2)
                 rows.append(row)
@@ -271,60 +316,71 @@ def main(argv=None):
                      "test_counts": test.counts(), "train_sha256": dataset_sha256(train.paths, train.labels),
                      "test_sha256": dataset_sha256(test.paths, test.labels)}
         promotion = _champion_decision(art / "models", best["test_accuracy"], test, args, cache)
-        saved = {}
-        for row in rows:
-            is_best = row is best
-            if not (is_best or args.save_all):
-                continue
-            # Test-set probabilities: the card's reference distribution of P(positive), against
-            # which `monitor` measures score drift of live traffic (and the best model's report).
-            proba_r = fitted[(row["features"], row["model"])].pipeline_.predict_proba(
-                np.hstack([base_test[n] for n in FEATURE_SETS[row["features"]]]))
-            if is_best:
-                best_proba = proba_r
-            target = model_root if not args.save_all else model_root / f"{row['features']}-{row['model']}"
-            card = {"run": run, "seed": args.seed, "data": data_card, "metrics": {
-                k: v for k, v in row.items() if k.startswith("test_") or k in ("cv_accuracy", "cv_std")},
-                "feature_set": row["features"], "model": row["model"], "best_params": row["best_params"],
-                "cv_folds": args.cv, "cv_results": row["cv_results"],
-                "grid": grid_summary(row["model"], row["features"]),
-                "selected_by": "highest mean CV accuracy on the training set", "is_best": is_best,
-                "reference": {"p_positive": [round(float(v), 5) for v in proba_r[:, 1]],
-                              "source": "held-out test set"}}
-            if is_best:
-                card["promotion"] = promotion
-            save_model(fitted[(row["features"], row["model"])], target, card=card)
-            if "cnn" in base_test:  # reference sample for embedding-drift monitoring
-                rng = np.random.RandomState(args.seed)
-                pick = np.sort(rng.choice(len(base_test["cnn"]), size=min(500, len(base_test["cnn"])),
-                                          replace=False))
-                np.save(target / REFERENCE_EMBEDDINGS, base_test["cnn"][pick], allow_pickle=False)
-            saved[f"{row['features']}/{row['model']}"] = str(target)
-            if is_best and promotion["promoted"]:
-                promote(art / "models", target)
-
-        from .evaluation import write_report
-
         best_clf = fitted[(best["features"], best["model"])]
         X_test = np.hstack([base_test[n] for n in FEATURE_SETS[best["features"]]])
-        proba = best_proba
-        pred = best_clf.pipeline_.predict(X_test)
-        report_dir.mkdir(parents=True, exist_ok=True)
-        _plot_comparison(rows, report_dir / "comparison.png")
-        table_md = markdown_table(rows)
-        write_report(report_dir, paths=test.paths, y_true=test.labels, pred=pred, proba=proba,
-                     classes=best_clf.classes_,
-                     title=f"Best model: {best['features']} + {best['model']} on {test_src}",
-                     short_title=f"{best['features']} + {best['model']}",
-                     extra_md="## All feature sets x models\n\n" + table_md
-                              + "\n\n![comparison](comparison.png)\n\nBest model chosen by CV accuracy on train.")
-        results = {"run": run, "train": train_src, "test": test_src, "cv": args.cv, "seed": args.seed,
-                   "backbone": args.backbone, "extract_seconds": round(extract_s, 2),
-                   "feature_ms_per_image": {k: round(v, 2) for k, v in feature_ms.items()},
-                   "rows": rows, "best": {"features": best["features"], "model": best["model"]},
-                   "models": saved, "report": str(report_dir), "promotion": promotion,
-                   "versions": library_versions()}
-        (report_dir / "comparison.json").write_text(json.dumps(results, indent=2, default=str))
+        with atomic_dir(report_dir) as work:  # the report folder appears whole or not at all
+            unknown_md = ""
+            if best_clf.novelty_ is not None:
+                best["unknown"] = _unknown_check(best_clf, X_test, work, args)
+                u = best["unknown"]
+                unknown_md = (f"\n\n## Photos of neither: 'unknown'\n\nWith unknown_rate={args.unknown_rate}: "
+                              f"{u['kept']:.2%} of the {u['n_in']} test photos kept, {u['rejected']:.1%} of "
+                              f"{u['n_out']} non-animal photos (catdog_sk.checkset) called unknown.\n\n"
+                              f"![unknown trade-off](unknown_tradeoff.png)")
+            saved = {}
+            for row in rows:
+                is_best = row is best
+                if not (is_best or args.save_all):
+                    continue
+                # Test-set probabilities: the card's reference distribution of P(positive), against
+                # which `monitor` measures score drift of live traffic (and the best model's report).
+                proba_r = fitted[(row["features"], row["model"])].pipeline_.predict_proba(
+                    np.hstack([base_test[n] for n in FEATURE_SETS[row["features"]]]))
+                if is_best:
+                    best_proba = proba_r
+                target = model_root if not args.save_all else model_root / f"{row['features']}-{row['model']}"
+                card = {"run": run, "seed": args.seed, "data": data_card, "metrics": {
+                    k: v for k, v in row.items() if k.startswith("test_") or k in ("cv_accuracy", "cv_std")},
+                    "feature_set": row["features"], "model": row["model"], "best_params": row["best_params"],
+                    "cv_folds": args.cv, "cv_results": row["cv_results"],
+                    "grid": grid_summary(row["model"], row["features"]),
+                    "selected_by": "highest mean CV accuracy on the training set", "is_best": is_best,
+                    "reference": {"p_positive": [round(float(v), 5) for v in proba_r[:, 1]],
+                                  "source": "held-out test set"}}
+                if is_best:
+                    card["promotion"] = promotion
+                    if "unknown" in best:
+                        card["unknown"] = dict(best["unknown"], unknown_rate=args.unknown_rate)
+                save_model(fitted[(row["features"], row["model"])], target, card=card)
+                if "cnn" in base_test:  # reference sample for embedding-drift monitoring
+                    rng = np.random.RandomState(args.seed)
+                    pick = np.sort(rng.choice(len(base_test["cnn"]), size=min(500, len(base_test["cnn"])),
+                                              replace=False))
+                    np.save(target / REFERENCE_EMBEDDINGS, base_test["cnn"][pick], allow_pickle=False)
+                saved[f"{row['features']}/{row['model']}"] = str(target)
+                if is_best and promotion["promoted"]:
+                    promote(art / "models", target)
+
+            from .evaluation import write_report
+
+            proba = best_proba
+            pred = best_clf.pipeline_.predict(X_test)
+            _plot_comparison(rows, work / "comparison.png")
+            table_md = markdown_table(rows)
+            write_report(work, paths=test.paths, y_true=test.labels, pred=pred, proba=proba,
+                         classes=best_clf.classes_,
+                         title=f"Best model: {best['features']} + {best['model']} on {test_src}",
+                         short_title=f"{best['features']} + {best['model']}",
+                         extra_md="## All feature sets x models\n\n" + table_md
+                                  + "\n\n![comparison](comparison.png)\n\nBest model chosen by CV accuracy on train."
+                                  + unknown_md)
+            results = {"run": run, "train": train_src, "test": test_src, "cv": args.cv, "seed": args.seed,
+                       "backbone": args.backbone, "extract_seconds": round(extract_s, 2),
+                       "feature_ms_per_image": {k: round(v, 2) for k, v in feature_ms.items()},
+                       "rows": rows, "best": {"features": best["features"], "model": best["model"]},
+                       "models": saved, "report": str(report_dir), "promotion": promotion, "skipped": skipped,
+                       "versions": library_versions()}
+            (work / "comparison.json").write_text(json.dumps(results, indent=2, default=str))
         if args.json:
             _cli.emit_json(results)
         else:
@@ -333,7 +389,9 @@ def main(argv=None):
                   f"{best['test_accuracy']:.4f}; model: {saved[best['features'] + '/' + best['model']]}; "
                   f"report: {report_dir / 'report.md'}")
             print(f"promotion: {'promoted' if promotion['promoted'] else 'not promoted'} ({promotion['reason']})")
-        return 0
+            if skipped:
+                print(f"skipped {len(skipped)} unreadable file(s); listed in {report_dir / 'comparison.json'}")
+        return _cli.skipped_status(args, len(skipped))
 
     return _cli.run(body, parser, argv)
 

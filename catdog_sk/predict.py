@@ -28,7 +28,7 @@ def build_parser():
     cache.add_argument("--cache", metavar="DIR", help="feature cache (default: none, features are computed)")
     cache.add_argument("--no-cache", action="store_true", help="compute features without a cache (the default)")
     parser.add_argument("--jobs", type=int, default=None, metavar="N", help="worker threads (default: all CPUs)")
-    parser.add_argument("--strict", action="store_true", help="exit 1 when any image could not be read")
+    _cli.add_strict_arg(parser)
     return parser
 
 
@@ -58,7 +58,8 @@ def predict_paths(clf, paths, *, cache=None, n_jobs=None, progress=False, chunk_
     Yields
     ------
     result : dict
-        ``{'path', 'label', 'probabilities': {class: p}, 'model_version'}``, or
+        ``{'path', 'label', 'probabilities': {class: p}, 'novelty', 'model_version'}``
+        (label ``'unknown'`` when the model abstains, see ``unknown_rate``), or
         ``{'path', 'error', 'detail', 'model_version'}`` for an unreadable file.
     """
     card = getattr(clf, "card_", None) or {}
@@ -68,14 +69,14 @@ def predict_paths(clf, paths, *, cache=None, n_jobs=None, progress=False, chunk_
         chunk = paths[start:start + chunk_size]
         F, ok, errs = clf._features_skipping(chunk, cache=cache, n_jobs=n_jobs, progress=progress, desc="predict")
         errors = {e.path: e for e in errs}
-        proba = clf.pipeline_.predict_proba(F) if len(ok) else []
+        labels, proba, novelty = clf._decide(F) if len(ok) else ([], [], [])
         row_of = {i: r for r, i in enumerate(ok)}
         for i, path in enumerate(chunk):
             if i in row_of:
-                p = proba[row_of[i]]
-                yield {"path": path, "label": classes[int(np.argmax(p))],
-                       "probabilities": {c: round(float(v), 6) for c, v in zip(classes, p)},
-                       "model_version": version}
+                r = row_of[i]
+                yield {"path": path, "label": str(labels[r]),
+                       "probabilities": {c: round(float(v), 6) for c, v in zip(classes, proba[r])},
+                       "novelty": round(float(novelty[r]), 6), "model_version": version}
             else:
                 err = errors.get(os.fspath(path))
                 yield {"path": path, "error": err.reason if err else "unreadable",
@@ -111,7 +112,7 @@ def main(argv=None):
                                  *[result["probabilities"][c] for c in classes], result["model_version"], ""])
         if failed:
             _cli.log(args, f"{failed} of {len(paths)} image(s) could not be read")
-        return 1 if (failed and args.strict) else 0
+        return _cli.skipped_status(args, failed)
 
     return _cli.run(body, parser, argv)
 

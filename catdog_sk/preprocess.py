@@ -9,6 +9,7 @@ from the header before any pixel is decoded.
 
 import io
 import os
+import stat
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,10 +50,14 @@ def read_bytes(path):
     ------
     ImageDecodeError
         With reason ``'unreadable'`` (permissions, a symlink loop, a directory,
-        a file that vanished) or ``'empty'`` (zero bytes).
+        a FIFO or device, a file that vanished) or ``'empty'`` (zero bytes).
     """
     try:
-        with open(path, "rb") as fh:
+        # O_NONBLOCK: a FIFO named like a photo must not hang the run waiting for a writer.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise ImageDecodeError(path, "unreadable", "not a regular file")
             data = fh.read()
     except OSError as exc:
         raise ImageDecodeError(path, "unreadable", exc.strerror or type(exc).__name__) from None

@@ -16,6 +16,9 @@ def build_parser():
     parser.add_argument("--log-db", metavar="FILE",
                         help="SQLite prediction log (default: prediction_log.sqlite beside the model)")
     parser.add_argument("--max-upload-mb", type=float, default=10.0, help="larger uploads get HTTP 413")
+    parser.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
+                        help="answer 408 (upload still arriving) or 503 (server too slow) to requests that take "
+                             "longer; 0 turns the limit off")
     parser.add_argument("--workers", type=int, default=1, metavar="N",
                         help="worker processes; /metrics adds up all of them (Prometheus multiprocess mode)")
     return parser
@@ -36,10 +39,12 @@ def main(argv=None):
             parser.error(f"--port must be in 1..65535; got {args.port}")
         if args.max_upload_mb <= 0:
             parser.error(f"--max-upload-mb must be > 0; got {args.max_upload_mb}")
+        if args.timeout < 0:
+            parser.error(f"--timeout must be >= 0; got {args.timeout}")
         if args.workers < 1:
             parser.error(f"--workers must be >= 1; got {args.workers}")
         config = {"model_path": args.model, "log_db": args.log_db, "unsafe": args.unsafe,
-                  "max_upload_bytes": int(args.max_upload_mb * 2**20)}
+                  "max_upload_bytes": int(args.max_upload_mb * 2**20), "request_timeout": args.timeout or None}
         log_level = "warning" if args.quiet else "info"
         if args.workers == 1:
             from .serving import create_app

@@ -42,6 +42,18 @@ def textured_image(height=96, width=128, seed=0):
     return img
 
 
+def png_header_only(width, height):
+    """A PNG whose header declares width x height RGB pixels, with no pixel data: a decompression bomb's shape."""
+    import struct
+    import zlib
+
+    def chunk(kind, payload):
+        return (struct.pack(">I", len(payload)) + kind + payload
+                + struct.pack(">I", zlib.crc32(kind + payload) & 0xFFFFFFFF))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+
+
 def save(img, path, **kwargs):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -109,8 +121,11 @@ def free_port():
 
 
 @contextlib.contextmanager
-def running_server(model, *extra_args, timeout=90):
-    """Run ``python -m catdog_sk.serve`` on a free 127.0.0.1 port; yield its base URL; stop it after."""
+def running_server(model, *extra_args, timeout=90, with_process=False):
+    """Run ``python -m catdog_sk.serve`` on a free 127.0.0.1 port; yield its base URL; stop it after.
+
+    With ``with_process``, yield ``(url, subprocess.Popen)``.
+    """
     import subprocess
     import sys
     import time
@@ -132,7 +147,7 @@ def running_server(model, *extra_args, timeout=90):
                 if time.time() > deadline:
                     raise AssertionError(f"serve did not answer within {timeout} s")
                 time.sleep(0.5)
-        yield url
+        yield (url, proc) if with_process else url
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -145,7 +145,7 @@ def test_pickle_joblib_and_skops_round_trips_predict_identically(small_split, fe
     save_model(clf, tmp_path / "model", card={"run": "test"})
     loaded = load_model(tmp_path / "model")
     np.testing.assert_array_equal(loaded.predict_proba(X_test), expected)
-    assert loaded.card_["run"] == "test" and loaded.card_["backbone"]["backbone"] == "efficientnet_lite0"
+    assert loaded.card_["run"] == "test" and loaded.card_["backbone"]["backbones"][0]["backbone"] == "efficientnet_lite0"
 
 
 def test_tampered_or_foreign_model_files_are_refused(small_split, tmp_path):

@@ -62,7 +62,7 @@ def test_extract_json_summary_lists_skipped_files_and_cache_stats(tiny_dataset, 
 
     args = ["--data", str(tiny_dataset), "--features", "hog,color", "--cache", str(tmp_path / "c"), "--json",
             "--quiet", "--skipped-csv", str(tmp_path / "skipped.csv")]
-    assert main(args) == 0
+    assert main(args) == 3  # done, but a file was skipped
     captured = capsys.readouterr()
     assert captured.err == ""  # --quiet: nothing on stderr
     summary = json.loads(captured.out)
@@ -72,7 +72,7 @@ def test_extract_json_summary_lists_skipped_files_and_cache_stats(tiny_dataset, 
     (skipped,) = summary["skipped"]
     assert skipped["path"].endswith("broken.jpg") and skipped["reason"] in ("truncated", "corrupt", "not_an_image")
     assert "broken.jpg" in (tmp_path / "skipped.csv").read_text()
-    assert main(args) == 0
+    assert main(args) == 3
     again = json.loads(capsys.readouterr().out)["splits"]["all"]
     assert (again["cache_hits"], again["cache_misses"]) == (12, 0)
     assert main(args + ["--strict"]) == 1
@@ -80,7 +80,7 @@ def test_extract_json_summary_lists_skipped_files_and_cache_stats(tiny_dataset, 
 
 def test_extract_text_summary_and_no_progress_when_not_a_tty(tiny_dataset, tmp_path):
     out = _run("catdog_sk.extract", "--data", str(tiny_dataset), "--features", "color", "--no-cache")
-    assert out.returncode == 0
+    assert out.returncode == 3
     assert "total: 7 images" in out.stdout and "broken.jpg" in out.stdout
     assert "img/s]" not in out.stderr  # tqdm bar is off: stderr is a pipe, not a terminal
     assert "cache: off" in out.stdout

@@ -1,7 +1,5 @@
 import io
-import struct
 import time
-import zlib
 
 import numpy as np
 import pytest
@@ -11,7 +9,7 @@ from catdog_sk.exceptions import ImageDecodeError
 from catdog_sk.preprocess import (Augmentation, augment, decode_image, read_image,
                                   resize_shorter_center_crop)
 
-from conftest import save, textured_image
+from conftest import png_header_only, save, textured_image
 
 # EXIF orientation -> the numpy operation that makes the stored pixels upright.
 UPRIGHT = {
@@ -121,21 +119,13 @@ def test_truncated_jpeg_is_reported_not_padded():
     assert ImageFile.LOAD_TRUNCATED_IMAGES is before
 
 
-def _png_header_only(width, height):
-    def chunk(kind, payload):
-        return (struct.pack(">I", len(payload)) + kind + payload
-                + struct.pack(">I", zlib.crc32(kind + payload) & 0xFFFFFFFF))
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
-
-
 @pytest.mark.parametrize("side", [30000, 8000])
 def test_decompression_bomb_rejected_from_header(side):
     """30000^2 trips Pillow's own guard, 8000^2 only ours: both say too_large, fast."""
     max_before = Image.MAX_IMAGE_PIXELS
     start = time.perf_counter()
     with pytest.raises(ImageDecodeError) as info:
-        decode_image(_png_header_only(side, side), path="bomb.png")
+        decode_image(png_header_only(side, side), path="bomb.png")
     assert info.value.reason == "too_large"
     assert time.perf_counter() - start < 1.0  # header only: nothing was decoded
     assert Image.MAX_IMAGE_PIXELS == max_before

@@ -10,9 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-
-from conftest import running_server, textured_image
-from test_preprocess import _png_header_only
+from conftest import png_header_only, running_server, textured_image
 
 pytestmark = pytest.mark.cnn
 
@@ -66,7 +64,7 @@ def test_predict_base64_json_batch(client, photos):
     (b"hello, I am text", 415, "not_an_image"),
     (b"", 422, "empty"),
     (_jpeg(textured_image(256, 256))[:600], 422, "truncated"),
-    (_png_header_only(30000, 30000), 413, "too_large"),
+    (png_header_only(30000, 30000), 413, "too_large"),
     (b"\xff" * 2_000_001, 413, "larger than"),
 ])
 def test_bad_uploads_get_4xx_and_the_server_keeps_serving(client, photos, payload, status, message):

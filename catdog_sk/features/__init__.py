@@ -5,12 +5,17 @@ from ._cache import FeatureCache, default_cache_dir
 from ._color import ColorHistogramExtractor, color_histogram
 from ._engine import ExtractionResult, extract_features
 from ._hog import HOGExtractor, hog_features
+from ._local import DenseDescriptorExtractor, TextureExtractor, dense_descriptors, texture_histograms
 from .transformers import ColorHistogramTransformer, EmbeddingTransformer, HOGTransformer
 
 __all__ = [
     "BackboneSpec",
     "ColorHistogramExtractor",
     "ColorHistogramTransformer",
+    "DenseDescriptorExtractor",
+    "TextureExtractor",
+    "dense_descriptors",
+    "texture_histograms",
     "EmbeddingTransformer",
     "ExtractionResult",
     "FeatureCache",
@@ -27,15 +32,19 @@ __all__ = [
     "EmbeddingExtractor",
 ]
 
-FEATURE_NAMES = ("hog", "color", "cnn")
+FEATURE_NAMES = ("hog", "color", "dense", "texture", "cnn")
 
 
 def make_extractor(name, *, backbone="efficientnet_lite0", batch_size=32, runtime="openvino", caller="extract"):
-    """Extractor plan for one feature name ('hog', 'color' or 'cnn') with default parameters."""
+    """Extractor plan for one feature name (see ``FEATURE_NAMES``) with default parameters."""
     if name == "hog":
         return HOGExtractor(caller=caller)
     if name == "color":
         return ColorHistogramExtractor(caller=caller)
+    if name == "dense":
+        return DenseDescriptorExtractor(caller=caller)
+    if name == "texture":
+        return TextureExtractor(caller=caller)
     from ._embed import EmbeddingExtractor
 
     return EmbeddingExtractor(backbone=backbone, batch_size=batch_size, runtime=runtime, caller=caller)

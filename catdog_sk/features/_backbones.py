@@ -14,7 +14,7 @@ from functools import lru_cache
 from .._hashing import file_sha256
 from ..exceptions import BackboneUnavailableError
 
-__all__ = ["BackboneSpec", "BUNDLED_BACKBONES", "list_backbones", "get_backbone",
+__all__ = ["BackboneSpec", "BUNDLED_BACKBONES", "DEFAULT_CLI_BACKBONE", "list_backbones", "get_backbone",
            "bundled_weights_path", "weights_sha256"]
 
 
@@ -73,6 +73,11 @@ BUNDLED_BACKBONES = {
         weights_file="efficientnet-lite2-9656183e.pth",
     ),
 }
+
+
+#: The command-line tools' default: both bundled backbones, concatenated. 99.50% on
+#: the shared test split vs 99.25% for Lite0 alone, for about 3x the CNN time.
+DEFAULT_CLI_BACKBONE = "efficientnet_lite0+efficientnet_lite2"
 
 
 def list_backbones():

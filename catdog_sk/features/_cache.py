@@ -78,7 +78,10 @@ class FeatureCache:
             return {}
         db = self._db()
         try:
-            return {row[0]: tuple(row[1:]) for row in db.execute("SELECT * FROM hashes")}
+            # Paths are stored as their file-system bytes: a name that is not valid UTF-8 is a
+            # legal Unix file name, and SQLite TEXT cannot hold Python's surrogate escapes.
+            return {os.fsdecode(row[0]) if isinstance(row[0], bytes) else row[0]: tuple(row[1:])
+                    for row in db.execute("SELECT * FROM hashes")}
         finally:
             db.close()
 
@@ -89,7 +92,8 @@ class FeatureCache:
         db = self._db()
         try:
             with db:
-                db.executemany("INSERT OR REPLACE INTO hashes VALUES (?, ?, ?, ?, ?)", rows)
+                db.executemany("INSERT OR REPLACE INTO hashes VALUES (?, ?, ?, ?, ?)",
+                               [(os.fsencode(r[0]), *r[1:]) for r in rows])
         finally:
             db.close()
 

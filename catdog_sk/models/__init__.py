@@ -1,6 +1,7 @@
 """Classifier pipelines, grid searches, the CatDogClassifier estimator and model files."""
 
 from ._registry import FEATURE_SETS, MODELS, make_pipeline, param_grid
+from ._vlad import VLADEncoder
 from .classifier import CatDogClassifier
 from .persistence import ModelLoadError, load_model, save_model
 from .search import make_search, run_search, stack_features
@@ -17,4 +18,5 @@ __all__ = [
     "run_search",
     "save_model",
     "stack_features",
+    "VLADEncoder",
 ]

@@ -205,15 +205,22 @@ def card_markdown(card):
              f"- Format: {card.get('format')} (`{card.get('model_file')}`, sha256 `{card.get('model_sha256')}`)",
              f"- Classes: {', '.join(card.get('classes', []))}",
              f"- Parameters: `{json.dumps(card.get('params', {}), default=str)}`"]
-    if "backbone" in card:
-        b = card["backbone"]
+    for b in card.get("backbone", {}).get("backbones", []):
         lines.append(f"- Backbone: {b.get('backbone')} ({b.get('arch')}), weights sha256 `{b.get('weights_sha256')}`, "
-                     f"input {b.get('input_size')} px, mean {b.get('mean')}, std {b.get('std')}")
+                     f"input {b.get('input_size')} px, mean {b.get('mean')}, std {b.get('std')}; embedding "
+                     f"L2-normalised")
+    if "unknown" in card:
+        u = card["unknown"]
+        lines.append(f"- Abstains ('unknown') on photos unlike its training photos (unknown_rate "
+                     f"{u.get('unknown_rate')}): kept {u.get('kept', 0):.2%} of the test photos, called "
+                     f"{u.get('rejected', 0):.1%} of {u.get('n_out')} non-animal photos unknown")
     lines.append(f"- Library versions: {', '.join(f'{k} {v}' for k, v in card.get('versions', {}).items())}")
     lines.append(f"- Seed: {card.get('seed')}")
     lines += ["", "## Intended use", "",
-              "Tell photos of domestic cats from photos of dogs. Out of scope: images showing neither "
-              "(the model always answers cat or dog), breeds, several animals at once.", ""]
+              "Tell photos of domestic cats from photos of dogs. Out of scope: breeds, several animals at "
+              "once, and images showing neither" + (" (it answers 'unknown' for most of them, see above)."
+                                                     if "unknown" in card else
+                                                     " (this model always answers cat or dog)."), ""]
     if "data" in card:
         d = card["data"]
         lines += ["## Training and evaluation data", "",

@@ -98,7 +98,7 @@ def make_search(model, feature_set, *, cv=5, n_jobs=None, random_state=0, scorin
     from sklearn.model_selection import GridSearchCV, StratifiedKFold
 
     folds = StratifiedKFold(n_splits=cv, shuffle=True, random_state=random_state)
-    return GridSearchCV(make_pipeline(model, random_state=random_state),
+    return GridSearchCV(make_pipeline(model, random_state=random_state, feature_set=feature_set),
                         param_grid(model, feature_set, random_state=random_state, max_components=max_components),
                         cv=folds, n_jobs=n_jobs, scoring=scoring, refit=False, error_score="raise")
 
@@ -110,7 +110,8 @@ def stack_features(base, feature_set):
 
 
 def run_search(base_train, y_train, feature_set, model, *, cv=5, n_jobs=None, random_state=0,
-               progress=None, base_test=None, y_test=None, backbone="efficientnet_lite0", runtime="openvino"):
+               progress=None, base_test=None, y_test=None, backbone="efficientnet_lite0", runtime="openvino",
+               unknown_rate=None):
     """Tune one (feature set, model) pair, refit the best on all training data, score on test.
 
     Parameters
@@ -125,6 +126,10 @@ def run_search(base_train, y_train, feature_set, model, *, cv=5, n_jobs=None, ra
         Advanced once per fitted fold.
     base_test, y_test : optional
         Held-out features and labels; scored once, never used for selection.
+    backbone, runtime : str
+        Recorded in the returned classifier (they made the CNN features).
+    unknown_rate : float, default=None
+        Passed to the classifier for feature sets with CNN features.
 
     Returns
     -------
@@ -146,7 +151,8 @@ def run_search(base_train, y_train, feature_set, model, *, cv=5, n_jobs=None, ra
     search_s = time.perf_counter() - start
     best = classifier_params(search.best_params_)
     clf = CatDogClassifier(features=feature_set, backbone=backbone, runtime=runtime, model=model,
-                           random_state=random_state, **best)
+                           random_state=random_state,
+                           unknown_rate=unknown_rate if "cnn" in FEATURE_SETS[feature_set] else None, **best)
     start = time.perf_counter()
     clf._fit_features(X, y_train)
     fit_s = time.perf_counter() - start

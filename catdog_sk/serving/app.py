@@ -18,7 +18,10 @@ import numpy as np
 from ..exceptions import ImageDecodeError
 from ..preprocess import DEFAULT_MAX_PIXELS, decode_image
 
-__all__ = ["create_app", "app_from_env", "DEFAULT_MAX_UPLOAD_BYTES"]
+__all__ = ["create_app", "app_from_env", "DEFAULT_MAX_UPLOAD_BYTES", "DEFAULT_REQUEST_TIMEOUT"]
+
+#: Seconds a request may take, from its first byte to its answer, before it is answered 408 or 503.
+DEFAULT_REQUEST_TIMEOUT = 30.0
 
 #: Uploads above this many bytes are refused with 413 before decoding.
 DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024
@@ -29,6 +32,54 @@ MAX_IMAGES_PER_REQUEST = 16
 #: HTTP status for each decode failure reason.
 _STATUS = {"too_large": 413, "not_an_image": 415, "empty": 422, "truncated": 422, "corrupt": 422,
            "bad_array": 422, "unreadable": 422}
+
+class _RequestTimeout:
+    """ASGI middleware: a request that takes longer than ``seconds`` gets a JSON error instead of hanging.
+
+    408 when the client had not finished sending its body (a slow or stalled
+    upload holds a connection, never a worker), 503 when the server was too
+    slow. ``on_timeout(status)`` is called for each (metrics).
+    """
+
+    def __init__(self, app, seconds, on_timeout=None):
+        self.app = app
+        self.seconds = seconds
+        self.on_timeout = on_timeout
+
+    async def __call__(self, scope, receive, send):
+        import asyncio
+
+        if scope["type"] != "http" or not self.seconds:
+            return await self.app(scope, receive, send)
+        state = {"body_done": False, "started": False}
+
+        async def receive_tracked():
+            message = await receive()
+            if message["type"] == "http.request" and not message.get("more_body", False):
+                state["body_done"] = True
+            return message
+
+        async def send_tracked(message):
+            if message["type"] == "http.response.start":
+                state["started"] = True
+            await send(message)
+
+        try:
+            await asyncio.wait_for(self.app(scope, receive_tracked, send_tracked), self.seconds)
+        except asyncio.TimeoutError:
+            if state["started"]:
+                return  # the answer is already on its way; nothing better to say
+            status = 503 if state["body_done"] else 408
+            message = (f"The request took longer than {self.seconds:g} s; try again." if status == 503 else
+                       f"The request body did not arrive within {self.seconds:g} s.")
+            if self.on_timeout is not None:
+                self.on_timeout(scope.get("path", ""), status)
+            body = json.dumps({"error": message, "status": status}).encode()
+            await send({"type": "http.response.start", "status": status,
+                        "headers": [(b"content-type", b"application/json"),
+                                    (b"content-length", str(len(body)).encode()), (b"connection", b"close")]})
+            await send({"type": "http.response.body", "body": body})
+
 
 class _Metrics:
     """Prometheus series for one app, in their own registry (BentoML-style names, base units).
@@ -79,7 +130,7 @@ class _Metrics:
 
 
 def create_app(model_path, *, log_db=None, uploads_dir=None, max_upload_bytes=DEFAULT_MAX_UPLOAD_BYTES,
-               max_pixels=DEFAULT_MAX_PIXELS, unsafe=False):
+               max_pixels=DEFAULT_MAX_PIXELS, unsafe=False, request_timeout=DEFAULT_REQUEST_TIMEOUT):
     """Build the FastAPI application serving one saved model.
 
     Parameters
@@ -99,6 +150,9 @@ def create_app(model_path, *, log_db=None, uploads_dir=None, max_upload_bytes=DE
         Images declaring more pixels get 413 (decompression-bomb guard).
     unsafe : bool, default=False
         Passed to :func:`catdog_sk.models.load_model`.
+    request_timeout : float or None, default=30.0
+        Seconds from a request's first byte to its answer; slower requests
+        are answered 408 (body still arriving) or 503. None: no limit.
 
     Returns
     -------
@@ -108,6 +162,7 @@ def create_app(model_path, *, log_db=None, uploads_dir=None, max_upload_bytes=DE
     """
     from fastapi import FastAPI, HTTPException, Request
     from fastapi.responses import HTMLResponse, JSONResponse, Response
+    from starlette.concurrency import run_in_threadpool
 
     from ..models import load_model
     from ..models.persistence import PROMOTED_FILE
@@ -125,7 +180,11 @@ def create_app(model_path, *, log_db=None, uploads_dir=None, max_upload_bytes=DE
         """Load the model into a new snapshot and swap it in whole: a request never mixes two models."""
         mtime = pointer.stat().st_mtime_ns if pointer.exists() else None
         clf = load_model(model_path, unsafe=unsafe)
-        clf.predict_proba([np.zeros((8, 8, 3), np.uint8)])  # warm up: load the network now
+        from ..features import extract_features
+
+        # Warm up: load and compile the network now, not on the first request (no cache here:
+        # a cached warm-up image would skip the network).
+        extract_features([np.zeros((8, 8, 3), np.uint8)], clf._extractors(), n_jobs=1)
         sha = (getattr(clf, "card_", None) or {}).get("model_sha256", "")
         state["model"] = {"clf": clf, "extractors": clf._extractors(), "sha": sha,
                           "version": sha[:12] or "unversioned", "classes": [str(c) for c in clf.classes_],
@@ -147,6 +206,8 @@ def create_app(model_path, *, log_db=None, uploads_dir=None, max_upload_bytes=DE
                   description="Tell photos of cats from photos of dogs.")
     app.state.current = current
     app.state.prediction_log = log
+    app.add_middleware(_RequestTimeout, seconds=request_timeout, on_timeout=lambda path, status: (
+        metrics.requests.labels(endpoint=path, http_response_code=str(status)).inc()))
 
     def problem(status, message, endpoint):
         metrics.requests.labels(endpoint=endpoint, http_response_code=str(status)).inc()
@@ -202,41 +263,49 @@ def create_app(model_path, *, log_db=None, uploads_dir=None, max_upload_bytes=DE
         except OSError:
             metrics.log_errors.inc()
 
+    def infer(uploads_in):
+        """Decode and predict (in a worker thread); an ImageDecodeError is returned, not raised."""
+        from ..features import extract_features
+
+        try:
+            images = [decode_image(data, path=name, max_pixels=max_pixels) for name, data in uploads_in]
+        except ImageDecodeError as exc:
+            return exc
+        with predict_lock:
+            model = current()
+            res = extract_features(images, model["extractors"], n_jobs=1)
+            return (model, res, *model["clf"]._decide(np.hstack(res.features)))
+
     @app.post("/predict")
     async def predict(request: Request):
         start = time.perf_counter()
         uploads_in = await read_uploads(request)
         if not uploads_in:
             problem(422, "No image in the request.", "/predict")
-        images, hashes, blobs = [], [], []
         for name, data in uploads_in:
             if len(data) > max_upload_bytes:
                 problem(413, f"{name} is larger than {max_upload_bytes:,} bytes.", "/predict")
-            try:
-                images.append(decode_image(data, path=name, max_pixels=max_pixels))
-            except ImageDecodeError as exc:
-                problem(_STATUS.get(exc.reason, 422), f"{name}: {exc.reason}"
-                        + (f" ({exc.detail})" if exc.detail else ""), "/predict")
-            hashes.append(hashlib.sha256(data).hexdigest())
-            blobs.append(data)
-        from ..features import extract_features
-
-        with predict_lock:
-            model = current()
-            res = extract_features(images, model["extractors"], n_jobs=1)
-            proba = model["clf"].pipeline_.predict_proba(np.hstack(res.features))
+        # Decoding and the network run in a worker thread: the event loop keeps answering
+        # /health, /metrics and other uploads meanwhile.
+        outcome = await run_in_threadpool(infer, uploads_in)
+        if isinstance(outcome, ImageDecodeError):
+            problem(_STATUS.get(outcome.reason, 422), f"{outcome.path}: {outcome.reason}"
+                    + (f" ({outcome.detail})" if outcome.detail else ""), "/predict")
+        model, res, labels, proba, novelty = outcome
+        hashes = [hashlib.sha256(data).hexdigest() for _, data in uploads_in]
+        blobs = [data for _, data in uploads_in]
         names = [ex.name for ex in model["extractors"]]
-        embeddings = res.features[names.index("cnn")] if "cnn" in names else [None] * len(images)
+        embeddings = res.features[names.index("cnn")] if "cnn" in names else [None] * len(uploads_in)
         version = model["version"]
         keep_uploads(hashes, blobs)
         request_id = uuid.uuid4().hex
         ms = 1000 * (time.perf_counter() - start)
         predictions = []
-        for item, (p, h) in enumerate(zip(proba, hashes)):
-            label = model["classes"][int(np.argmax(p))]
+        for item, (label, p, nov) in enumerate(zip(labels, proba, novelty)):
+            label = str(label)
             probs = {c: round(float(v), 6) for c, v in zip(model["classes"], p)}
             predictions.append({"item": item, "label": label, "confidence": round(float(p.max()), 6),
-                                "probabilities": probs})
+                                "probabilities": probs, "novelty": round(float(nov), 6)})
             metrics.predictions.labels(label=label).inc()
             metrics.confidence.observe(float(p.max()))
         ok = log.record([(request_id, k, h, pr["label"], json.dumps(pr["probabilities"]), version, ms, e)

@@ -1,0 +1,130 @@
+"""Scale-out on a Dask cluster: extraction split into partitions, grid searches through joblib's Dask backend.
+
+When one machine is not enough, ``extract`` and ``fit`` take ``--backend dask``
+(and ``--scheduler tcp://host:8786`` for a running cluster; without it, a
+``LocalCluster`` on this machine). Every worker writes into the same feature
+cache, so the cache must be on storage all workers see (a network file
+system); entries are written atomically, so workers never corrupt each other's
+results. ``dask`` and ``distributed`` are imported only here, only when used.
+"""
+
+import contextlib
+import sys
+import time
+
+import numpy as np
+
+from .exceptions import CatDogError
+
+__all__ = ["connect", "extract_features_on_cluster", "joblib_on_cluster"]
+
+
+@contextlib.contextmanager
+def connect(scheduler=None, *, n_workers=None):
+    """A ``distributed.Client``: on the cluster at ``scheduler``, or on a new LocalCluster.
+
+    Parameters
+    ----------
+    scheduler : str, default=None
+        Address of a running scheduler (``tcp://host:8786``). None starts a
+        LocalCluster of single-threaded worker processes, closed on exit.
+    n_workers : int, default=None
+        LocalCluster size (None: one per CPU).
+
+    Yields
+    ------
+    client : distributed.Client
+
+    Raises
+    ------
+    CatDogError
+        If dask.distributed is not installed or the scheduler cannot be reached.
+    """
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise CatDogError("--backend dask needs dask.distributed: pip install 'catdog_sk[dask]'") from None
+    if scheduler:
+        try:
+            client = Client(scheduler, timeout="10s")
+        except (OSError, TimeoutError) as exc:
+            raise CatDogError(f"Cannot reach the Dask scheduler at {scheduler!r} ({exc}).") from None
+        with client:
+            yield client
+        return
+    import os
+
+    n = n_workers or os.cpu_count() or 1
+    with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        yield client
+
+
+def _extract_partition(images, extractors, cache, on_error, max_pixels):
+    from .features import extract_features
+
+    res = extract_features(images, extractors, cache=cache, n_jobs=1, on_error=on_error, max_pixels=max_pixels)
+    return res.features, res.ok, res.errors, res.hits, res.misses
+
+
+def extract_features_on_cluster(client, images, extractors, *, cache=None, on_error="raise", partition_size=128,
+                                progress=False, desc="extract", max_pixels=None):
+    """:func:`catdog_sk.features.extract_features`, one partition of images per Dask task.
+
+    Parameters
+    ----------
+    client : distributed.Client
+    images : sequence of str or os.PathLike
+        Paths every worker can read (in-memory arrays work too, but travel over the network).
+    extractors, cache, on_error, progress, desc, max_pixels
+        As in :func:`catdog_sk.features.extract_features`; ``cache`` must be a
+        path all workers share.
+    partition_size : int, default=128
+        Images per task.
+
+    Returns
+    -------
+    result : catdog_sk.features.ExtractionResult
+        In the order of ``images``, identical to a single-process run.
+    """
+    from tqdm.auto import tqdm
+
+    from .features import ExtractionResult
+    from .preprocess import DEFAULT_MAX_PIXELS
+
+    start = time.perf_counter()
+    images = list(images)
+    cache = None if cache is None else str(getattr(cache, "location", cache))
+    parts = [images[i:i + partition_size] for i in range(0, len(images), partition_size)]
+    futures = [client.submit(_extract_partition, part, extractors, cache, "skip", max_pixels or DEFAULT_MAX_PIXELS,
+                             pure=False) for part in parts]
+    from distributed import as_completed
+
+    bar = tqdm(total=len(images), desc=desc, unit="img", file=sys.stderr, disable=not progress, leave=False)
+    index = {f.key: k for k, f in enumerate(futures)}
+    done = [None] * len(futures)
+    for future in as_completed(futures):
+        k = index[future.key]
+        done[k] = future.result()
+        bar.update(len(parts[k]))
+    bar.close()
+    if not done:
+        return ExtractionResult(features=[np.zeros((0, ex.n_features_out), np.float32) for ex in extractors],
+                                ok=np.zeros(0, bool))
+    features = [np.concatenate([d[0][j] for d in done]) for j in range(len(extractors))]
+    result = ExtractionResult(features=features, ok=np.concatenate([d[1] for d in done]),
+                              errors=[e for d in done for e in d[2]], hits=sum(d[3] for d in done),
+                              misses=sum(d[4] for d in done))
+    if on_error == "raise" and result.errors:
+        raise result.errors[0]
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+@contextlib.contextmanager
+def joblib_on_cluster(client):
+    """Route joblib (and so GridSearchCV's ``n_jobs``) to the cluster's workers."""
+    import joblib
+
+    with joblib.parallel_config(backend="dask"):
+        yield
