@@ -21,7 +21,7 @@ $(VENV)/.installed: pyproject.toml
 venv: $(VENV)/.installed
 
 demo: venv
-	$(PY) -m catdog_sk.extract --features hog,color,cnn
+	$(PY) -m catdog_sk.extract --features hog,color,dense,texture,cnn
 	$(PY) -m catdog_sk.fit --model all
 
 # The browser tests drive Debian's chromium through chromium-driver; install them when missing
