@@ -198,3 +198,60 @@ def test_augmented_copies_enlarge_the_training_set(small_split, feature_cache):
     # the same seed gives the same augmented copies, hence the same model
     again = CatDogClassifier(features="color", augment=2, random_state=0).fit(X10, y10)
     np.testing.assert_array_equal(again.predict_proba(X10), clf.predict_proba(X10))
+
+
+@pytest.mark.cnn
+def test_unknown_for_photos_of_neither_and_it_survives_saving(small_split, feature_cache, tmp_path,
+                                                               shared_embeddings):
+    from catdog_sk.checkset import non_animal_images
+
+    (X, y), (X_test, y_test) = small_split
+    clf = CatDogClassifier(unknown_rate=0.02, cache=str(feature_cache), random_state=0).fit(X, y)
+    _, others = non_animal_images(n_crops=0)
+    pred_others = clf.predict(others)
+    pred_test = clf.predict(X_test)
+    assert np.mean(pred_others == "unknown") >= 0.8  # most non-animal photos
+    assert np.mean(pred_test == "unknown") <= 0.1  # few cat/dog photos
+    known = pred_test != "unknown"
+    np.testing.assert_array_equal(pred_test[known], clf.pipeline_.predict(clf.transform_features(X_test))[known])
+    np.testing.assert_array_equal(clf.novelty_score(others) > 0, pred_others == "unknown")
+    save_model(clf, tmp_path / "m")
+    np.testing.assert_array_equal(load_model(tmp_path / "m").predict(others), pred_others)
+    # without unknown_rate, always cat or dog
+    plain = clone(clf).set_params(unknown_rate=None).fit(X, y)
+    assert set(plain.predict(others)) <= {"cat", "dog"}
+
+
+def test_unknown_rate_needs_cnn_features_and_is_checked_first():
+    with pytest.raises(InvalidParameterError, match="'unknown_rate' parameter of CatDogClassifier needs CNN"):
+        CatDogClassifier(features="hog", unknown_rate=0.01).fit(["never-read.jpg"] * 4, ["cat", "dog"] * 2)
+    with pytest.raises(InvalidParameterError, match="'unknown_rate' parameter"):
+        CatDogClassifier(unknown_rate=0.9).fit(["never-read.jpg"] * 4, ["cat", "dog"] * 2)
+
+
+def test_vlad_encoder_shapes_norms_and_errors():
+    from catdog_sk.models import VLADEncoder
+
+    rng = np.random.RandomState(0)
+    X = rng.rand(30, 40 * 8).astype(np.float32)
+    enc = VLADEncoder(n_clusters=5, n_components=4, descriptor_dim=8, random_state=0).fit(X)
+    out = enc.transform(X)
+    assert out.shape == (30, 20) and out.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1, rtol=1e-5)
+    again = VLADEncoder(n_clusters=5, n_components=4, descriptor_dim=8, random_state=0).fit(X).transform(X)
+    np.testing.assert_array_equal(out, again)
+    # an image's VLAD does not depend on which other images share its batch
+    np.testing.assert_allclose(enc.transform(X[3:4]), out[3:4], rtol=1e-5, atol=1e-6)
+    with pytest.raises(InvalidParameterError, match="whole descriptors of 7 values"):
+        VLADEncoder(descriptor_dim=7).fit(X)
+    with pytest.raises(InvalidParameterError, match="fitted on 320"):
+        enc.transform(X[:, :160])
+
+
+def test_vlad_features_fit_and_predict_without_a_network(small_split, tmp_path):
+    (X, y), (X_test, _) = small_split
+    clf = CatDogClassifier(features="vlad", scale=None, C=3.0, cache=str(tmp_path / "c"), random_state=0)
+    clf.fit(X[:10] + X[-10:], np.concatenate([y[:10], y[-10:]]))
+    assert clf.n_features_ == 60112 + 1228
+    assert clf.predict_proba(X_test[:4]).shape == (4, 2)
+    assert [ex.name for ex in clf._extractors()] == ["dense", "texture"]  # no CNN anywhere

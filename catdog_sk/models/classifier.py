@@ -85,7 +85,7 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
         Length of the feature vector of one image.
     feature_names_ : tuple of str
         The base extractors concatenated, e.g. ``('hog', 'color')``.
-    novelty_ : sklearn.pipeline.Pipeline or None
+    novelty_ : sklearn.neighbors.LocalOutlierFactor or None
         With ``unknown_rate``: ``LocalOutlierFactor(novelty=True)`` fitted on
         the training images' CNN embeddings (it keeps them: about 10 MB per
         1,000 images with two backbones); see :meth:`novelty_score`.
@@ -192,9 +192,9 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
 
     def _make_pipeline(self, max_components, calibration_cv):
         return make_pipeline(self.model, C=self.C, kernel=self.kernel, gamma=self.gamma, pca=self.pca,
-                             scale=self.scale, class_weight=self.class_weight, calibrate=True, random_state=self.random_state,
-                             max_components=max_components, calibration_cv=calibration_cv,
-                             feature_set=self.features)
+                             scale=self.scale, class_weight=self.class_weight, calibrate=True,
+                             random_state=self.random_state, max_components=max_components,
+                             calibration_cv=calibration_cv, feature_set=self.features)
 
     # -- fitting -----------------------------------------------------------------------------
     def fit(self, X, y):
