@@ -123,8 +123,8 @@ def extract_features_on_cluster(client, images, extractors, *, cache=None, on_er
 
 @contextlib.contextmanager
 def joblib_on_cluster(client):
-    """Route joblib (and so GridSearchCV's ``n_jobs``) to the cluster's workers."""
+    """Route joblib (and so GridSearchCV's ``n_jobs``) to ``client``'s workers."""
     import joblib
 
-    with joblib.parallel_config(backend="dask"):
+    with joblib.parallel_config(backend="dask", client=client):
         yield

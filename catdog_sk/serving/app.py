@@ -38,7 +38,7 @@ class _RequestTimeout:
 
     408 when the client had not finished sending its body (a slow or stalled
     upload holds a connection, never a worker), 503 when the server was too
-    slow. ``on_timeout(status)`` is called for each (metrics).
+    slow. ``on_timeout(path, status)`` is called for each (metrics).
     """
 
     def __init__(self, app, seconds, on_timeout=None):
