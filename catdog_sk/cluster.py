@@ -16,7 +16,7 @@ import numpy as np
 
 from .exceptions import CatDogError
 
-__all__ = ["connect", "extract_features_on_cluster", "joblib_on_cluster"]
+__all__ = ["connect", "extract_features_on_cluster", "extract_features_with", "joblib_on_cluster"]
 
 
 @contextlib.contextmanager
@@ -119,6 +119,15 @@ def extract_features_on_cluster(client, images, extractors, *, cache=None, on_er
         raise result.errors[0]
     result.seconds = time.perf_counter() - start
     return result
+
+
+def extract_features_with(client, images, extractors, *, n_jobs=None, **kwargs):
+    """:func:`catdog_sk.features.extract_features` here (``client`` None, ``n_jobs`` threads) or on the cluster."""
+    if client is None:
+        from .features import extract_features
+
+        return extract_features(images, extractors, n_jobs=n_jobs, **kwargs)
+    return extract_features_on_cluster(client, images, extractors, **kwargs)
 
 
 @contextlib.contextmanager

@@ -55,7 +55,8 @@ def main(argv=None):
 
     def body(args):
         from .data import default_data_dir, load_dataset
-        from .features import default_cache_dir, extract_features, make_extractor
+        from .cluster import extract_features_with
+        from .features import default_cache_dir, make_extractor
         from .preprocess import DEFAULT_MAX_PIXELS
 
         names = parse_features(parser, args.features)
@@ -78,14 +79,9 @@ def main(argv=None):
         with _cli.cluster(args) as client:
             for split, found in splits.items():
                 _cli.log(args, f"{split}: {len(found)} images in {found.layout} layout {found.counts()}")
-                kwargs = dict(cache=cache, on_error="skip", progress=_cli.show_progress(args),
-                              max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS, desc=split)
-                if client is None:
-                    result = extract_features(found.paths, extractors, n_jobs=args.jobs, **kwargs)
-                else:
-                    from .cluster import extract_features_on_cluster
-
-                    result = extract_features_on_cluster(client, found.paths, extractors, **kwargs)
+                result = extract_features_with(client, found.paths, extractors, n_jobs=args.jobs, cache=cache,
+                                               on_error="skip", progress=_cli.show_progress(args),
+                                               max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS, desc=split)
                 summarize_split(summary, total, split, found, result)
         total["images_per_second"] = round(total["images"] / total["seconds"], 1) if total["seconds"] else None
         total["seconds"] = round(total["seconds"], 3)

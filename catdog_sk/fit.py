@@ -141,16 +141,12 @@ def _check_trainable(found, cv):
 
 
 def _extract(found, names, args, cache, desc, client=None):
-    from .features import extract_features, make_extractor
+    from .cluster import extract_features_with
+    from .features import make_extractor
 
     extractors = [make_extractor(n, backbone=args.backbone, runtime=args.runtime, caller="fit") for n in names]
-    kwargs = dict(cache=cache, on_error="skip", progress=_cli.show_progress(args), desc=desc)
-    if client is None:
-        res = extract_features(found.paths, extractors, n_jobs=args.jobs, **kwargs)
-    else:
-        from .cluster import extract_features_on_cluster
-
-        res = extract_features_on_cluster(client, found.paths, extractors, **kwargs)
+    res = extract_features_with(client, found.paths, extractors, n_jobs=args.jobs, cache=cache, on_error="skip",
+                                progress=_cli.show_progress(args), desc=desc)
     for err in res.errors:
         _cli.log(args, f"skipped {err.path}: {err.reason}" + (f" ({err.detail})" if err.detail else ""))
     base = {n: f[res.ok] for n, f in zip(names, res.features)}
