@@ -24,10 +24,9 @@ def build_parser():
     parser.add_argument("--features", default="hog,color,cnn", metavar="LIST",
                         help=f"comma-separated subset of {','.join(FEATURES)}")
     _cli.add_backbone_arg(parser)
-    parser.add_argument("--runtime", default="openvino", choices=("openvino", "openvino-bf16", "torch"),
-                        help="what runs the CNN: OpenVINO float32 (default), OpenVINO bfloat16 (faster, "
-                             "cosine >= 0.999) or eager PyTorch (the reference)")
-    parser.add_argument("--batch-size", type=int, default=32, metavar="N", help="CNN batch size")
+    _cli.add_runtime_arg(parser)
+    parser.add_argument("--batch-size", type=int, default=4, metavar="N",
+                        help="images per CNN forward pass (default 4: small batches are fastest on CPU)")
     cache = parser.add_mutually_exclusive_group()
     cache.add_argument("--cache", metavar="DIR", default=None,
                        help="feature cache directory (default: $CATDOG_CACHE or artifacts/cache)")

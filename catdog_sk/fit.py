@@ -36,9 +36,7 @@ def build_parser():
     parser.add_argument("--jobs", type=int, default=None, metavar="N",
                         help="parallel workers for extraction and grid search (default: all CPUs)")
     _cli.add_backbone_arg(parser)
-    parser.add_argument("--runtime", default="openvino", choices=("openvino", "openvino-bf16", "torch"),
-                        help="what runs the CNN: OpenVINO float32 (default), OpenVINO bfloat16 (faster, "
-                             "cosine >= 0.999) or eager PyTorch (the reference)")
+    _cli.add_runtime_arg(parser)
     cache = parser.add_mutually_exclusive_group()
     cache.add_argument("--cache", metavar="DIR", help="feature cache (default: $CATDOG_CACHE or artifacts/cache)")
     cache.add_argument("--no-cache", action="store_true", help="compute features without the cache")

@@ -70,6 +70,16 @@ def test_runtimes_match_the_eager_pytorch_reference(few_photos, runtime, min_cos
     assert cos.min() >= min_cos and cos.mean() >= mean_cos
 
 
+
+@pytest.mark.parametrize("runtime", ["openvino", "torch"])
+def test_batch_size_does_not_change_embeddings(few_photos, runtime):
+    """batch_size is left out of the cache key, so it must only change speed: 1, 4 (the
+    default, with a short last batch for 6 images) and 64 give the same vectors."""
+    images = [read_image(p) for p in few_photos]
+    by_size = {bs: embed(images, batch_size=bs, runtime=runtime) for bs in (1, 4, 64)}
+    np.testing.assert_allclose(by_size[1], by_size[4], atol=1e-5)
+    np.testing.assert_allclose(by_size[1], by_size[64], atol=1e-5)
+
 def test_runtime_is_part_of_the_cache_key(few_photos, tmp_path):
     a = EmbeddingTransformer(runtime="torch", cache=tmp_path).fit_transform(few_photos[:2])
     b = EmbeddingTransformer(runtime="openvino", cache=tmp_path).fit_transform(few_photos[:2])

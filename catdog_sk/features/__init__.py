@@ -35,7 +35,7 @@ __all__ = [
 FEATURE_NAMES = ("hog", "color", "dense", "texture", "cnn")
 
 
-def make_extractor(name, *, backbone="efficientnet_lite0", batch_size=32, runtime="openvino", caller="extract"):
+def make_extractor(name, *, backbone="efficientnet_lite0", batch_size=4, runtime="openvino", caller="extract"):
     """Extractor plan for one feature name (see ``FEATURE_NAMES``) with default parameters."""
     if name == "hog":
         return HOGExtractor(caller=caller)

@@ -62,8 +62,8 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
         of each training image added to the training set.
     cache : None, str or FeatureCache, default=None
         Feature cache directory; None computes features every time.
-    batch_size : int, default=32
-        CNN batch size.
+    batch_size : int, default=4
+        Images per CNN forward pass; small batches are fastest on CPU.
     runtime : {'openvino', 'openvino-bf16', 'torch'}, default='openvino'
         What runs the CNN (see :class:`catdog_sk.features.EmbeddingTransformer`).
     n_jobs : int, default=None
@@ -101,7 +101,7 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
     def __init__(self, *, features="cnn", backbone="efficientnet_lite0", model="logreg", C=0.01,
                  kernel="rbf", gamma="scale", pca=None, scale="standard", class_weight=None,
                  unknown_rate=None, augment=0, cache=None,
-                 batch_size=32, runtime="openvino", n_jobs=None, random_state=None, verbose=False):
+                 batch_size=4, runtime="openvino", n_jobs=None, random_state=None, verbose=False):
         self.features = features
         self.backbone = backbone
         self.model = model
