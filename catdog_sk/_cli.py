@@ -52,7 +52,6 @@ def add_backbone_arg(parser):
                              "concatenate their embeddings")
 
 
-
 def add_runtime_arg(parser):
     """``--runtime``: what runs the CNN (the same for extract and fit)."""
     from .features._embed import RUNTIMES
@@ -61,6 +60,7 @@ def add_runtime_arg(parser):
                         help="what runs the CNN: OpenVINO float32 (default; same embeddings as PyTorch), "
                              "OpenVINO bfloat16 (faster on CPUs with bfloat16 instructions; mean cosine 0.9993 "
                              "to PyTorch, same test accuracy) or eager PyTorch (the reference)")
+
 
 def add_backend_args(parser):
     """``--backend`` and ``--scheduler``: run on this machine or on a Dask cluster."""
