@@ -14,8 +14,9 @@ import sys
 from ._version import __version__
 from .exceptions import CatDogError
 
-__all__ = ["EXIT_SKIPPED", "SKIPPED_EPILOG", "make_parser", "add_model_args", "add_backbone_arg", "add_backend_args",
-           "cluster", "run", "show_progress", "log", "emit_json"]
+__all__ = ["EXIT_SKIPPED", "SKIPPED_EPILOG", "make_parser", "add_model_args", "add_backbone_arg", "add_runtime_arg",
+           "add_backend_args", "add_strict_arg", "skipped_status", "cluster", "run", "show_progress", "log",
+           "emit_json"]
 
 
 #: Exit status of a command that finished but skipped unreadable image files.

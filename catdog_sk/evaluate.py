@@ -44,7 +44,7 @@ def main(argv=None):
         F, keep, errors = clf._features_skipping(found.paths, cache=cache, n_jobs=args.jobs,
                                                  progress=_cli.show_progress(args), desc="evaluate")
         for err in errors:
-            _cli.log(args, f"skipped {err.path}: {err.reason}" + (f" ({err.detail})" if err.detail else ""))
+            _cli.log(args, f"skipped {err}")
         if len(keep) == 0:
             raise DatasetError(f"None of the {len(found)} images under {args.data!r} could be decoded.")
         found = found.subset(keep)
@@ -61,7 +61,7 @@ def main(argv=None):
                                    short_title=f"{clf.features} + {clf.model}")
         metrics.update({"model": str(args.model), "data": str(args.data), "report": str(out),
                         "unknown": int(np.sum(novelty > 0)),
-                        "skipped": [{"path": e.path, "reason": e.reason, "detail": e.detail} for e in errors]})
+                        "skipped": [e.as_dict() for e in errors]})
         if args.json:
             _cli.emit_json(metrics)
         else:

@@ -60,6 +60,10 @@ class ImageDecodeError(CatDogError, ValueError):
     def __reduce__(self):  # keep fields when crossing process boundaries
         return (type(self), (self.path, self.reason, self.detail))
 
+    def as_dict(self):
+        """``{'path', 'reason', 'detail'}``: how reports and ``--json`` list a skipped file."""
+        return {"path": self.path, "reason": self.reason, "detail": self.detail}
+
 
 class BackboneUnavailableError(CatDogError, RuntimeError):
     """A CNN backbone's pretrained weights cannot be had (offline, unknown name)."""

@@ -112,7 +112,7 @@ def summarize_split(summary, total, split, found, result):
         "seconds": round(result.seconds, 3), "images_per_second": round(result.images_per_second, 1),
         "cache_hits": result.hits, "cache_misses": result.misses,
     }
-    summary["skipped"] += [{"path": e.path, "reason": e.reason, "detail": e.detail} for e in result.errors]
+    summary["skipped"] += [e.as_dict() for e in result.errors]
     summary["skipped"] += [{"path": p, "reason": "ignored", "detail": why} for p, why in found.ignored]
     total["images"] += result.n_images
     total["seconds"] += result.seconds

@@ -146,9 +146,9 @@ def _extract(found, names, args, cache, desc, client=None):
     res = extract_features_with(client, found.paths, extractors, n_jobs=args.jobs, cache=cache, on_error="skip",
                                 progress=_cli.show_progress(args), desc=desc)
     for err in res.errors:
-        _cli.log(args, f"skipped {err.path}: {err.reason}" + (f" ({err.detail})" if err.detail else ""))
+        _cli.log(args, f"skipped {err}")
     base = {n: f[res.ok] for n, f in zip(names, res.features)}
-    skipped = [{"path": e.path, "reason": e.reason, "detail": e.detail} for e in res.errors]
+    skipped = [e.as_dict() for e in res.errors]
     return base, found.subset(np.flatnonzero(res.ok)), skipped
 
 

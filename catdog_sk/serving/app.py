@@ -184,9 +184,10 @@ def create_app(model_path, *, log_db=None, uploads_dir=None, max_upload_bytes=DE
 
         # Warm up: load and compile the network now, not on the first request (no cache here:
         # a cached warm-up image would skip the network).
-        extract_features([np.zeros((8, 8, 3), np.uint8)], clf._extractors(), n_jobs=1)
+        extractors = clf._extractors()
+        extract_features([np.zeros((8, 8, 3), np.uint8)], extractors, n_jobs=1)
         sha = (getattr(clf, "card_", None) or {}).get("model_sha256", "")
-        state["model"] = {"clf": clf, "extractors": clf._extractors(), "sha": sha,
+        state["model"] = {"clf": clf, "extractors": extractors, "sha": sha,
                           "version": sha[:12] or "unversioned", "classes": [str(c) for c in clf.classes_],
                           "pointer_mtime": mtime}
 
@@ -289,8 +290,7 @@ def create_app(model_path, *, log_db=None, uploads_dir=None, max_upload_bytes=DE
         # /health, /metrics and other uploads meanwhile.
         outcome = await run_in_threadpool(infer, uploads_in)
         if isinstance(outcome, ImageDecodeError):
-            problem(_STATUS.get(outcome.reason, 422), f"{outcome.path}: {outcome.reason}"
-                    + (f" ({outcome.detail})" if outcome.detail else ""), "/predict")
+            problem(_STATUS.get(outcome.reason, 422), str(outcome), "/predict")
         model, res, labels, proba, novelty = outcome
         hashes = [hashlib.sha256(data).hexdigest() for _, data in uploads_in]
         blobs = [data for _, data in uploads_in]
