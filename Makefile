@@ -8,7 +8,9 @@ TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 # The main job's data: $CATDOG_DATA, else the shared photos beside the clone
 # when present, else catdog_sk downloads the public PetImages set once.
 CATDOG_DATA ?= $(if $(wildcard ../shared/data/catsdogs/train),../shared/data/catsdogs,)
-export CATDOG_DATA
+# Photos of neither cats nor dogs for the "unknown" presence model: half trains it, half is reported on.
+CATDOG_NEGATIVES ?= $(if $(wildcard ../shared/data/animals10),../shared/data/animals10,)
+export CATDOG_DATA CATDOG_NEGATIVES
 
 .PHONY: venv browser demo test bench clean
 

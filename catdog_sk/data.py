@@ -24,6 +24,8 @@ from .exceptions import DatasetError
 
 __all__ = [
     "CLASSES",
+    "Negatives",
+    "find_negatives",
     "IMAGE_EXTENSIONS",
     "LabeledImages",
     "find_images",
@@ -254,6 +256,86 @@ def dataset_sha256(paths, labels):
 
     lines = sorted(f"{h} {y}" for h, y in zip(content_hashes(paths), labels))
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+@dataclass
+class Negatives:
+    """Photos that show neither a cat nor a dog, grouped by what they show.
+
+    Attributes
+    ----------
+    paths : list of str
+    groups : list of str
+        The sub-folder of each photo relative to the root (``'cow'``,
+        ``'sheep'``, ...; ``'.'`` for photos directly in the root).
+    sha256 : list of str
+        Content hash of each file.
+    root : str
+    """
+
+    paths: list
+    groups: list
+    sha256: list
+    root: str
+
+    def __len__(self):
+        return len(self.paths)
+
+    def subset(self, mask):
+        idx = np.flatnonzero(np.asarray(mask, dtype=bool))
+        return Negatives([self.paths[i] for i in idx], [self.groups[i] for i in idx],
+                         [self.sha256[i] for i in idx], self.root)
+
+    def split(self, fraction, *, random_state=0):
+        """Seeded split by content hash, within each group: ``(used, held_out)``.
+
+        A photo's side depends only on its bytes, the seed and its group's
+        size, so the same folder always splits the same way, on any machine,
+        whatever the file names; byte-identical copies stay on one side.
+        """
+        import hashlib
+
+        if not 0 <= fraction <= 1:
+            raise DatasetError(f"The negatives fraction must be between 0 and 1; got {fraction}.")
+        used = np.zeros(len(self), dtype=bool)
+        for group in sorted(set(self.groups)):
+            idx = [i for i, g in enumerate(self.groups) if g == group]
+            order = sorted(idx, key=lambda i: hashlib.sha256(f"{random_state}:{self.sha256[i]}".encode()).hexdigest())
+            used[order[:int(round(fraction * len(idx)))]] = True
+        first_side = {}  # byte-identical copies follow the first one
+        for i in np.argsort([hashlib.sha256(f"{random_state}:{h}".encode()).hexdigest() for h in self.sha256]):
+            used[i] = first_side.setdefault(self.sha256[i], used[i])
+        return self.subset(used), self.subset(~used)
+
+    def counts(self):
+        """Number of photos per group, as a dict."""
+        return {g: self.groups.count(g) for g in sorted(set(self.groups))}
+
+
+def find_negatives(source):
+    """Photos of neither cats nor dogs under ``source``: every image file, recursively, minus class folders.
+
+    Sub-folders named like a class (``cat/``, ``dogs/`` ...) are skipped, so a
+    folder of many animals such as animals10 can be passed as it is.
+
+    Raises
+    ------
+    DatasetError
+        If ``source`` is not a folder or holds no image files.
+    """
+    root = Path(source)
+    if not root.is_dir():
+        raise DatasetError(f"Negatives {os.fspath(source)!r} is not a folder.")
+    paths, groups = [], []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames[:] = sorted(d for d in dirnames if d.lower() not in _CLASS_DIRS)
+        for name in sorted(filenames):
+            if _is_image_name(name):
+                paths.append(os.path.join(dirpath, name))
+                groups.append(os.path.relpath(dirpath, root))
+    if not paths:
+        raise DatasetError(f"No image files under {os.fspath(source)!r} (class folders cat/ and dog/ are skipped).")
+    return Negatives(paths, groups, content_hashes(paths), str(root))
 
 
 def split_dataset(labels, *, hashes, val_size=0.1, test_size=0.2, random_state=0):

@@ -19,6 +19,10 @@ def build_parser():
     )
     _cli.add_model_args(parser)
     parser.add_argument("--data", required=True, metavar="PATH", help="labelled images to evaluate on")
+    parser.add_argument("--negatives", metavar="DIR",
+                        help="also report the share of photos of neither (every image under DIR, sub-folders "
+                             "cat/ and dog/ skipped) answered 'unknown', per sub-folder; photos the model's "
+                             "presence model was fitted on are left out and counted")
     parser.add_argument("--out", metavar="DIR", help="report directory (default: artifacts/reports/eval-<time>)")
     cache = parser.add_mutually_exclusive_group()
     cache.add_argument("--cache", metavar="DIR", help="feature cache (default: $CATDOG_CACHE or artifacts/cache)")
@@ -26,6 +30,29 @@ def build_parser():
     parser.add_argument("--jobs", type=int, default=None, metavar="N", help="worker threads (default: all CPUs)")
     _cli.add_strict_arg(parser)
     return parser
+
+
+def _negatives_decision(clf, args, cache, errors):
+    """The model's answers on --negatives, leaving out the photos its presence model was fitted on."""
+    from .data import find_negatives
+
+    if getattr(clf, "presence_", None) is None:
+        raise DatasetError(f"--negatives: the model at {args.model} never answers 'unknown' (it was fitted "
+                           f"without it); refit with fit --unknown auto.")
+    found = find_negatives(args.negatives)
+    used = set(getattr(clf, "negatives_sha256_", ()))
+    fresh = found.subset([h not in used for h in found.sha256])
+    res = clf.featurize(fresh.paths, on_error="skip", cache=cache, n_jobs=args.jobs,
+                        progress=_cli.show_progress(args), desc="negatives")
+    for err in res.errors:
+        _cli.log(args, f"skipped {err}")
+    errors.extend(res.errors)
+    decision = clf.predict_features(res.features)
+    left_out = len(found) - len(fresh)
+    return {"groups": [fresh.groups[i] for i in res.ok], "labels": decision.labels, "presence": decision.presence,
+            "source": str(args.negatives),
+            "note": f"{left_out} photo(s) the model was fitted on left out" if left_out
+                    else "none of them was used for fitting"}
 
 
 def main(argv=None):
@@ -48,9 +75,11 @@ def main(argv=None):
         if len(keep) == 0:
             raise DatasetError(f"None of the {len(found)} images under {args.data!r} could be decoded.")
         found = found.subset(keep)
-        proba = clf.pipeline_.predict_proba(F)
-        pred = clf.pipeline_.predict(F)
-        novelty = clf._novelty_from_features(F)
+        decision = clf.predict_features(F)  # the same decision path as predict and the server
+        proba = decision.proba
+        pred = clf.classes_[np.argmax(proba, axis=1)]
+        abstains = getattr(clf, "presence_", None) is not None
+        negatives = _negatives_decision(clf, args, cache, errors) if args.negatives else None
         known = np.isin(found.labels, clf.classes_)
         out = Path(args.out or Path("artifacts") / "reports" /
                    f"eval-{_dt.datetime.now(_dt.timezone.utc).strftime('%Y%m%d-%H%M%S')}")
@@ -58,9 +87,12 @@ def main(argv=None):
             metrics = write_report(work, paths=[found.paths[i] for i in np.flatnonzero(known)],
                                    y_true=found.labels[known], pred=pred[known], proba=proba[known],
                                    classes=clf.classes_, title=f"{args.model} on {args.data}",
-                                   short_title=f"{clf.features} + {clf.model}")
+                                   short_title=f"{clf.features} + {clf.model}",
+                                   labels=decision.labels[known] if abstains else None,
+                                   presence=decision.presence[known],
+                                   threshold=getattr(clf, "presence_threshold_", None), negatives=negatives)
         metrics.update({"model": str(args.model), "data": str(args.data), "report": str(out),
-                        "unknown": int(np.sum(novelty > 0)),
+                        "unknown": int(np.sum(decision.labels.astype(str) == "unknown")),
                         "skipped": [e.as_dict() for e in errors]})
         if args.json:
             _cli.emit_json(metrics)
@@ -69,9 +101,15 @@ def main(argv=None):
             print(f"accuracy {metrics['test_accuracy']:.4f} (95% CI {lo:.4f}-{hi:.4f}), "
                   f"{metrics['test_errors']} errors of {metrics['test_n']}; ROC AUC {metrics['test_roc_auc']:.4f}; "
                   f"log loss {metrics['test_log_loss']:.4f}; ECE {metrics['test_ece']:.4f}")
+            if abstains:
+                print(f"answers {metrics['test_coverage']:.2%} of the photos ({metrics['unknown']} 'unknown'), "
+                      f"accuracy on those {metrics['test_answered_accuracy']:.4f}")
+            if "negatives" in metrics:
+                neg = metrics["negatives"]
+                groups = ", ".join(f"{g} {v['rejected']:.0%}" for g, v in neg["by_group"].items())
+                print(f"photos of neither answered 'unknown': {neg['rejected']:.1%} of {neg['n']} ({groups}); "
+                      f"{neg['note']}")
             print(f"report: {out / 'report.md'}")
-            if metrics["unknown"]:
-                print(f"{metrics['unknown']} image(s) would be answered 'unknown' (unlike the training photos)")
             if errors:
                 print(f"skipped {len(errors)} unreadable file(s)")
         return _cli.skipped_status(args, len(errors))

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["classification_metrics", "expected_calibration_error", "bootstrap_ci", "write_report",
-           "plot_confusion", "plot_curves", "plot_top_losses", "unknown_tradeoff", "plot_unknown_tradeoff"]
+           "plot_confusion", "plot_curves", "plot_top_losses", "unknown_tradeoff", "plot_unknown_tradeoff",
+           "abstention_metrics", "negatives_metrics", "plot_unknown_gallery", "abstention_markdown"]
 
 
 def expected_calibration_error(y_true_positive, p_positive, *, n_bins=15):
@@ -163,17 +164,60 @@ def plot_top_losses(paths, y_true, proba, classes, path, *, k=12):
     return [int(i) for i in order]
 
 
-def unknown_tradeoff(novelty_in, novelty_out, threshold=0.0):
-    """How an abstain threshold trades kept cat/dog photos for rejected other photos.
+def abstention_metrics(y_true, labels, *, unknown="unknown"):
+    """Coverage and accuracy on the answered photos of a model that may say ``'unknown'``.
 
     Parameters
     ----------
-    novelty_in : ndarray of shape (n_in,)
-        Novelty scores of photos that do show a cat or a dog (e.g. the test set).
-    novelty_out : ndarray of shape (n_out,)
-        Novelty scores of photos that show neither (e.g. :func:`catdog_sk.checkset.non_animal_images`).
-    threshold : float, default=0.0
-        The operating point (``predict`` says ``'unknown'`` above it).
+    y_true : array-like of shape (n_samples,)
+        True classes (all of them cats or dogs).
+    labels : array-like of shape (n_samples,)
+        What the model answered, ``'unknown'`` included.
+
+    Returns
+    -------
+    metrics : dict
+        ``coverage`` (share answered), ``n_unknown``, ``answered_accuracy``
+        (accuracy on the answered photos) and ``answered_errors``.
+    """
+    y_true = np.asarray(y_true).astype(str)
+    labels = np.asarray(labels).astype(str)
+    answered = labels != unknown
+    n_ans = int(answered.sum())
+    return {"coverage": float(answered.mean()) if len(labels) else 0.0, "n_unknown": int((~answered).sum()),
+            "answered_accuracy": float(np.mean(labels[answered] == y_true[answered])) if n_ans else float("nan"),
+            "answered_errors": int(np.sum(labels[answered] != y_true[answered]))}
+
+
+def negatives_metrics(groups, labels, *, unknown="unknown"):
+    """Share of photos of neither that were answered ``'unknown'``, overall and per group.
+
+    Returns
+    -------
+    metrics : dict
+        ``rejected`` (overall share), ``n``, ``by_group`` ``{group: {"n", "rejected"}}``
+        and ``min_group_rejected``.
+    """
+    groups = np.asarray(groups).astype(str)
+    rejected = np.asarray(labels).astype(str) == unknown
+    by_group = {g: {"n": int(np.sum(groups == g)), "rejected": float(rejected[groups == g].mean())}
+                for g in sorted(set(groups.tolist()))}
+    return {"rejected": float(rejected.mean()) if len(rejected) else float("nan"), "n": int(len(rejected)),
+            "by_group": by_group,
+            "min_group_rejected": min((v["rejected"] for v in by_group.values()), default=float("nan"))}
+
+
+def unknown_tradeoff(presence_in, presence_out, threshold=0.5):
+    """How the presence threshold trades answered cat/dog photos for rejected photos of neither.
+
+    Parameters
+    ----------
+    presence_in : ndarray of shape (n_in,)
+        Presence scores of photos that do show a cat or a dog (e.g. the test set).
+    presence_out : ndarray of shape (n_out,)
+        Presence scores of photos that show neither (e.g. held-out animals10 photos).
+    threshold : float, default=0.5
+        The operating point (``predict`` says ``'unknown'`` below it).
 
     Returns
     -------
@@ -181,25 +225,25 @@ def unknown_tradeoff(novelty_in, novelty_out, threshold=0.0):
         ``kept`` and ``rejected`` fractions at ``threshold``, and the whole
         curve: ``curve_thresholds``, ``curve_kept``, ``curve_rejected``.
     """
-    novelty_in, novelty_out = np.asarray(novelty_in, float), np.asarray(novelty_out, float)
-    grid = np.unique(np.concatenate([novelty_in, novelty_out, [threshold]]))
-    kept = np.searchsorted(np.sort(novelty_in), grid, side="right") / max(len(novelty_in), 1)
-    rejected = 1 - np.searchsorted(np.sort(novelty_out), grid, side="right") / max(len(novelty_out), 1)
-    return {"threshold": float(threshold), "kept": float(np.mean(novelty_in <= threshold)),
-            "rejected": float(np.mean(novelty_out > threshold)), "n_in": int(len(novelty_in)),
-            "n_out": int(len(novelty_out)), "curve_thresholds": grid.tolist(), "curve_kept": kept.tolist(),
+    presence_in, presence_out = np.asarray(presence_in, float), np.asarray(presence_out, float)
+    grid = np.unique(np.concatenate([presence_in, presence_out, [threshold]]))
+    kept = 1 - np.searchsorted(np.sort(presence_in), grid, side="left") / max(len(presence_in), 1)
+    rejected = np.searchsorted(np.sort(presence_out), grid, side="left") / max(len(presence_out), 1)
+    return {"threshold": float(threshold), "kept": float(np.mean(presence_in >= threshold)),
+            "rejected": float(np.mean(presence_out < threshold)), "n_in": int(len(presence_in)),
+            "n_out": int(len(presence_out)), "curve_thresholds": grid.tolist(), "curve_kept": kept.tolist(),
             "curve_rejected": rejected.tolist()}
 
 
 def plot_unknown_tradeoff(summary, path, title=""):
-    """Kept cat/dog photos vs rejected non-animal photos as the abstain threshold moves."""
+    """Answered cat/dog photos vs rejected photos of neither as the presence threshold moves."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(4.8, 4.2))
     ax.plot(summary["curve_rejected"], summary["curve_kept"], drawstyle="steps-post")
     ax.plot([summary["rejected"]], [summary["kept"]], "o", color="C3",
-            label=f"operating point: keeps {summary['kept']:.2%}, rejects {summary['rejected']:.1%}")
-    ax.set_xlabel(f"non-animal photos called unknown (of {summary['n_out']})")
-    ax.set_ylabel(f"cat/dog photos kept (of {summary['n_in']})")
+            label=f"operating point: answers {summary['kept']:.2%}, rejects {summary['rejected']:.1%}")
+    ax.set_xlabel(f"photos of neither answered 'unknown' (of {summary['n_out']})")
+    ax.set_ylabel(f"cat/dog photos answered (of {summary['n_in']})")
     ax.set_ylim(max(0.0, min(summary["kept"], 0.9) - 0.02), 1.001)
     ax.legend(loc="lower left", fontsize=8)
     ax.set_title(title or "Abstaining: 'unknown' trade-off")
@@ -208,11 +252,83 @@ def plot_unknown_tradeoff(summary, path, title=""):
     plt.close(fig)
 
 
+def _gallery(paths, captions, path, title, *, k=12):
+    """Up to ``k`` images in a grid with captions (a gallery never fails on one unreadable file)."""
+    from .preprocess import read_image
+
+    plt = _plt()
+    n = min(k, len(paths))
+    cols = min(4, max(1, n))
+    rows = max(1, int(np.ceil(n / cols)))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.1 * cols, 3.4 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, p, caption in zip(axes.ravel(), paths[:n], captions[:n]):
+        try:
+            ax.imshow(read_image(p))
+        except Exception:  # noqa: BLE001
+            pass
+        ax.set_title(caption, fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_unknown_gallery(paths, y_true, presence, path, *, k=12):
+    """The cat/dog photos answered 'unknown', least present first, with their presence scores."""
+    order = np.argsort(np.asarray(presence))[:k]
+    _gallery([paths[i] for i in order],
+             [f"{os.path.basename(str(paths[i]))}\ntrue {y_true[i]}, presence {presence[i]:.3f}" for i in order],
+             path, "Cat/dog photos answered 'unknown'" if len(order) else "No photo answered 'unknown'", k=k)
+    return [int(i) for i in order]
+
+
+def abstention_markdown(metrics, out_dir, *, paths, y_true, labels, presence, threshold, negatives=None):
+    """Coverage, accuracy on answered photos, the 'unknown' gallery and (with negatives) the trade-off.
+
+    Updates ``metrics`` in place (``coverage``, ``answered_accuracy``, ``unknown_photos``, ``negatives``,
+    ``unknown_tradeoff``) and returns the report's Markdown section.
+    """
+    out_dir = Path(out_dir)
+    ab = abstention_metrics(y_true, labels)
+    metrics.update({f"test_{k}": v for k, v in ab.items()})
+    unknown = np.flatnonzero(np.asarray(labels).astype(str) == "unknown")
+    shown = plot_unknown_gallery([paths[i] for i in unknown], np.asarray(y_true)[unknown],
+                                 np.asarray(presence)[unknown], out_dir / "unknown.png")
+    metrics["unknown_photos"] = [{"path": str(paths[unknown[i]]), "true": str(y_true[unknown[i]]),
+                                  "presence": float(presence[unknown[i]])} for i in shown]
+    md = ["## Photos of neither: 'unknown'", "",
+          f"The model answers 'unknown' where the presence score is below {threshold:g}.", "",
+          "| metric | value |", "|---|---|",
+          f"| coverage (cat/dog photos answered) | {ab['coverage']:.2%} ({ab['n_unknown']} answered 'unknown') |",
+          f"| accuracy on the answered photos | {ab['answered_accuracy']:.4f} ({ab['answered_errors']} errors) |", ""]
+    if negatives is not None:
+        neg = negatives_metrics(negatives["groups"], negatives["labels"])
+        tradeoff = unknown_tradeoff(presence, negatives["presence"], threshold)
+        plot_unknown_tradeoff(tradeoff, out_dir / "unknown_tradeoff.png")
+        metrics["negatives"] = dict(neg, source=negatives.get("source", ""), note=negatives.get("note", ""))
+        metrics["unknown_tradeoff"] = {k: v for k, v in tradeoff.items() if not k.startswith("curve_")}
+        md += [f"Photos of neither ({negatives.get('source', '')}; {negatives.get('note', '')}): "
+               f"**{neg['rejected']:.1%}** of {neg['n']} answered 'unknown'.", "",
+               "| group | photos | answered 'unknown' |", "|---|---|---|"]
+        md += [f"| {g} | {v['n']} | {v['rejected']:.1%} |" for g, v in neg["by_group"].items()]
+        md += ["", "![unknown trade-off](unknown_tradeoff.png)", ""]
+    md += ["Cat/dog photos answered 'unknown' (least present first):", "", "![unknown](unknown.png)", ""]
+    return "\n".join(md)
+
+
 def write_report(out_dir, *, paths, y_true, pred, proba, classes, title, short_title="model", metrics=None,
-                 extra_md=""):
+                 extra_md="", labels=None, presence=None, threshold=None, negatives=None):
     """Write report.md, results.json and the PNG plots for one model on one labelled set.
 
     ``title`` heads the Markdown report; ``short_title`` (a few words) labels the plots.
+    ``pred``/``proba`` are the cat/dog classifier's own answers (the classic metrics);
+    with ``labels`` (what the model answers, ``'unknown'`` included), ``presence`` and
+    ``threshold`` the report adds coverage, accuracy on the answered photos and the gallery
+    of photos answered 'unknown'; ``negatives`` (``{"groups", "labels", "presence",
+    "source", "note"}``) adds the share of photos of neither answered 'unknown' and the
+    trade-off curve.
 
     Returns
     -------
@@ -229,6 +345,9 @@ def write_report(out_dir, *, paths, y_true, pred, proba, classes, title, short_t
         {"path": str(paths[i]), "true": str(y_true[i]),
          "p_true": float(proba[i, true_idx[i]])} for i in shown
     ]
+    if labels is not None:
+        extra_md = abstention_markdown(metrics, out_dir, paths=paths, y_true=y_true, labels=labels,
+                                       presence=presence, threshold=threshold, negatives=negatives) + "\n" + extra_md
     (out_dir / "results.json").write_text(json.dumps(metrics, indent=2, default=str))
     lo, hi = metrics["test_accuracy_ci95"]
     md = [

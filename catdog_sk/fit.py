@@ -3,6 +3,7 @@
 import contextlib
 import datetime as _dt
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -49,9 +50,17 @@ def build_parser():
                         help="more training images: 'feedback' (images users corrected through serve, from "
                              "ARTIFACTS/models/prediction_log.sqlite), a prediction-log .sqlite file, or a "
                              "labelled folder/CSV; repeatable")
-    parser.add_argument("--unknown-rate", type=float, default=0.001, metavar="R",
-                        help="models with CNN features answer 'unknown' for photos unlike the training photos, "
-                             "tuned so this fraction of training images would be; 0 turns it off")
+    parser.add_argument("--unknown", default="auto", metavar="auto|off|P",
+                        help="models with CNN features answer 'unknown' for photos that show neither a cat nor a "
+                             "dog: 'auto' (operating point set on the training photos), 'off', or a presence "
+                             "threshold in (0, 1) (higher abstains more)")
+    parser.add_argument("--negatives", metavar="DIR", default=os.environ.get("CATDOG_NEGATIVES") or None,
+                        help="photos of neither cats nor dogs (sub-folders cat/ and dog/ are skipped), part of "
+                             "which trains the presence model and the rest is reported on "
+                             "(default: $CATDOG_NEGATIVES; the offline check set is always used)")
+    parser.add_argument("--negatives-fraction", type=float, default=0.5, metavar="F",
+                        help="share of --negatives used for fitting, split by content hash within each sub-folder "
+                             "(seeded by --seed); the rest is held out for the report (default 0.5)")
     _cli.add_strict_arg(parser)
     _cli.add_backend_args(parser)
     parser.add_argument("--no-promote", action="store_true",
@@ -116,15 +125,59 @@ def _champion_decision(models_root, challenger_acc, test, args, cache):
     if not (Path(models_root) / PROMOTED_FILE).is_file():
         return {"promoted": True, "reason": "no model was promoted before", "challenger_test_accuracy": challenger_acc}
     champion_dir = promoted_model_dir(models_root)
-    champion = load_model(champion_dir)
-    F, keep, _ = champion._features_skipping(test.paths, cache=cache, n_jobs=args.jobs)
-    pred = champion.pipeline_.predict(F)
-    champion_acc = float(np.mean(pred == test.labels[keep]))
+    try:
+        champion = load_model(champion_dir)
+        F, keep, _ = champion.featurize(test.paths, on_error="skip", cache=cache, n_jobs=args.jobs)
+        proba = champion.predict_features(F).proba
+    except Exception as exc:  # noqa: BLE001 - any champion we cannot score is replaced, and the card says why
+        return {"promoted": True, "champion": str(champion_dir), "challenger_test_accuracy": challenger_acc,
+                "reason": f"the promoted model could not be scored ({type(exc).__name__}: {exc})"}
+    champion_acc = float(np.mean(champion.classes_[np.argmax(proba, axis=1)] == test.labels[keep]))
     promoted = challenger_acc >= champion_acc
     return {"promoted": promoted, "champion": str(champion_dir), "champion_test_accuracy": champion_acc,
             "challenger_test_accuracy": challenger_acc,
             "reason": "challenger is at least as accurate on the held-out test set" if promoted
                       else "challenger is less accurate than the promoted model on the held-out test set"}
+
+
+def parse_unknown(parser, text):
+    """--unknown: 'auto' -> 'auto', 'off' -> None, a number in (0, 1) -> float."""
+    if text in ("auto", "off"):
+        return None if text == "off" else "auto"
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not 0 < value < 1:
+        parser.error(f"--unknown must be 'auto', 'off' or a presence threshold in (0, 1); got {text!r}")
+    return value
+
+
+def _negative_features(names, args, cache, negatives):
+    """Base features of the photos of neither: the offline check set plus the fitting part of --negatives."""
+    from .checkset import non_animal_images
+    from .features import extract_features, make_extractor
+
+    extractors = [make_extractor(n, backbone=args.backbone, runtime=args.runtime, caller="fit") for n in names]
+    _, images = non_animal_images(random_state=args.seed)
+    items = images + (list(negatives.paths) if negatives is not None else [])
+    res = extract_features(items, extractors, cache=cache, n_jobs=args.jobs, on_error="skip",
+                           progress=_cli.show_progress(args), desc="negatives")
+    for err in res.errors:
+        _cli.log(args, f"skipped negative {err}")
+    return {n: f[res.ok] for n, f in zip(names, res.features)}
+
+
+def _held_out_negatives(clf, held, args, cache):
+    """Decision of ``clf`` on the held-out photos of neither, as write_report's ``negatives``."""
+    if held is None or not len(held):
+        return None
+    res = clf.featurize(held.paths, on_error="skip", cache=cache, n_jobs=args.jobs)
+    decision = clf.predict_features(res.features)
+    return {"groups": [held.groups[i] for i in res.ok], "labels": decision.labels, "presence": decision.presence,
+            "source": held.root,
+            "note": f"the {len(res.ok)} photos held out of fitting (--negatives-fraction {args.negatives_fraction}, "
+                    f"seed {args.seed})"}
 
 
 def _check_trainable(found, cv):
@@ -210,22 +263,6 @@ def _plot_comparison(rows, path):
     plt.close(fig)
 
 
-def _unknown_check(clf, X_test, report_dir, args):
-    """Keep rate on the test photos vs reject rate on the offline non-animal check set; plot it."""
-    from .checkset import non_animal_images
-    from .evaluation import plot_unknown_tradeoff, unknown_tradeoff
-    from .features import extract_features
-
-    _, images = non_animal_images(random_state=args.seed)
-    res = extract_features(images, clf._extractors(), n_jobs=args.jobs)
-    summary = unknown_tradeoff(clf._novelty_from_features(X_test),
-                               clf._novelty_from_features(np.hstack(res.features)))
-    plot_unknown_tradeoff(summary, report_dir / "unknown_tradeoff.png")
-    _cli.log(args, f"unknown: keeps {summary['kept']:.2%} of test photos, calls {summary['rejected']:.1%} of "
-                   f"{summary['n_out']} non-animal photos unknown")
-    return {k: v for k, v in summary.items() if not k.startswith("curve_")}
-
-
 def main(argv=None):
     parser = build_parser()
 
@@ -248,8 +285,9 @@ def main(argv=None):
         models = list(ALL_MODELS) if args.model == "all" else [args.model]
         if args.cv < 2:
             parser.error(f"--cv must be >= 2; got {args.cv}")
-        if not 0 <= args.unknown_rate <= 0.5:
-            parser.error(f"--unknown-rate must be between 0 and 0.5; got {args.unknown_rate}")
+        unknown = parse_unknown(parser, args.unknown)
+        if not 0 <= args.negatives_fraction <= 1:
+            parser.error(f"--negatives-fraction must be between 0 and 1; got {args.negatives_fraction}")
         if args.jobs is not None and args.jobs == 0:
             parser.error("--jobs must be a positive number or -1 for all CPUs; got 0")
         base_names = [n for n in FEATURE_NAMES if any(n in FEATURE_SETS[s] for s in sets)]
@@ -257,6 +295,13 @@ def main(argv=None):
             from .features import make_extractor
 
             make_extractor("cnn", backbone=args.backbone, runtime=args.runtime, caller="fit").config()  # fail fast
+        negatives = held = None
+        if args.negatives and unknown is not None and "cnn" in base_names:
+            from .data import find_negatives
+
+            negatives, held = find_negatives(args.negatives).split(args.negatives_fraction, random_state=args.seed)
+            _cli.log(args, f"negatives: {len(negatives)} photos for fitting, {len(held)} held out "
+                           f"({args.negatives})")
         train, test, train_src, test_src = _resolve_data(args)
         train, extra_src = _add_extra(train, args)
         if extra_src:
@@ -271,6 +316,7 @@ def main(argv=None):
         base_test, test, skipped_test = _extract(test, base_names, args, cache, "test features", client)
         skipped += skipped_test
         _check_trainable(train, args.cv)
+        base_neg = _negative_features(base_names, args, cache, negatives) if unknown is not None else None
         extract_s = time.perf_counter() - t0
         feature_ms = _uncached_ms_per_image(base_names, test, args)
 
@@ -294,7 +340,7 @@ def main(argv=None):
                 row, clf = run_search(base_train, train.labels, fs, m, cv=args.cv, n_jobs=search_jobs,
                                       random_state=args.seed, progress=bar, base_test=base_test,
                                       y_test=test.labels, backbone=args.backbone, runtime=args.runtime,
-                                      unknown_rate=args.unknown_rate or None)
+                                      unknown=unknown, base_negatives=base_neg)
                 row["predict_ms_per_image"] = round(
                     sum(feature_ms[n] for n in FEATURE_SETS[fs]) + row["classifier_ms_per_image"], 2)
                 rows.append(row)
@@ -312,15 +358,12 @@ def main(argv=None):
         promotion = _champion_decision(art / "models", best["test_accuracy"], test, args, cache)
         best_clf = fitted[(best["features"], best["model"])]
         X_test = np.hstack([base_test[n] for n in FEATURE_SETS[best["features"]]])
+        for clf in fitted.values():  # so that evaluate can leave the photos they were fitted on out
+            if negatives is not None and clf.presence_ is not None:
+                clf.negatives_sha256_ = tuple(negatives.sha256)
+        best_decision = best_clf.predict_features(X_test)
+        held_decision = _held_out_negatives(best_clf, held, args, cache) if best_clf.presence_ is not None else None
         with atomic_dir(report_dir) as work:  # the report folder appears whole or not at all
-            unknown_md = ""
-            if best_clf.novelty_ is not None:
-                best["unknown"] = _unknown_check(best_clf, X_test, work, args)
-                u = best["unknown"]
-                unknown_md = (f"\n\n## Photos of neither: 'unknown'\n\nWith unknown_rate={args.unknown_rate}: "
-                              f"{u['kept']:.2%} of the {u['n_in']} test photos kept, {u['rejected']:.1%} of "
-                              f"{u['n_out']} non-animal photos (catdog_sk.checkset) called unknown.\n\n"
-                              f"![unknown trade-off](unknown_tradeoff.png)")
             saved = {}
             for row in rows:
                 is_best = row is best
@@ -328,10 +371,8 @@ def main(argv=None):
                     continue
                 # Test-set probabilities: the card's reference distribution of P(positive), against
                 # which `monitor` measures score drift of live traffic (and the best model's report).
-                proba_r = fitted[(row["features"], row["model"])].pipeline_.predict_proba(
-                    np.hstack([base_test[n] for n in FEATURE_SETS[row["features"]]]))
-                if is_best:
-                    best_proba = proba_r
+                proba_r = best_decision.proba if is_best else fitted[(row["features"], row["model"])].predict_features(
+                    np.hstack([base_test[n] for n in FEATURE_SETS[row["features"]]])).proba
                 target = model_root if not args.save_all else model_root / f"{row['features']}-{row['model']}"
                 card = {"run": run, "seed": args.seed, "data": data_card, "metrics": {
                     k: v for k, v in row.items() if k.startswith("test_") or k in ("cv_accuracy", "cv_std")},
@@ -343,31 +384,49 @@ def main(argv=None):
                                   "source": "held-out test set"}}
                 if is_best:
                     card["promotion"] = promotion
-                    if "unknown" in best:
-                        card["unknown"] = dict(best["unknown"], unknown_rate=args.unknown_rate)
+                    if best_clf.presence_ is not None:
+                        card["unknown"] = {"threshold": best_clf.presence_threshold_, "setting": args.unknown,
+                                           "test_coverage": best["test_coverage"],
+                                           "test_answered_accuracy": best["test_answered_accuracy"],
+                                           "negatives_used": {"source": args.negatives, "n": len(negatives or ()),
+                                                              "fraction": args.negatives_fraction,
+                                                              "seed": args.seed, "plus": "catdog_sk.checkset"}}
+                        if held_decision is not None:
+                            from .evaluation import negatives_metrics
+
+                            card["unknown"]["negatives"] = dict(
+                                negatives_metrics(held_decision["groups"], held_decision["labels"]),
+                                source=held_decision["source"], note=held_decision["note"])
                 save_model(fitted[(row["features"], row["model"])], target, card=card)
                 if "cnn" in base_test:  # reference sample for embedding-drift monitoring
                     rng = np.random.RandomState(args.seed)
                     pick = np.sort(rng.choice(len(base_test["cnn"]), size=min(500, len(base_test["cnn"])),
                                               replace=False))
-                    np.save(target / REFERENCE_EMBEDDINGS, base_test["cnn"][pick], allow_pickle=False)
+                    width = fitted[(row["features"], row["model"])].extractors()[-1].embedding_dim  # no head columns
+                    np.save(target / REFERENCE_EMBEDDINGS, base_test["cnn"][pick, :width], allow_pickle=False)
                 saved[f"{row['features']}/{row['model']}"] = str(target)
                 if is_best and promotion["promoted"]:
                     promote(art / "models", target)
 
             from .evaluation import write_report
 
-            proba = best_proba
-            pred = best_clf.pipeline_.predict(X_test)
+            proba = best_decision.proba
+            pred = best_clf.classes_[np.argmax(proba, axis=1)]
             _plot_comparison(rows, work / "comparison.png")
             table_md = markdown_table(rows)
-            write_report(work, paths=test.paths, y_true=test.labels, pred=pred, proba=proba,
-                         classes=best_clf.classes_,
-                         title=f"Best model: {best['features']} + {best['model']} on {test_src}",
-                         short_title=f"{best['features']} + {best['model']}",
-                         extra_md="## All feature sets x models\n\n" + table_md
-                                  + "\n\n![comparison](comparison.png)\n\nBest model chosen by CV accuracy on train."
-                                  + unknown_md)
+            abstains = best_clf.presence_ is not None
+            report = write_report(work, paths=test.paths, y_true=test.labels, pred=pred, proba=proba,
+                                  classes=best_clf.classes_,
+                                  title=f"Best model: {best['features']} + {best['model']} on {test_src}",
+                                  short_title=f"{best['features']} + {best['model']}",
+                                  extra_md="## All feature sets x models\n\n" + table_md
+                                           + "\n\n![comparison](comparison.png)\n\nBest model chosen by CV accuracy "
+                                             "on train.",
+                                  labels=best_decision.labels if abstains else None,
+                                  presence=best_decision.presence, threshold=best_clf.presence_threshold_,
+                                  negatives=held_decision)
+            if "negatives" in report:
+                best["negatives"] = report["negatives"]
             results = {"run": run, "train": train_src, "test": test_src, "cv": args.cv, "seed": args.seed,
                        "backbone": args.backbone, "extract_seconds": round(extract_s, 2),
                        "feature_ms_per_image": {k: round(v, 2) for k, v in feature_ms.items()},
@@ -382,6 +441,13 @@ def main(argv=None):
             print(f"\nbest (by CV accuracy): {best['features']} + {best['model']} -> test accuracy "
                   f"{best['test_accuracy']:.4f}; model: {saved[best['features'] + '/' + best['model']]}; "
                   f"report: {report_dir / 'report.md'}")
+            if best_clf.presence_ is not None:
+                line = (f"unknown: answers {best['test_coverage']:.2%} of the test photos, accuracy on those "
+                        f"{best['test_answered_accuracy']:.4f}")
+                if "negatives" in best:
+                    line += (f"; answers 'unknown' for {best['negatives']['rejected']:.1%} of "
+                             f"{best['negatives']['n']} held-out photos of neither")
+                print(line)
             print(f"promotion: {'promoted' if promotion['promoted'] else 'not promoted'} ({promotion['reason']})")
             if skipped:
                 print(f"skipped {len(skipped)} unreadable file(s); listed in {report_dir / 'comparison.json'}")

@@ -58,8 +58,9 @@ def predict_paths(clf, paths, *, cache=None, n_jobs=None, progress=False, chunk_
     Yields
     ------
     result : dict
-        ``{'path', 'label', 'probabilities': {class: p}, 'novelty', 'model_version'}``
-        (label ``'unknown'`` when the model abstains, see ``unknown_rate``), or
+        ``{'path', 'label', 'probabilities': {class: p}, 'presence', 'model_version'}``
+        (label ``'unknown'`` when the model abstains, see ``CatDogClassifier(unknown=...)``;
+        ``presence`` is its presence score, 1.0 for a model that never abstains), or
         ``{'path', 'error', 'detail', 'model_version'}`` for an unreadable file.
     """
     card = getattr(clf, "card_", None) or {}
@@ -67,16 +68,17 @@ def predict_paths(clf, paths, *, cache=None, n_jobs=None, progress=False, chunk_
     classes = [str(c) for c in clf.classes_]
     for start in range(0, len(paths), chunk_size):
         chunk = paths[start:start + chunk_size]
-        F, ok, errs = clf._features_skipping(chunk, cache=cache, n_jobs=n_jobs, progress=progress, desc="predict")
+        F, ok, errs = clf.featurize(chunk, on_error="skip", cache=cache, n_jobs=n_jobs, progress=progress,
+                                    desc="predict")
         errors = {e.path: e for e in errs}
-        labels, proba, novelty = clf._decide(F) if len(ok) else ([], [], [])
+        labels, proba, presence = clf.predict_features(F) if len(ok) else ([], [], [])
         row_of = {i: r for r, i in enumerate(ok)}
         for i, path in enumerate(chunk):
             if i in row_of:
                 r = row_of[i]
                 yield {"path": path, "label": str(labels[r]),
                        "probabilities": {c: round(float(v), 6) for c, v in zip(classes, proba[r])},
-                       "novelty": round(float(novelty[r]), 6), "model_version": version}
+                       "presence": round(float(presence[r]), 6), "model_version": version}
             else:
                 err = errors.get(os.fspath(path))
                 yield {"path": path, "error": err.reason if err else "unreadable",

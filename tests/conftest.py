@@ -10,6 +10,7 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("CATDOG_SHARED_DATA", REPO.parent / "shared" / "data" / "catsdogs"))
+ANIMALS10 = SHARED.parent / "animals10"
 
 
 @pytest.fixture(scope="session")
@@ -19,6 +20,14 @@ def shared_data():
         pytest.fail(f"Shared data not found at {SHARED}: clone the repo beside ../shared "
                     f"or set CATDOG_SHARED_DATA.")
     return SHARED
+
+
+@pytest.fixture(scope="session")
+def animals10(shared_data):
+    """Root of the 320 animals10 web photos (cat/, dog/ and eight other animals); a missing copy fails loudly."""
+    if not (ANIMALS10 / "cow").is_dir():
+        pytest.fail(f"animals10 not found at {ANIMALS10}: it sits beside catsdogs in ../shared/data.")
+    return ANIMALS10
 
 
 @pytest.fixture(scope="session")

@@ -202,31 +202,62 @@ def test_augmented_copies_enlarge_the_training_set(small_split, feature_cache):
 
 @pytest.mark.cnn
 def test_unknown_for_photos_of_neither_and_it_survives_saving(small_split, feature_cache, tmp_path,
-                                                               shared_embeddings):
+                                                               shared_embeddings, animals10):
     from catdog_sk.checkset import non_animal_images
+    from catdog_sk.data import find_negatives
 
     (X, y), (X_test, y_test) = small_split
-    clf = CatDogClassifier(unknown_rate=0.02, cache=str(feature_cache), random_state=0).fit(X, y)
-    _, others = non_animal_images(n_crops=0)
+    negatives, held = find_negatives(animals10).split(0.5, random_state=0)
+    clf = CatDogClassifier(unknown="auto", cache=str(feature_cache), random_state=0)
+    clf.fit(X, y, negatives=negatives.paths)
+    assert clf.presence_threshold_ == 0.5 and set(clf.negatives_sha256_) == set(negatives.sha256)
+    _, others = non_animal_images(n_crops=2, random_state=1)  # other crops and scenes than the fitted ones
     pred_others = clf.predict(others)
+    pred_held = clf.predict(held.paths)
     pred_test = clf.predict(X_test)
     assert np.mean(pred_others == "unknown") >= 0.8  # most non-animal photos
+    assert np.mean(pred_held == "unknown") >= 0.8  # most other animals, none of them seen in fitting
     assert np.mean(pred_test == "unknown") <= 0.1  # few cat/dog photos
     known = pred_test != "unknown"
-    np.testing.assert_array_equal(pred_test[known], clf.pipeline_.predict(clf.transform_features(X_test))[known])
-    np.testing.assert_array_equal(clf.novelty_score(others) > 0, pred_others == "unknown")
+    np.testing.assert_array_equal(pred_test[known], clf.classes_[clf.predict_proba(X_test).argmax(1)][known])
+    np.testing.assert_array_equal(clf.presence_score(others) < 0.5, pred_others == "unknown")
+    # one decision path: featurize + predict_features is what predict does
+    F, ok, errors = clf.featurize(held.paths, on_error="skip")
+    assert len(ok) == len(held) and not errors
+    np.testing.assert_array_equal(clf.predict_features(F).labels, pred_held)
     save_model(clf, tmp_path / "m")
     np.testing.assert_array_equal(load_model(tmp_path / "m").predict(others), pred_others)
-    # without unknown_rate, always cat or dog
-    plain = clone(clf).set_params(unknown_rate=None).fit(X, y)
-    assert set(plain.predict(others)) <= {"cat", "dog"}
+    # a stricter threshold abstains at least as often; without unknown, always cat or dog
+    strict = clone(clf).set_params(unknown=0.9).fit(X, y, negatives=negatives.paths)
+    assert np.all((strict.predict(X_test) == "unknown") >= (pred_test == "unknown"))
+    plain = clone(clf).set_params(unknown=None).fit(X, y)
+    assert set(plain.predict(others)) <= {"cat", "dog"} and plain.presence_ is None
+    np.testing.assert_array_equal(plain.presence_score(others), 1.0)
 
 
-def test_unknown_rate_needs_cnn_features_and_is_checked_first():
-    with pytest.raises(InvalidParameterError, match="'unknown_rate' parameter of CatDogClassifier needs CNN"):
-        CatDogClassifier(features="hog", unknown_rate=0.01).fit(["never-read.jpg"] * 4, ["cat", "dog"] * 2)
-    with pytest.raises(InvalidParameterError, match="'unknown_rate' parameter"):
-        CatDogClassifier(unknown_rate=0.9).fit(["never-read.jpg"] * 4, ["cat", "dog"] * 2)
+def test_unknown_needs_cnn_features_and_is_checked_first():
+    with pytest.raises(InvalidParameterError, match="'unknown' parameter of CatDogClassifier needs CNN"):
+        CatDogClassifier(features="hog", unknown="auto").fit(["never-read.jpg"] * 4, ["cat", "dog"] * 2)
+    for bad in (0.0, 1.0, 1.5, "yes", True):
+        with pytest.raises(InvalidParameterError, match=r"'unknown' parameter of CatDogClassifier must be None, "
+                                                        r"'auto' or a float in the open interval \(0, 1\)"):
+            CatDogClassifier(unknown=bad).fit(["never-read.jpg"] * 4, ["cat", "dog"] * 2)
+
+
+def test_fit_features_checks_widths_and_negatives(shared_embeddings):
+    from catdog_sk.exceptions import DatasetError
+
+    F, y = shared_embeddings["train"]
+    idx = np.r_[0:20, 1000:1020]
+    with pytest.raises(DatasetError, match="expects 1283 feature columns; got an array of shape"):
+        CatDogClassifier().fit_features(F[idx, :1280], y[idx])
+    with pytest.raises(DatasetError, match="needs features of photos of neither"):
+        CatDogClassifier(unknown="auto").fit_features(F[idx], y[idx])
+    clf = CatDogClassifier().fit_features(F[idx], y[idx])
+    with pytest.raises(DatasetError, match="fitted on 1283 feature columns"):
+        clf.predict_features(F[:3, :10])
+    # the cat/dog classifier never sees the ImageNet head's columns
+    assert clf.pipeline_.named_steps["scale"].n_features_in_ == 1280
 
 
 def test_vlad_encoder_shapes_norms_and_errors():

@@ -57,7 +57,7 @@ def test_extract_on_a_local_cluster_matches_one_process(small_split, tmp_path):
 
 def test_fit_with_backend_dask_chooses_the_same_model(small_split, tmp_path):
     common = ["--data", str(small_split), "--features", "hog,color", "--model", "all", "--cv", "3", "--json",
-              "--quiet", "--no-promote", "--unknown-rate", "0"]
+              "--quiet", "--no-promote", "--unknown", "off"]
     local = _run("catdog_sk.fit", *common, "--artifacts", str(tmp_path / "a"), "--cache", str(tmp_path / "c1"))
     dask = _run("catdog_sk.fit", *common, "--artifacts", str(tmp_path / "b"), "--cache", str(tmp_path / "c2"),
                 "--backend", "dask", "--jobs", "2")

@@ -47,7 +47,9 @@ def make_extractor(name, *, backbone="efficientnet_lite0", batch_size=4, runtime
         return TextureExtractor(caller=caller)
     from ._embed import EmbeddingExtractor
 
-    return EmbeddingExtractor(backbone=backbone, batch_size=batch_size, runtime=runtime, caller=caller)
+    # The catalogue's 'cnn' carries the ImageNet head's cat/dog/other log-probabilities after the
+    # embeddings: what CatDogClassifier answers 'unknown' with (see EmbeddingExtractor).
+    return EmbeddingExtractor(backbone=backbone, batch_size=batch_size, runtime=runtime, head=True, caller=caller)
 
 
 def __getattr__(name):  # torch-dependent names load on first use

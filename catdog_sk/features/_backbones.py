@@ -14,8 +14,15 @@ from functools import lru_cache
 from .._hashing import file_sha256
 from ..exceptions import BackboneUnavailableError
 
-__all__ = ["BackboneSpec", "BUNDLED_BACKBONES", "DEFAULT_CLI_BACKBONE", "list_backbones", "get_backbone",
-           "bundled_weights_path", "weights_sha256"]
+__all__ = ["BackboneSpec", "BUNDLED_BACKBONES", "DEFAULT_CLI_BACKBONE", "IMAGENET_DOG_CLASSES",
+           "IMAGENET_CAT_CLASSES", "list_backbones", "get_backbone", "bundled_weights_path", "weights_sha256"]
+
+#: ImageNet-1k class indices of the dog breeds (151 'Chihuahua' ... 268 'Mexican hairless').
+#: Wolves, foxes, hyenas (269-280) are not dogs.
+IMAGENET_DOG_CLASSES = range(151, 269)
+#: ImageNet-1k class indices of the domestic cats (281 'tabby' ... 285 'Egyptian cat').
+#: The big cats (286-293: cougar, lynx, leopard, ...) are not.
+IMAGENET_CAT_CLASSES = range(281, 286)
 
 
 @dataclass(frozen=True)

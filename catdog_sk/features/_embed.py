@@ -8,11 +8,16 @@ from functools import lru_cache
 import numpy as np
 
 from ..exceptions import BackboneUnavailableError
-from ._backbones import BackboneSpec, bundled_weights_path, get_backbone, weights_sha256
+from ._backbones import (IMAGENET_CAT_CLASSES, IMAGENET_DOG_CLASSES, BackboneSpec, bundled_weights_path,
+                         get_backbone, weights_sha256)
 
-__all__ = ["load_backbone", "embed", "EmbeddingExtractor"]
+__all__ = ["load_backbone", "imagenet_head", "imagenet_groups", "embed", "EmbeddingExtractor", "HEAD_COLUMNS"]
 
 _LOAD_LOCK = threading.Lock()
+_HEADS = {}  # backbone name -> (weight, bias) of its ImageNet-1k classifier, or None
+
+#: What the ImageNet-1k head adds per backbone (``head=True``): log-probabilities of the three groups.
+HEAD_COLUMNS = ("log_p_dog", "log_p_cat", "log_p_other")
 
 
 def _offline_message(spec, exc):
@@ -57,8 +62,29 @@ def _build_bundled(spec):
             )
         mapped[dst_key] = tensor
     model.load_state_dict(mapped, strict=True)
-    model.reset_classifier(0)  # keep global average pooling, drop the ImageNet head
-    return model, spec, weights_sha256(path)
+    head = _linear_head(model.get_classifier())
+    model.reset_classifier(0)  # keep global average pooling; the head is applied to the pooled feature
+    return model, spec, weights_sha256(path), head
+
+
+def _linear_head(module):
+    """(weight, bias) as float32 arrays when ``module`` is an ImageNet-1k linear classifier, else None.
+
+    A ``Sequential`` of dropout layers ending in the linear layer (torchvision's
+    EfficientNets, MobileNets) counts too; anything else (no 1,000-class head,
+    a head with its own normalisation) gives None.
+    """
+    import torch
+
+    if isinstance(module, torch.nn.Sequential):
+        layers = list(module)
+        if not layers or not all(isinstance(m, torch.nn.Dropout) for m in layers[:-1]):
+            return None
+        module = layers[-1]
+    if not isinstance(module, torch.nn.Linear) or module.out_features != 1000:
+        return None
+    bias = module.bias if module.bias is not None else torch.zeros(1000)
+    return (module.weight.detach().cpu().float().numpy().copy(), bias.detach().cpu().float().numpy().copy())
 
 
 def _reachable(url, timeout=3.0):
@@ -85,18 +111,20 @@ def _build_timm(spec):
     saved = hub.HF_HUB_OFFLINE
     hub.HF_HUB_OFFLINE = offline
     try:
-        model = timm.create_model(spec.arch, pretrained=True, num_classes=0)
+        model = timm.create_model(spec.arch, pretrained=True)
     except Exception as exc:  # network, hub or cache failures all mean "unavailable"
         raise BackboneUnavailableError(_offline_message(spec, exc)) from None
     finally:
         hub.HF_HUB_OFFLINE = saved
+    head = _linear_head(model.get_classifier()) if hasattr(model, "get_classifier") else None
+    model.reset_classifier(0)
     cfg = model.pretrained_cfg
     spec = BackboneSpec(
         name=spec.name, source="timm", arch=spec.arch, input_size=int(cfg["input_size"][-1]),
         crop_pct=float(cfg.get("crop_pct", 0.875)), mean=tuple(cfg["mean"]), std=tuple(cfg["std"]),
         embed_dim=int(model.num_features),
     )
-    return model, spec, _state_dict_sha256(model)
+    return model, spec, _state_dict_sha256(model), head
 
 
 def _build_torchvision(spec):
@@ -109,9 +137,11 @@ def _build_torchvision(spec):
     except Exception as exc:
         raise BackboneUnavailableError(_offline_message(spec, exc)) from None
     transform = weights.transforms()
-    for head in ("fc", "classifier", "heads", "head"):
-        if hasattr(model, head):
-            setattr(model, head, torch.nn.Identity())
+    head = None
+    for attr in ("fc", "classifier", "heads", "head"):
+        if hasattr(model, attr):
+            head = _linear_head(getattr(model, attr))
+            setattr(model, attr, torch.nn.Identity())
             break
     with torch.inference_mode():
         dim = int(model.eval()(torch.zeros(1, 3, 224, 224)).shape[1])
@@ -121,14 +151,15 @@ def _build_torchvision(spec):
         crop_pct=crop / float(transform.resize_size[0]), mean=tuple(transform.mean),
         std=tuple(transform.std), embed_dim=dim,
     )
-    return model, spec, _state_dict_sha256(model)
+    return model, spec, _state_dict_sha256(model), head
 
 
 @lru_cache(maxsize=4)
 def _load(name):
     spec = get_backbone(name)
     builder = {"bundled": _build_bundled, "timm": _build_timm, "torchvision": _build_torchvision}
-    model, spec, sha = builder[spec.source](spec)
+    model, spec, sha, head = builder[spec.source](spec)
+    _HEADS[name] = head
     import torch
 
     model = model.eval().to(memory_format=torch.channels_last)
@@ -161,6 +192,49 @@ def load_backbone(name):
     """
     with _LOAD_LOCK:
         return _load(name)
+
+
+def imagenet_head(name):
+    """The backbone's ImageNet-1k classifier as ``(weight, bias)`` arrays, or None when it has none.
+
+    ``weight`` has shape (1000, embed_dim); ``pooled @ weight.T + bias`` are the
+    logits the pretrained network would give. Bundled backbones always have one.
+    """
+    load_backbone(name)
+    return _HEADS.get(name)
+
+
+def imagenet_groups(pooled, head):
+    """Log-probabilities that ImageNet-1k's head puts on dog breeds, domestic cats and everything else.
+
+    Parameters
+    ----------
+    pooled : ndarray of shape (n_images, embed_dim)
+        Pooled features before any normalisation (what the head was trained on).
+    head : (weight, bias) or None
+        From :func:`imagenet_head`; None gives NaN columns.
+
+    Returns
+    -------
+    groups : ndarray of shape (n_images, 3), dtype float32
+        ``log P(dog)``, ``log P(cat)``, ``log P(other)`` under the softmax over
+        the 1,000 classes (see ``IMAGENET_DOG_CLASSES``/``IMAGENET_CAT_CLASSES``).
+    """
+    if head is None:
+        return np.full((len(pooled), len(HEAD_COLUMNS)), np.nan, dtype=np.float32)
+    weight, bias = head
+    logits = np.asarray(pooled, dtype=np.float64) @ weight.T.astype(np.float64) + bias
+    logits -= logits.max(axis=1, keepdims=True)
+    log_total = np.log(np.exp(logits).sum(axis=1))
+    dog, cat = np.asarray(IMAGENET_DOG_CLASSES), np.asarray(IMAGENET_CAT_CLASSES)
+    other = np.setdiff1d(np.arange(logits.shape[1]), np.concatenate([dog, cat]))
+
+    def group(idx):
+        part = logits[:, idx]
+        top = part.max(axis=1)
+        return top + np.log(np.exp(part - top[:, None]).sum(axis=1)) - log_total
+
+    return np.stack([group(dog), group(cat), group(other)], axis=1).astype(np.float32)
 
 
 RUNTIMES = ("openvino", "openvino-bf16", "torch")
@@ -291,6 +365,14 @@ class EmbeddingExtractor:
     ``prepare`` (resize + center crop, in worker threads) overlaps with
     ``finalize`` (the network, in the calling thread).
 
+    With ``head=True`` each image's vector ends with three more numbers per
+    backbone (``HEAD_COLUMNS``): the log-probabilities that the backbone's own
+    ImageNet-1k classifier gives to dog breeds, domestic cats and the other
+    998 - 123 classes, computed from the same forward pass (the head is one
+    matrix product on the pooled feature). They say whether a cat or a dog is in
+    the photo at all; :class:`catdog_sk.CatDogClassifier` uses them to answer
+    ``'unknown'``.
+
     Each backbone's pooled embedding is scaled to unit L2 norm. With several
     backbones (``'efficientnet_lite0+efficientnet_lite2'``) the unit vectors
     are concatenated, so every backbone weighs the same whatever its scale;
@@ -301,7 +383,7 @@ class EmbeddingExtractor:
     version = 2
 
     def __init__(self, *, backbone="efficientnet_lite0", batch_size=DEFAULT_BATCH_SIZE, runtime="openvino",
-                 caller="EmbeddingTransformer"):
+                 head=False, caller="EmbeddingTransformer"):
         from .._validation import check_choice, check_number
 
         check_number(batch_size, name="batch_size", caller=caller, low=1, high=4096)
@@ -309,6 +391,7 @@ class EmbeddingExtractor:
         self.backbone = backbone
         self.batch_size = batch_size
         self.runtime = runtime
+        self.head = bool(head)
         self._names = split_backbones(backbone)
         self._specs = [get_backbone(n) for n in self._names]  # raises at once for unknown names
         self._shas = [None] * len(self._names)
@@ -324,16 +407,29 @@ class EmbeddingExtractor:
         return list(zip(self._specs, self._shas))
 
     @property
-    def n_features_out(self):
+    def embedding_dim(self):
+        """Length of the concatenated unit embeddings (the first columns of the output)."""
         return sum(spec.embed_dim for spec, _ in self._resolved())
+
+    @property
+    def n_head_columns(self):
+        """Columns the ImageNet head adds at the end (0 without ``head``)."""
+        return len(HEAD_COLUMNS) * len(self._names) if self.head else 0
+
+    @property
+    def n_features_out(self):
+        return self.embedding_dim + self.n_head_columns
 
     def config(self):
         parts = [{
             "backbone": spec.name, "arch": spec.arch, "weights_sha256": sha, "input_size": spec.input_size,
             "crop_pct": spec.crop_pct, "mean": list(spec.mean), "std": list(spec.std),
         } for spec, sha in self._resolved()]
-        return {"name": self.name, "version": self.version, "backbones": parts, "pooling": "avg",
-                "normalize": "l2 per backbone", "runtime": self.runtime}
+        config = {"name": self.name, "version": self.version, "backbones": parts, "pooling": "avg",
+                  "normalize": "l2 per backbone", "runtime": self.runtime}
+        if self.head:
+            config["head"] = {"columns": list(HEAD_COLUMNS), "classes": "imagenet-1k", "version": 1}
+        return config
 
     def prepare(self, image):
         from ..preprocess import resize_shorter_center_crop
@@ -346,13 +442,16 @@ class EmbeddingExtractor:
         return tuple(crops[(spec.input_size, spec.crop_pct)] for spec in self._specs)
 
     def finalize(self, prepared):
-        blocks = []
+        blocks, heads = [], []
         for i, name in enumerate(self._names):
             crops = [p[i] for p in prepared]
             raw = self._run_openvino(name, crops) if self.runtime.startswith("openvino") else \
                 self._run_torch(name, crops)
             norms = np.linalg.norm(raw, axis=1, keepdims=True)
             blocks.append(raw / np.maximum(norms, 1e-12))
+            if self.head:
+                heads.append(imagenet_groups(raw, imagenet_head(name)))
+        blocks += heads
         return blocks[0] if len(blocks) == 1 else np.hstack(blocks)
 
     def _run_torch(self, name, crops):

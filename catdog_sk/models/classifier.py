@@ -2,6 +2,7 @@
 
 import numbers
 import os
+from typing import NamedTuple
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -11,10 +12,64 @@ from .._validation import check_choice, check_number
 from ..exceptions import DatasetError, InvalidParameterError
 from ._registry import FEATURE_SETS, MODELS, make_pipeline
 
-__all__ = ["CatDogClassifier", "UNKNOWN"]
+__all__ = ["CatDogClassifier", "Decision", "Featurized", "UNKNOWN", "n_head_columns"]
 
-#: The label ``predict`` gives an image unlike any training photo (with ``unknown_rate`` set).
+#: The label ``predict`` gives a photo that shows neither a cat nor a dog (with ``unknown`` set).
 UNKNOWN = "unknown"
+
+_OWN_CACHE = object()  # featurize(cache=...) default: the estimator's own ``cache`` parameter
+
+
+class Decision(NamedTuple):
+    """What :meth:`CatDogClassifier.predict_features` decides for each image.
+
+    Attributes
+    ----------
+    labels : ndarray of shape (n_images,)
+        Values of ``classes_``, or (object dtype) ``'unknown'`` where the model abstains.
+    proba : ndarray of shape (n_images, 2)
+        Calibrated class probabilities, columns in the order of ``classes_``
+        (the cat/dog classifier's, whether or not it abstains).
+    presence : ndarray of shape (n_images,)
+        Presence score in (0, 1) (see :meth:`CatDogClassifier.presence_score`);
+        1.0 everywhere when the model never abstains.
+    """
+
+    labels: np.ndarray
+    proba: np.ndarray
+    presence: np.ndarray
+
+
+class Featurized(NamedTuple):
+    """What :meth:`CatDogClassifier.featurize` returns.
+
+    Attributes
+    ----------
+    features : ndarray of shape (n_decoded, n_features)
+        One row per decoded image, in input order.
+    ok : ndarray of int
+        Indices into ``X`` of the decoded images.
+    errors : list of ImageDecodeError
+        One per image that could not be decoded (``on_error='skip'``).
+    """
+
+    features: np.ndarray
+    ok: np.ndarray
+    errors: list
+
+
+def n_head_columns(features, backbone):
+    """Columns at the end of a feature vector that hold the ImageNet head (0 without CNN features).
+
+    The catalogue's ``'cnn'`` extractor appends, per backbone, the log-probabilities its ImageNet-1k
+    head gives to dog breeds, domestic cats and everything else; the CNN block comes last in every
+    feature set, so these are the last columns. The cat/dog classifier never sees them.
+    """
+    if "cnn" not in FEATURE_SETS[features]:
+        return 0
+    from ..features._embed import HEAD_COLUMNS, split_backbones
+
+    return len(HEAD_COLUMNS) * len(split_backbones(backbone))
 
 
 class CatDogClassifier(ClassifierMixin, BaseEstimator):
@@ -49,14 +104,19 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
         features as they are (CNN embeddings are unit vectors; unscaled, with a
         large ``C``, they do best).
     class_weight : None, 'balanced' or dict, default=None
-    unknown_rate : float or None, default=None
+    unknown : None, 'auto' or float in (0, 1), default=None
         Abstain on photos that show neither a cat nor a dog: ``predict`` says
-        ``'unknown'`` for images whose CNN embedding is unlike the training
-        photos (local outlier factor, 20 neighbours), with the threshold set so
-        that this fraction of the *training* images would be called unknown.
-        Needs CNN features. None never abstains. With 0.001 on the shared
-        split: 99.75% of test photos kept, 97.7% of the non-animal check set
-        (:func:`catdog_sk.checkset.non_animal_images`) called unknown.
+        ``'unknown'`` where the presence score (:meth:`presence_score`) is
+        below this threshold. The score combines the backbone's own ImageNet-1k
+        head (how much it believes a dog breed or a domestic cat is in the
+        photo) with a presence model learned from the training photos against
+        photos of neither (the offline check set, plus ``negatives`` given to
+        :meth:`fit`); see :class:`catdog_sk.models.PresenceDetector`.
+        ``'auto'`` is 0.5, the operating point set on the training photos
+        (about 0.5% of training cats and dogs fall below it); a larger value
+        abstains more. Needs CNN features with a bundled backbone. None never
+        abstains. Measured with ``'auto'``, Lite0 + Lite2, animals10 half as
+        negatives: see README ("Neither").
     augment : int, default=0
         Number of augmented copies (flip, random resized crop, colour jitter)
         of each training image added to the training set.
@@ -85,10 +145,14 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
         Length of the feature vector of one image.
     feature_names_ : tuple of str
         The base extractors concatenated, e.g. ``('hog', 'color')``.
-    novelty_ : sklearn.neighbors.LocalOutlierFactor or None
-        With ``unknown_rate``: ``LocalOutlierFactor(novelty=True)`` fitted on
-        the training images' CNN embeddings (it keeps them: about 10 MB per
-        1,000 images with two backbones); see :meth:`novelty_score`.
+    presence_ : PresenceDetector or None
+        With ``unknown``: the fitted presence model; None otherwise.
+    presence_threshold_ : float or None
+        The presence score below which ``predict`` says ``'unknown'``.
+    negatives_sha256_ : tuple of str
+        Content hashes of the photos of neither that the presence model was
+        fitted on (beyond the built-in check set), so that evaluations can
+        leave them out.
 
     Examples
     --------
@@ -100,7 +164,7 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
 
     def __init__(self, *, features="cnn", backbone="efficientnet_lite0", model="logreg", C=0.01,
                  kernel="rbf", gamma="scale", pca=None, scale="standard", class_weight=None,
-                 unknown_rate=None, augment=0, cache=None,
+                 unknown=None, augment=0, cache=None,
                  batch_size=4, runtime="openvino", n_jobs=None, random_state=None, verbose=False):
         self.features = features
         self.backbone = backbone
@@ -111,7 +175,7 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
         self.pca = pca
         self.scale = scale
         self.class_weight = class_weight
-        self.unknown_rate = unknown_rate
+        self.unknown = unknown
         self.augment = augment
         self.cache = cache
         self.batch_size = batch_size
@@ -136,11 +200,16 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
         if not (self.class_weight is None or self.class_weight == "balanced" or isinstance(self.class_weight, dict)):
             raise InvalidParameterError(f"The 'class_weight' parameter of {name} must be None, 'balanced' or a "
                                         f"dict of class -> weight. Got {self.class_weight!r} instead.")
-        check_number(self.unknown_rate, name="unknown_rate", caller=name, kind=numbers.Real, low=1e-6, high=0.5,
-                     allow_none=True)
-        if self.unknown_rate is not None and "cnn" not in FEATURE_SETS[self.features]:
+        if not (self.unknown is None or self.unknown == "auto" or (
+                isinstance(self.unknown, numbers.Real) and not isinstance(self.unknown, bool)
+                and 0 < self.unknown < 1)):
             raise InvalidParameterError(
-                f"The 'unknown_rate' parameter of {name} needs CNN features (features='cnn' or 'all'). "
+                f"The 'unknown' parameter of {name} must be None, 'auto' or a float in the open interval "
+                f"(0, 1). Got {self.unknown!r} instead."
+            )
+        if self.unknown is not None and "cnn" not in FEATURE_SETS[self.features]:
+            raise InvalidParameterError(
+                f"The 'unknown' parameter of {name} needs CNN features (features='cnn' or 'all'). "
                 f"Got features={self.features!r} instead."
             )
         check_number(self.augment, name="augment", caller=name, low=0, high=32)
@@ -166,29 +235,56 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
             )
         return list(X)
 
-    def _features(self, X, desc):
-        from ..features import extract_features
+    def extractors(self):
+        """The feature extractor plans this estimator's features come from, in column order.
 
-        result = extract_features(self._as_image_list(X), self._extractors(), cache=self.cache, n_jobs=self.n_jobs,
-                                  progress=bool(self.verbose), desc=desc)
-        return np.hstack(result.features) if len(result.features) > 1 else result.features[0]
+        Pass them to :func:`catdog_sk.features.extract_features` to compute (or
+        cache) features once and then use :meth:`fit_features` /
+        :meth:`predict_features`, e.g. for a grid search on cached features.
+        """
+        from ..features import make_extractor
 
-    def _features_skipping(self, X, *, cache=None, n_jobs=None, progress=False, desc="features"):
-        """Features of the decodable images of ``X``, for the CLIs that report bad files and go on.
+        return [make_extractor(n, backbone=self.backbone, batch_size=self.batch_size, runtime=self.runtime,
+                               caller=type(self).__name__) for n in FEATURE_SETS[self.features]]
+
+    _extractors = extractors  # the name the modules of earlier releases call
+
+    def featurize(self, X, *, on_error="raise", cache=_OWN_CACHE, n_jobs=None, progress=None, desc="features"):
+        """Feature matrix of images ``X``: the boundary between images and features.
+
+        Parameters
+        ----------
+        X : sequence of str, os.PathLike or ndarray of shape (H, W, 3), dtype uint8
+        on_error : {'raise', 'skip'}, default='raise'
+            Raise the :class:`~catdog_sk.exceptions.ImageDecodeError` of the
+            first unreadable image, or leave it out, record it in ``errors`` and go on.
+        cache : None, str or FeatureCache, default: the ``cache`` parameter
+        n_jobs : int, default: the ``n_jobs`` parameter
+        progress : bool, default: the ``verbose`` parameter
 
         Returns
         -------
-        features : ndarray of shape (n_decoded, n_features)
-        ok : ndarray of int
-            Indices into ``X`` of the decoded images, in order.
-        errors : list of ImageDecodeError
+        result : Featurized
+            ``(features, ok, errors)``: rows for the decoded images only, their
+            indices into ``X``, and the errors of the others.
         """
         from ..features import extract_features
 
-        res = extract_features(self._as_image_list(X), self._extractors(), cache=cache, n_jobs=n_jobs,
-                               on_error="skip", progress=progress, desc=desc)
+        check_choice(on_error, ("raise", "skip"), name="on_error", caller=f"{type(self).__name__}.featurize")
+        res = extract_features(self._as_image_list(X), self.extractors(),
+                               cache=self.cache if cache is _OWN_CACHE else cache,
+                               n_jobs=self.n_jobs if n_jobs is None else n_jobs,
+                               on_error=on_error, progress=bool(self.verbose if progress is None else progress),
+                               desc=desc)
         ok = np.flatnonzero(res.ok)
-        return np.hstack([f[ok] for f in res.features]), ok, res.errors
+        return Featurized(np.hstack([f[ok] for f in res.features]), ok, res.errors)
+
+    def _features(self, X, desc):
+        return self.featurize(X, desc=desc).features
+
+    def _features_skipping(self, X, *, cache=None, n_jobs=None, progress=False, desc="features"):
+        """``featurize(X, on_error='skip')`` as a tuple (kept for callers of earlier releases)."""
+        return tuple(self.featurize(X, on_error="skip", cache=cache, n_jobs=n_jobs, progress=progress, desc=desc))
 
     def _make_pipeline(self, max_components, calibration_cv):
         return make_pipeline(self.model, C=self.C, kernel=self.kernel, gamma=self.gamma, pca=self.pca,
@@ -197,7 +293,7 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
                              calibration_cv=calibration_cv, feature_set=self.features)
 
     # -- fitting -----------------------------------------------------------------------------
-    def fit(self, X, y):
+    def fit(self, X, y, negatives=None):
         """Extract features of the images (from the cache when present) and fit the classifier.
 
         Parameters
@@ -205,6 +301,12 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
         X : sequence of str, os.PathLike or ndarray of shape (H, W, 3), dtype uint8
         y : array-like of shape (n_images,)
             Two classes, e.g. ``'cat'``/``'dog'`` or 0/1.
+        negatives : sequence of images, default=None
+            Photos that show neither a cat nor a dog, for the presence model
+            (``unknown`` set): other animals especially, which the ImageNet
+            head confuses with dogs. The offline check set
+            (:func:`catdog_sk.checkset.non_animal_images`) is always added.
+            Unreadable negatives are left out.
 
         Returns
         -------
@@ -237,100 +339,181 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
             seeds = rng.randint(0, 2**31 - 1, size=(self.augment, len(X)))
             X = X + [AugmentedImage(x, int(s)) for row in seeds for x, s in zip(X, row)]
             y = np.concatenate([y] + [y] * self.augment)
-        return self._fit_features(self._features(X, "fit"), y)
+        F = self._features(X, "fit")
+        F_neg, neg_sha = None, ()
+        if self.unknown is not None:
+            F_neg, neg_sha = self.negative_features(negatives)
+        self.fit_features(F, y, negatives=F_neg)
+        self.negatives_sha256_ = neg_sha
+        return self
 
-    def _fit_features(self, F, y):
-        """Fit on precomputed features (used by ``fit`` and by the grid-search CLI)."""
+    def negative_features(self, negatives=None, *, cache=_OWN_CACHE, n_jobs=None, random_state=0):
+        """Features of photos of neither: the offline check set plus ``negatives``.
+
+        Returns
+        -------
+        features : ndarray of shape (n_negatives, n_features)
+        sha256 : tuple of str
+            Content hashes of the decoded ``negatives`` (not of the check set).
+        """
+        from ..checkset import non_animal_images
+        from ..data import content_hashes
+
+        _, images = non_animal_images(random_state=random_state)
+        F = self.featurize(images, cache=cache, n_jobs=n_jobs, desc="negatives").features
+        if negatives is None or len(negatives) == 0:
+            return F, ()
+        negatives = self._as_image_list(negatives)
+        res = self.featurize(negatives, on_error="skip", cache=cache, n_jobs=n_jobs, desc="negatives")
+        paths = [negatives[i] for i in res.ok if isinstance(negatives[i], (str, os.PathLike))]
+        return np.vstack([F, res.features]), tuple(content_hashes(paths)) if paths else ()
+
+    def split_features(self, F):
+        """Split a feature matrix into what the cat/dog classifier sees, the CNN embeddings, and the head.
+
+        Returns
+        -------
+        classifier_features : ndarray of shape (n_images, n_classifier_features)
+        embeddings : ndarray of shape (n_images, embedding_dim) or None
+            The unit CNN embeddings (None without CNN features).
+        head : ndarray of shape (n_images, 3 * n_backbones) or None
+            ImageNet head log-probabilities (see :func:`n_head_columns`).
+        """
+        F = np.asarray(F)
+        k = n_head_columns(self.features, self.backbone)
+        if k == 0:
+            return F, None, None
+        body, head = F[:, :-k], F[:, -k:]
+        if FEATURE_SETS[self.features] == ("cnn",):
+            return body, body, head
+        width = self.extractors()[FEATURE_SETS[self.features].index("cnn")].embedding_dim
+        return body, body[:, body.shape[1] - width:], head
+
+    def fit_features(self, F, y, negatives=None):
+        """Fit on precomputed features: ``featurize`` (or ``extract_features`` with :meth:`extractors`) output.
+
+        Parameters
+        ----------
+        F : ndarray of shape (n_images, n_features)
+        y : array-like of shape (n_images,)
+        negatives : ndarray of shape (n_negatives, n_features), default=None
+            Features of photos of neither (see :meth:`negative_features`);
+            needed when ``unknown`` is set.
+
+        Returns
+        -------
+        self
+        """
         self._validate_params()
         y = np.asarray(y)
+        F = np.asarray(F)
+        expected = sum(ex.n_features_out for ex in self.extractors())
+        if F.ndim != 2 or F.shape[1] != expected:
+            raise DatasetError(f"{type(self).__name__}(features={self.features!r}, backbone={self.backbone!r}) "
+                               f"expects {expected} feature columns; got an array of shape {F.shape}.")
+        if self.unknown is not None and negatives is None:
+            raise DatasetError(f"{type(self).__name__}(unknown={self.unknown!r}) needs features of photos of "
+                               f"neither: fit_features(F, y, negatives=clf.negative_features(...)[0]).")
         smallest = int(np.unique(y, return_counts=True)[1].min())
         if smallest < 2:
             raise DatasetError(f"{type(self).__name__} needs at least 2 images of each class; the "
                                f"smallest class has {smallest}.")
-        pipeline = self._make_pipeline(max_components=min(F.shape), calibration_cv=min(5, smallest))
-        pipeline.fit(F, y)
+        C, E, head = self.split_features(F)
+        pipeline = self._make_pipeline(max_components=min(C.shape), calibration_cv=min(5, smallest))
+        pipeline.fit(C, y)
         self.pipeline_ = pipeline
         self.classes_ = pipeline.classes_
         self.n_features_ = F.shape[1]
         self.feature_names_ = FEATURE_SETS[self.features]
-        self.novelty_ = None
-        if self.unknown_rate is not None:
-            self.novelty_ = self._fit_novelty(F)
+        self.presence_, self.presence_threshold_ = None, None
+        self.negatives_sha256_ = ()
+        if self.unknown is not None:
+            from ._presence import PresenceDetector
+
+            _, E_neg, head_neg = self.split_features(negatives)
+            self.presence_ = PresenceDetector(random_state=self.random_state).fit(
+                np.vstack([E, E_neg]), np.vstack([head, head_neg]),
+                np.r_[np.ones(len(E), bool), np.zeros(len(E_neg), bool)])
+            self.presence_threshold_ = 0.5 if self.unknown == "auto" else float(self.unknown)
         return self
 
-    def _cnn_columns(self, n_features):
-        """Slice of the feature vector holding the CNN embedding (the last block, see FEATURE_SETS)."""
-        if self.feature_names_ == ("cnn",):
-            return slice(0, n_features)
-        width = self._extractors()[self.feature_names_.index("cnn")].n_features_out
-        return slice(n_features - width, n_features)
+    _fit_features = fit_features  # the name the modules of earlier releases call
 
-    def _fit_novelty(self, F):
-        # On the whole embedding: PCA fitted on cats and dogs would project the
-        # directions that set other photos apart to nothing (measured: a PCA-64
-        # front end rejected 0% of the non-animal check set, without it 97.7%).
-        from sklearn.neighbors import LocalOutlierFactor
+    def _presence_from_features(self, F):
+        if getattr(self, "presence_", None) is None:
+            return np.ones(len(F))
+        _, E, head = self.split_features(F)
+        return self.presence_.presence(E, head)
 
-        E = F[:, self._cnn_columns(F.shape[1])]
-        detector = LocalOutlierFactor(n_neighbors=min(20, len(E) - 1), novelty=True,
-                                      contamination=float(self.unknown_rate))
-        return detector.fit(E)
+    def predict_features(self, F):
+        """The one decision path: label (or ``'unknown'``), probabilities and presence score from features.
 
-    def _novelty_from_features(self, F):
-        if getattr(self, "novelty_", None) is None:
-            return np.zeros(len(F))
-        return -self.novelty_.decision_function(F[:, self._cnn_columns(F.shape[1])])
+        ``predict``, ``evaluate``, ``fit``'s report, the ``predict`` command,
+        ``POST /predict`` and the web page all decide through this method, so
+        they always give the same answer for the same photo.
 
-    def _decide(self, F):
-        """Probabilities and labels from features; ``'unknown'`` where the novelty score is > 0.
+        Parameters
+        ----------
+        F : ndarray of shape (n_images, n_features)
+            From :meth:`featurize`.
 
         Returns
         -------
-        labels : ndarray of shape (n_images,)
-            Class labels, or (object dtype) ``UNKNOWN`` for abstentions.
-        proba : ndarray of shape (n_images, 2)
-        novelty : ndarray of shape (n_images,)
-            See :meth:`novelty_score`.
+        decision : Decision
+            ``(labels, proba, presence)``.
         """
-        proba = self.pipeline_.predict_proba(F)
+        check_is_fitted(self)
+        F = np.asarray(F)
+        if F.ndim != 2 or F.shape[1] != self.n_features_:
+            raise DatasetError(f"{type(self).__name__} was fitted on {self.n_features_} feature columns; got an "
+                               f"array of shape {F.shape}.")
+        C = self.split_features(F)[0]
+        proba = self.pipeline_.predict_proba(C)
         labels = self.classes_[np.argmax(proba, axis=1)]
-        novelty = self._novelty_from_features(F)
-        if np.any(novelty > 0):
-            labels = labels.astype(object)
-            labels[novelty > 0] = UNKNOWN
-        return labels, proba, novelty
+        presence = self._presence_from_features(F)
+        if getattr(self, "presence_", None) is not None:
+            absent = presence < self.presence_threshold_
+            if np.any(absent):
+                labels = labels.astype(object)
+                labels[absent] = UNKNOWN
+        return Decision(labels, proba, presence)
+
+    def _decide(self, F):
+        return tuple(self.predict_features(F))
 
     # -- prediction ----------------------------------------------------------------------------
     def transform_features(self, X):
-        """Feature matrix the classifier sees for images ``X`` (before scaling)."""
+        """Feature matrix of images ``X`` (see :meth:`featurize`, :meth:`split_features`)."""
         check_is_fitted(self)
         return self._features(X, "features")
 
     def predict(self, X):
-        """Predicted class of each image, or ``'unknown'`` (see ``unknown_rate``).
+        """Predicted class of each image, or ``'unknown'`` (see ``unknown``).
 
         Returns
         -------
         labels : ndarray of shape (n_images,)
-            Values of ``classes_``; with ``unknown_rate`` set, an object array
+            Values of ``classes_``; with ``unknown`` set, an object array
             that may also hold ``'unknown'``.
         """
         check_is_fitted(self)
-        return self._decide(self._features(X, "predict"))[0]
+        return self.predict_features(self._features(X, "predict")).labels
 
-    def novelty_score(self, X):
-        """How unlike the training photos each image is; above 0, ``predict`` says ``'unknown'``.
+    def presence_score(self, X):
+        """How surely a cat or a dog is in each photo, in (0, 1); below ``presence_threshold_``: ``'unknown'``.
 
-        The negated ``decision_function`` of the local-outlier-factor detector
-        fitted on the training embeddings (0 everywhere when ``unknown_rate``
-        is None).
+        ``sigmoid`` of the smaller of two margins in log-odds units, each 0 at
+        its operating point set on the training photos: the ImageNet head's
+        log-odds of "a dog breed or a domestic cat", and the learned presence
+        model's (see :class:`catdog_sk.models.PresenceDetector`). 1.0
+        everywhere when ``unknown`` is None.
 
         Returns
         -------
         scores : ndarray of shape (n_images,)
         """
         check_is_fitted(self)
-        return self._novelty_from_features(self._features(X, "predict"))
+        return self._presence_from_features(self._features(X, "predict"))
 
     def predict_proba(self, X):
         """Probability of each class, columns in the order of ``classes_``.
@@ -340,7 +523,7 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
         proba : ndarray of shape (n_images, 2)
         """
         check_is_fitted(self)
-        return self.pipeline_.predict_proba(self._features(X, "predict"))
+        return self.predict_features(self._features(X, "predict")).proba
 
     def decision_function(self, X):
         """Signed score; positive means ``classes_[1]``.
@@ -350,7 +533,7 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
         scores : ndarray of shape (n_images,)
         """
         check_is_fitted(self)
-        F = self._features(X, "predict")
+        F = self.split_features(self._features(X, "predict"))[0]
         if hasattr(self.pipeline_, "decision_function"):
             return self.pipeline_.decision_function(F)
         # Calibrated SVM: the log-odds of the calibrated probability, so that

@@ -211,9 +211,13 @@ def card_markdown(card):
                      f"L2-normalised")
     if "unknown" in card:
         u = card["unknown"]
-        lines.append(f"- Abstains ('unknown') on photos unlike its training photos (unknown_rate "
-                     f"{u.get('unknown_rate')}): kept {u.get('kept', 0):.2%} of the test photos, called "
-                     f"{u.get('rejected', 0):.1%} of {u.get('n_out')} non-animal photos unknown")
+        line = (f"- Abstains ('unknown') on photos of neither a cat nor a dog (presence score below "
+                f"{u.get('threshold')}, setting {u.get('setting')!r}): answers {u.get('test_coverage', 0):.2%} of "
+                f"the test photos, with accuracy {u.get('test_answered_accuracy', 0):.4f} on those")
+        if "negatives" in u:
+            line += (f"; answers 'unknown' for {u['negatives'].get('rejected', 0):.1%} of "
+                     f"{u['negatives'].get('n')} held-out photos of neither ({u['negatives'].get('source')})")
+        lines.append(line)
     lines.append(f"- Library versions: {', '.join(f'{k} {v}' for k, v in card.get('versions', {}).items())}")
     lines.append(f"- Seed: {card.get('seed')}")
     lines += ["", "## Intended use", "",

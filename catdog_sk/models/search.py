@@ -111,7 +111,7 @@ def stack_features(base, feature_set):
 
 def run_search(base_train, y_train, feature_set, model, *, cv=5, n_jobs=None, random_state=0,
                progress=None, base_test=None, y_test=None, backbone="efficientnet_lite0", runtime="openvino",
-               unknown_rate=None):
+               unknown=None, base_negatives=None):
     """Tune one (feature set, model) pair, refit the best on all training data, score on test.
 
     Parameters
@@ -128,8 +128,11 @@ def run_search(base_train, y_train, feature_set, model, *, cv=5, n_jobs=None, ra
         Held-out features and labels; scored once, never used for selection.
     backbone, runtime : str
         Recorded in the returned classifier (they made the CNN features).
-    unknown_rate : float, default=None
+    unknown : None, 'auto' or float, default=None
         Passed to the classifier for feature sets with CNN features.
+    base_negatives : dict of str to ndarray, default=None
+        Base features of photos of neither (the check set and user negatives),
+        for the presence model; needed with ``unknown``.
 
     Returns
     -------
@@ -141,20 +144,24 @@ def run_search(base_train, y_train, feature_set, model, *, cv=5, n_jobs=None, ra
     """
     from .classifier import CatDogClassifier
 
+    has_cnn = "cnn" in FEATURE_SETS[feature_set]
     X = stack_features(base_train, feature_set)
+    probe = CatDogClassifier(features=feature_set, backbone=backbone)
+    Xc = probe.split_features(X)[0]  # the cat/dog classifier never sees the ImageNet head columns
     start = time.perf_counter()
     with _TickWatcher(progress) as ticks:
-        smallest_fold = len(X) - -(-len(X) // cv)  # training rows in the smallest CV split
+        smallest_fold = len(Xc) - -(-len(Xc) // cv)  # training rows in the smallest CV split
         search = make_search(model, feature_set, cv=cv, n_jobs=n_jobs, random_state=random_state,
-                             scoring=_ProgressScorer(ticks), max_components=min(smallest_fold, X.shape[1]))
-        search.fit(X, y_train)
+                             scoring=_ProgressScorer(ticks), max_components=min(smallest_fold, Xc.shape[1]))
+        search.fit(Xc, y_train)
     search_s = time.perf_counter() - start
     best = classifier_params(search.best_params_)
     clf = CatDogClassifier(features=feature_set, backbone=backbone, runtime=runtime, model=model,
                            random_state=random_state,
-                           unknown_rate=unknown_rate if "cnn" in FEATURE_SETS[feature_set] else None, **best)
+                           unknown=unknown if has_cnn else None, **best)
     start = time.perf_counter()
-    clf._fit_features(X, y_train)
+    negatives = stack_features(base_negatives, feature_set) if clf.unknown is not None else None
+    clf.fit_features(X, y_train, negatives=negatives)
     fit_s = time.perf_counter() - start
     i = search.best_index_
     row = {
@@ -166,16 +173,19 @@ def run_search(base_train, y_train, feature_set, model, *, cv=5, n_jobs=None, ra
             for p, m, s in zip(search.cv_results_["params"], search.cv_results_["mean_test_score"],
                                search.cv_results_["std_test_score"])
         ],
-        "n_features": int(X.shape[1]), "search_seconds": round(search_s, 2), "fit_seconds": round(fit_s, 2),
+        "n_features": int(Xc.shape[1]), "search_seconds": round(search_s, 2), "fit_seconds": round(fit_s, 2),
     }
     if base_test is not None:
         from ..evaluation import classification_metrics
 
+        from ..evaluation import abstention_metrics
+
         X_test = stack_features(base_test, feature_set)
         start = time.perf_counter()
-        proba = clf.pipeline_.predict_proba(X_test)
-        pred = clf.pipeline_.predict(X_test)
+        decision = clf.predict_features(X_test)
+        pred = clf.classes_[np.argmax(decision.proba, axis=1)]
         predict_s = time.perf_counter() - start
-        row.update(classification_metrics(y_test, pred, proba, clf.classes_))
+        row.update(classification_metrics(y_test, pred, decision.proba, clf.classes_))
+        row.update({f"test_{k}": v for k, v in abstention_metrics(y_test, decision.labels).items()})
         row["classifier_ms_per_image"] = round(1000 * predict_s / len(X_test), 4)
     return row, clf

@@ -184,7 +184,7 @@ def create_app(model_path, *, log_db=None, uploads_dir=None, max_upload_bytes=DE
 
         # Warm up: load and compile the network now, not on the first request (no cache here:
         # a cached warm-up image would skip the network).
-        extractors = clf._extractors()
+        extractors = clf.extractors()
         extract_features([np.zeros((8, 8, 3), np.uint8)], extractors, n_jobs=1)
         sha = (getattr(clf, "card_", None) or {}).get("model_sha256", "")
         state["model"] = {"clf": clf, "extractors": extractors, "sha": sha,
@@ -275,7 +275,7 @@ def create_app(model_path, *, log_db=None, uploads_dir=None, max_upload_bytes=DE
         with predict_lock:
             model = current()
             res = extract_features(images, model["extractors"], n_jobs=1)
-            return (model, res, *model["clf"]._decide(np.hstack(res.features)))
+            return (model, res, *model["clf"].predict_features(np.hstack(res.features)))
 
     @app.post("/predict")
     async def predict(request: Request):
@@ -291,21 +291,25 @@ def create_app(model_path, *, log_db=None, uploads_dir=None, max_upload_bytes=DE
         outcome = await run_in_threadpool(infer, uploads_in)
         if isinstance(outcome, ImageDecodeError):
             problem(_STATUS.get(outcome.reason, 422), str(outcome), "/predict")
-        model, res, labels, proba, novelty = outcome
+        model, res, labels, proba, presence = outcome
         hashes = [hashlib.sha256(data).hexdigest() for _, data in uploads_in]
         blobs = [data for _, data in uploads_in]
         names = [ex.name for ex in model["extractors"]]
-        embeddings = res.features[names.index("cnn")] if "cnn" in names else [None] * len(uploads_in)
+        if "cnn" in names:  # the unit embeddings, without the ImageNet head columns
+            cnn = model["extractors"][names.index("cnn")]
+            embeddings = res.features[names.index("cnn")][:, :cnn.embedding_dim]
+        else:
+            embeddings = [None] * len(uploads_in)
         version = model["version"]
         keep_uploads(hashes, blobs)
         request_id = uuid.uuid4().hex
         ms = 1000 * (time.perf_counter() - start)
         predictions = []
-        for item, (label, p, nov) in enumerate(zip(labels, proba, novelty)):
+        for item, (label, p, pres) in enumerate(zip(labels, proba, presence)):
             label = str(label)
             probs = {c: round(float(v), 6) for c, v in zip(model["classes"], p)}
             predictions.append({"item": item, "label": label, "confidence": round(float(p.max()), 6),
-                                "probabilities": probs, "novelty": round(float(nov), 6)})
+                                "probabilities": probs, "presence": round(float(pres), 6)})
             metrics.predictions.labels(label=label).inc()
             metrics.confidence.observe(float(p.max()))
         ok = log.record([(request_id, k, h, pr["label"], json.dumps(pr["probabilities"]), version, ms, e)
