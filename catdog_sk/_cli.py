@@ -16,7 +16,7 @@ from .exceptions import CatDogError
 
 __all__ = ["EXIT_SKIPPED", "SKIPPED_EPILOG", "make_parser", "add_model_args", "add_backbone_arg", "add_runtime_arg",
            "add_backend_args", "add_strict_arg", "skipped_status", "cluster", "run", "show_progress", "log",
-           "emit_json"]
+           "emit_json", "open_cache", "check_output_file", "unique_name"]
 
 
 #: Exit status of a command that finished but skipped unreadable image files.
@@ -100,6 +100,44 @@ def emit_json(obj):
     sys.stdout.write("\n")
 
 
+def open_cache(args, default=True):
+    """The command's feature cache folder, proven writable before any work (None with --no-cache).
+
+    ``--cache DIR``, else (``default``) ``$CATDOG_CACHE`` or ``artifacts/cache``.
+    """
+    from .features import FeatureCache, default_cache_dir
+
+    if getattr(args, "no_cache", False):
+        return None
+    location = getattr(args, "cache", None) or (default_cache_dir() if default else None)
+    if location:
+        FeatureCache(location).check_usable()
+    return location
+
+
+def unique_name(prefix=""):
+    """A run or report name no other run can have: UTC time to the second plus 8 random hex digits."""
+    import datetime as dt
+    import secrets
+
+    return f"{prefix}{dt.datetime.now(dt.timezone.utc).strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(4)}"
+
+
+def check_output_file(path, option):
+    """Fail now, in one line, if ``path`` could not be written at the end of the work."""
+    import os
+
+    from .exceptions import CacheError
+
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise CacheError(f"{option} {path} is a folder; give a file name.")
+    if not os.path.isdir(folder):
+        raise CacheError(f"{option} {path}: the folder {folder} does not exist; create it first.")
+    if not os.access(folder, os.W_OK):
+        raise CacheError(f"{option} {path}: the folder {folder} is not writable.")
+
+
 def add_strict_arg(parser):
     parser.add_argument("--strict", action="store_true",
                         help="exit 1 instead of 3 when any image file could not be read")
@@ -122,15 +160,67 @@ def _paths_print_as_bytes():
                 pass
 
 
+class Terminated(BaseException):
+    """Raised in the main thread on SIGTERM, so that cleanup runs as it does for Ctrl-C."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
+def _stop_workers():
+    """Stop joblib's process pool (grid-search workers), so no worker outlives an interrupted command."""
+    try:
+        from joblib.externals.loky import get_reusable_executor
+
+        get_reusable_executor().shutdown(wait=False, kill_workers=True)
+    except Exception:  # noqa: BLE001 - best effort on the way out
+        pass
+
+
 def run(body, parser, argv):
-    """Parse ``argv``, call ``body(args)`` and turn known failures into exit code 1."""
+    """Parse ``argv``, call ``body(args)`` and turn known failures into one line and an exit status.
+
+    1 for failures (including the environment's: a full disk, a read-only or missing folder, a closed
+    output pipe), 130 for Ctrl-C and 143 for SIGTERM; on both signals temporary folders are removed
+    (their context managers run) and worker processes are stopped.
+    """
+    import signal
+    import threading
+
     _paths_print_as_bytes()
     args = parser.parse_args(argv)
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return int(body(args) or 0)
     except CatDogError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        import os
+
+        # stdout was closed by the reader (`... | head -1`): stop quietly, as Unix tools do.
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        print("error: standard output was closed before the results were all written", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
+        print(f"error:{where} {exc.strerror or exc}; check the path, its permissions and free space",
+              file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
+        _stop_workers()
         print("interrupted; finished cache entries are kept, run again to resume", file=sys.stderr)
         return 130
+    except Terminated:
+        _stop_workers()
+        print("terminated; finished cache entries are kept, run again to resume", file=sys.stderr)
+        return 143
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)

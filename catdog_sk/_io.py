@@ -1,4 +1,4 @@
-"""Output folders that appear whole or not at all."""
+"""Output folders that appear whole or not at all, and never replace someone else's."""
 
 import contextlib
 import os
@@ -6,29 +6,49 @@ import shutil
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_dir"]
+__all__ = ["atomic_dir", "check_new_dir"]
+
+
+def check_new_dir(final, what="output folder"):
+    """CacheError now, before any work, if ``final`` already exists (it would never be overwritten)."""
+    from .exceptions import CacheError
+
+    final = Path(final)
+    if final.exists() or final.is_symlink():
+        raise CacheError(f"The {what} {final} exists already; nothing was changed. Choose another name "
+                         f"(or move it away first).")
 
 
 @contextlib.contextmanager
 def atomic_dir(final):
     """Write a folder's files into a hidden sibling, then rename it to ``final`` in one step.
 
-    A crash or an exception part-way leaves no half-written ``final`` (an older
-    ``final`` is replaced only when the new one is complete).
+    A crash or an exception part-way leaves no half-written ``final``; only the
+    hidden folder this call created is ever removed. An existing ``final``
+    is never replaced: the rename refuses a non-empty folder, so even a
+    folder that appeared while the work ran is kept, and CacheError says so.
 
     Yields
     ------
     work : pathlib.Path
         Where to write.
     """
+    from .exceptions import CacheError
+
     final = Path(final)
+    check_new_dir(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.tmp-"))
     try:
         yield work
         os.chmod(work, 0o755)  # mkdtemp makes it private; a report folder is not
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(work, final)
+        if final.exists() or final.is_symlink():
+            raise CacheError(f"The output folder {final} appeared while this run worked; it was kept as it is "
+                             f"and this run's output was discarded.")
+        try:
+            os.rename(work, final)  # refuses a non-empty folder that appeared in between
+        except OSError as exc:
+            raise CacheError(f"The output folder {final} could not be created ({exc.strerror}); it was kept "
+                             f"as it is and this run's output was discarded.") from None
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -3,8 +3,9 @@
 A deployed cat/dog classifier is sent logos, documents, landscapes and
 people. This module assembles such images without any download: the sample
 photos bundled with scikit-image and scikit-learn (minus the two cat photos),
-random crops of them, and synthetic scenes. It is what
-``CatDogClassifier(unknown_rate=...)`` is checked against.
+random crops of them, and synthetic scenes. ``CatDogClassifier(unknown=...)`` always adds it to the
+photos of neither its presence model is fitted on: the everyday objects that no folder of animals
+shows. It is a smoke test, never a headline number (README's figures come from real photos).
 """
 
 import numpy as np

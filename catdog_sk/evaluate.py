@@ -1,6 +1,5 @@
 """Evaluate a saved model on any labelled images: ``python -m catdog_sk.evaluate --help``."""
 
-import datetime as _dt
 from pathlib import Path
 
 import numpy as np
@@ -59,15 +58,17 @@ def main(argv=None):
     parser = build_parser()
 
     def body(args):
-        from ._io import atomic_dir
+        from ._io import atomic_dir, check_new_dir
         from .data import find_images
         from .evaluation import write_report
         from .features import default_cache_dir
         from .models import load_model
 
+        out = Path(args.out or Path("artifacts") / "reports" / _cli.unique_name("eval-"))
+        check_new_dir(out, "report folder (--out)")  # before any work: an existing folder is never replaced
         clf = load_model(args.model, unsafe=args.unsafe)
         found = find_images(args.data)
-        cache = None if args.no_cache else (args.cache or default_cache_dir())
+        cache = _cli.open_cache(args)
         F, keep, errors = clf._features_skipping(found.paths, cache=cache, n_jobs=args.jobs,
                                                  progress=_cli.show_progress(args), desc="evaluate")
         for err in errors:
@@ -81,8 +82,6 @@ def main(argv=None):
         abstains = getattr(clf, "presence_", None) is not None
         negatives = _negatives_decision(clf, args, cache, errors) if args.negatives else None
         known = np.isin(found.labels, clf.classes_)
-        out = Path(args.out or Path("artifacts") / "reports" /
-                   f"eval-{_dt.datetime.now(_dt.timezone.utc).strftime('%Y%m%d-%H%M%S')}")
         with atomic_dir(out) as work:
             metrics = write_report(work, paths=[found.paths[i] for i in np.flatnonzero(known)],
                                    y_true=found.labels[known], pred=pred[known], proba=proba[known],

@@ -75,3 +75,7 @@ class DatasetError(CatDogError, ValueError):
 
 class ModelVersionWarning(UserWarning):
     """A saved model was written by other library versions than the ones loading it."""
+
+
+class CacheError(CatDogError, OSError):
+    """The feature cache (or another output folder) cannot be used: not a folder, read-only, full."""

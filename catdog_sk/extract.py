@@ -69,9 +69,11 @@ def main(argv=None):
                                      caller="extract") for n in names]
         for ex in extractors:  # fail fast (e.g. offline backbone) before reading any image
             ex.config()
+        if args.skipped_csv:  # outputs are checked before the work starts
+            _cli.check_output_file(args.skipped_csv, "--skipped-csv")
         data = args.data or str(default_data_dir())
         splits = load_dataset(data)
-        cache = None if args.no_cache else (args.cache or default_cache_dir())
+        cache = _cli.open_cache(args)
         summary = {"data": os.fspath(data), "features": names, "backbone": args.backbone if "cnn" in names else None,
                    "cache": None if cache is None else os.fspath(cache), "splits": {}, "skipped": []}
         total = {"images": 0, "seconds": 0.0, "hits": 0, "misses": 0}

@@ -1,7 +1,6 @@
 """Tune, compare and save cat/dog classifiers: ``python -m catdog_sk.fit --help``."""
 
 import contextlib
-import datetime as _dt
 import json
 import os
 import sys
@@ -267,8 +266,38 @@ def main(argv=None):
     parser = build_parser()
 
     def body(args):
-        with _cli.cluster(args) as client:
-            return work(args, client)
+        import shutil
+
+        from ._io import check_new_dir
+        from .models.persistence import valid_run_name
+
+        if args.run is not None and not valid_run_name(args.run):
+            parser.error(f"--run must be one folder name of letters, digits, '.', '_' and '-' (not starting "
+                         f"with '.', at most 100 characters); got {args.run!r}")
+        args.run = args.run or _cli.unique_name()
+        art = Path(args.artifacts)
+        model_root, report_dir = art / "models" / args.run, art / "reports" / args.run
+        check_new_dir(report_dir, "report folder of run " + repr(args.run))
+        check_new_dir(model_root, "model folder of run " + repr(args.run))
+        # Claim the run's model folder now (mkdir is atomic: a second run with this name stops here), so
+        # saving never overwrites another run; on failure only this run's own folder is removed.
+        try:
+            model_root.mkdir(parents=True)
+        except FileExistsError:
+            check_new_dir(model_root, "model folder of run " + repr(args.run))
+        except OSError as exc:
+            from .exceptions import CacheError
+
+            raise CacheError(f"Cannot create {model_root} ({exc.strerror}); check --artifacts.") from None
+        finished = False
+        try:
+            with _cli.cluster(args) as client:
+                status = work(args, client)
+            finished = True
+            return status
+        finally:
+            if not finished:
+                shutil.rmtree(model_root, ignore_errors=True)
 
     def work(args, client):
         from tqdm.auto import tqdm
@@ -278,7 +307,7 @@ def main(argv=None):
         from .features import FEATURE_NAMES, default_cache_dir
         from .models import FEATURE_SETS, param_grid, run_search, save_model
         from .models._registry import grid_summary
-        from .models.persistence import library_versions, promote
+        from .models.persistence import library_versions, promote, promotion_lock
         from .monitoring import REFERENCE_EMBEDDINGS
 
         sets = _parse_sets(parser, args.features)
@@ -307,8 +336,8 @@ def main(argv=None):
         if extra_src:
             train_src += " + " + " + ".join(extra_src)
         _check_trainable(train, args.cv)
-        cache = None if args.no_cache else (args.cache or default_cache_dir())
-        run = args.run or _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+        cache = _cli.open_cache(args)
+        run = args.run
         _cli.log(args, f"train: {len(train)} images {train.counts()}; test: {len(test)} images {test.counts()}")
 
         t0 = time.perf_counter()
@@ -355,7 +384,8 @@ def main(argv=None):
         data_card = {"train": train_src, "test": test_src, "train_counts": train.counts(),
                      "test_counts": test.counts(), "train_sha256": dataset_sha256(train.paths, train.labels),
                      "test_sha256": dataset_sha256(test.paths, test.labels)}
-        promotion = _champion_decision(art / "models", best["test_accuracy"], test, args, cache)
+        # Compare with the model promoted *now*, save and promote in one locked step: two runs
+        # finishing together decide one after the other (fcntl.flock on the models root).
         best_clf = fitted[(best["features"], best["model"])]
         X_test = np.hstack([base_test[n] for n in FEATURE_SETS[best["features"]]])
         for clf in fitted.values():  # so that evaluate can leave the photos they were fitted on out
@@ -363,77 +393,80 @@ def main(argv=None):
                 clf.negatives_sha256_ = tuple(negatives.sha256)
         best_decision = best_clf.predict_features(X_test)
         held_decision = _held_out_negatives(best_clf, held, args, cache) if best_clf.presence_ is not None else None
-        with atomic_dir(report_dir) as work:  # the report folder appears whole or not at all
-            saved = {}
-            for row in rows:
-                is_best = row is best
-                if not (is_best or args.save_all):
-                    continue
-                # Test-set probabilities: the card's reference distribution of P(positive), against
-                # which `monitor` measures score drift of live traffic (and the best model's report).
-                proba_r = best_decision.proba if is_best else fitted[(row["features"], row["model"])].predict_features(
-                    np.hstack([base_test[n] for n in FEATURE_SETS[row["features"]]])).proba
-                target = model_root if not args.save_all else model_root / f"{row['features']}-{row['model']}"
-                card = {"run": run, "seed": args.seed, "data": data_card, "metrics": {
-                    k: v for k, v in row.items() if k.startswith("test_") or k in ("cv_accuracy", "cv_std")},
-                    "feature_set": row["features"], "model": row["model"], "best_params": row["best_params"],
-                    "cv_folds": args.cv, "cv_results": row["cv_results"],
-                    "grid": grid_summary(row["model"], row["features"]),
-                    "selected_by": "highest mean CV accuracy on the training set", "is_best": is_best,
-                    "reference": {"p_positive": [round(float(v), 5) for v in proba_r[:, 1]],
-                                  "source": "held-out test set"}}
-                if is_best:
-                    card["promotion"] = promotion
-                    if best_clf.presence_ is not None:
-                        card["unknown"] = {"threshold": best_clf.presence_threshold_, "setting": args.unknown,
-                                           "test_coverage": best["test_coverage"],
-                                           "test_answered_accuracy": best["test_answered_accuracy"],
-                                           "negatives_used": {"source": args.negatives, "n": len(negatives or ()),
-                                                              "fraction": args.negatives_fraction,
-                                                              "seed": args.seed, "plus": "catdog_sk.checkset"}}
-                        if held_decision is not None:
-                            from .evaluation import negatives_metrics
+        with promotion_lock(art / "models"):
+            promotion = _champion_decision(art / "models", best["test_accuracy"], test, args, cache)
+            with atomic_dir(report_dir) as work:  # the report folder appears whole or not at all
+                saved = {}
+                for row in rows:
+                    is_best = row is best
+                    if not (is_best or args.save_all):
+                        continue
+                    # Test-set probabilities: the card's reference distribution of P(positive), against
+                    # which `monitor` measures score drift of live traffic (and the best model's report).
+                    row_clf = fitted[(row["features"], row["model"])]
+                    proba_r = best_decision.proba if is_best else row_clf.predict_features(
+                        np.hstack([base_test[n] for n in FEATURE_SETS[row["features"]]])).proba
+                    target = model_root if not args.save_all else model_root / f"{row['features']}-{row['model']}"
+                    card = {"run": run, "seed": args.seed, "data": data_card, "metrics": {
+                        k: v for k, v in row.items() if k.startswith("test_") or k in ("cv_accuracy", "cv_std")},
+                        "feature_set": row["features"], "model": row["model"], "best_params": row["best_params"],
+                        "cv_folds": args.cv, "cv_results": row["cv_results"],
+                        "grid": grid_summary(row["model"], row["features"]),
+                        "selected_by": "highest mean CV accuracy on the training set", "is_best": is_best,
+                        "reference": {"p_positive": [round(float(v), 5) for v in proba_r[:, 1]],
+                                      "source": "held-out test set"}}
+                    if is_best:
+                        card["promotion"] = promotion
+                        if best_clf.presence_ is not None:
+                            card["unknown"] = {"threshold": best_clf.presence_threshold_, "setting": args.unknown,
+                                               "test_coverage": best["test_coverage"],
+                                               "test_answered_accuracy": best["test_answered_accuracy"],
+                                               "negatives_used": {"source": args.negatives, "n": len(negatives or ()),
+                                                                  "fraction": args.negatives_fraction,
+                                                                  "seed": args.seed, "plus": "catdog_sk.checkset"}}
+                            if held_decision is not None:
+                                from .evaluation import negatives_metrics
 
-                            card["unknown"]["negatives"] = dict(
-                                negatives_metrics(held_decision["groups"], held_decision["labels"]),
-                                source=held_decision["source"], note=held_decision["note"])
-                save_model(fitted[(row["features"], row["model"])], target, card=card)
-                if "cnn" in base_test:  # reference sample for embedding-drift monitoring
-                    rng = np.random.RandomState(args.seed)
-                    pick = np.sort(rng.choice(len(base_test["cnn"]), size=min(500, len(base_test["cnn"])),
-                                              replace=False))
-                    width = fitted[(row["features"], row["model"])].extractors()[-1].embedding_dim  # no head columns
-                    np.save(target / REFERENCE_EMBEDDINGS, base_test["cnn"][pick, :width], allow_pickle=False)
-                saved[f"{row['features']}/{row['model']}"] = str(target)
-                if is_best and promotion["promoted"]:
-                    promote(art / "models", target)
+                                card["unknown"]["negatives"] = dict(
+                                    negatives_metrics(held_decision["groups"], held_decision["labels"]),
+                                    source=held_decision["source"], note=held_decision["note"])
+                    save_model(fitted[(row["features"], row["model"])], target, card=card)
+                    if "cnn" in base_test:  # reference sample for embedding-drift monitoring
+                        rng = np.random.RandomState(args.seed)
+                        pick = np.sort(rng.choice(len(base_test["cnn"]), size=min(500, len(base_test["cnn"])),
+                                                  replace=False))
+                        width = row_clf.extractors()[-1].embedding_dim  # the embedding, no head columns
+                        np.save(target / REFERENCE_EMBEDDINGS, base_test["cnn"][pick, :width], allow_pickle=False)
+                    saved[f"{row['features']}/{row['model']}"] = str(target)
+                    if is_best and promotion["promoted"]:
+                        promote(art / "models", target)
 
-            from .evaluation import write_report
+                from .evaluation import write_report
 
-            proba = best_decision.proba
-            pred = best_clf.classes_[np.argmax(proba, axis=1)]
-            _plot_comparison(rows, work / "comparison.png")
-            table_md = markdown_table(rows)
-            abstains = best_clf.presence_ is not None
-            report = write_report(work, paths=test.paths, y_true=test.labels, pred=pred, proba=proba,
-                                  classes=best_clf.classes_,
-                                  title=f"Best model: {best['features']} + {best['model']} on {test_src}",
-                                  short_title=f"{best['features']} + {best['model']}",
-                                  extra_md="## All feature sets x models\n\n" + table_md
-                                           + "\n\n![comparison](comparison.png)\n\nBest model chosen by CV accuracy "
-                                             "on train.",
-                                  labels=best_decision.labels if abstains else None,
-                                  presence=best_decision.presence, threshold=best_clf.presence_threshold_,
-                                  negatives=held_decision)
-            if "negatives" in report:
-                best["negatives"] = report["negatives"]
-            results = {"run": run, "train": train_src, "test": test_src, "cv": args.cv, "seed": args.seed,
-                       "backbone": args.backbone, "extract_seconds": round(extract_s, 2),
-                       "feature_ms_per_image": {k: round(v, 2) for k, v in feature_ms.items()},
-                       "rows": rows, "best": {"features": best["features"], "model": best["model"]},
-                       "models": saved, "report": str(report_dir), "promotion": promotion, "skipped": skipped,
-                       "versions": library_versions()}
-            (work / "comparison.json").write_text(json.dumps(results, indent=2, default=str))
+                proba = best_decision.proba
+                pred = best_clf.classes_[np.argmax(proba, axis=1)]
+                _plot_comparison(rows, work / "comparison.png")
+                table_md = markdown_table(rows)
+                abstains = best_clf.presence_ is not None
+                report = write_report(work, paths=test.paths, y_true=test.labels, pred=pred, proba=proba,
+                                      classes=best_clf.classes_,
+                                      title=f"Best model: {best['features']} + {best['model']} on {test_src}",
+                                      short_title=f"{best['features']} + {best['model']}",
+                                      extra_md="## All feature sets x models\n\n" + table_md
+                                               + "\n\n![comparison](comparison.png)\n\nBest model chosen by CV accuracy "
+                                                 "on train.",
+                                      labels=best_decision.labels if abstains else None,
+                                      presence=best_decision.presence, threshold=best_clf.presence_threshold_,
+                                      negatives=held_decision)
+                if "negatives" in report:
+                    best["negatives"] = report["negatives"]
+                results = {"run": run, "train": train_src, "test": test_src, "cv": args.cv, "seed": args.seed,
+                           "backbone": args.backbone, "extract_seconds": round(extract_s, 2),
+                           "feature_ms_per_image": {k: round(v, 2) for k, v in feature_ms.items()},
+                           "rows": rows, "best": {"features": best["features"], "model": best["model"]},
+                           "models": saved, "report": str(report_dir), "promotion": promotion, "skipped": skipped,
+                           "versions": library_versions()}
+                (work / "comparison.json").write_text(json.dumps(results, indent=2, default=str))
         if args.json:
             _cli.emit_json(results)
         else:

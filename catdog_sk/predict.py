@@ -101,7 +101,7 @@ def main(argv=None):
             writer = csv.writer(sys.stdout)
             writer.writerow(["path", "label", *[f"p_{c}" for c in classes], "model_version", "error"])
         failed = 0
-        for result in predict_paths(clf, paths, cache=None if args.no_cache else args.cache, n_jobs=args.jobs,
+        for result in predict_paths(clf, paths, cache=_cli.open_cache(args, default=False), n_jobs=args.jobs,
                                     progress=_cli.show_progress(args)):
             failed += "error" in result
             if writer is None:

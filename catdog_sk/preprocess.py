@@ -22,6 +22,7 @@ __all__ = [
     "read_bytes",
     "decode_image",
     "read_image",
+    "image_size",
     "resize_exact",
     "resize_shorter_center_crop",
     "Augmentation",
@@ -31,6 +32,10 @@ __all__ = [
 #: Default cap on width * height, checked from the header before decoding.
 #: 40 MP covers any camera photo while keeping one decode under ~120 MB of RAM.
 DEFAULT_MAX_PIXELS = 40_000_000
+
+#: Largest long-to-short side ratio kept before an image is upscaled for a centre crop: a 1 x 8,000
+#: strip would otherwise grow to 256 x 2,048,000 pixels (1.5 GB) on its way to a 224-px crop.
+MAX_ASPECT_RATIO = 4.0
 
 
 def read_bytes(path):
@@ -123,25 +128,9 @@ def decode_image(data, *, path=None, max_pixels=DEFAULT_MAX_PIXELS, draft_size=N
     ImageDecodeError
         Reason ``'not_an_image'``, ``'truncated'``, ``'too_large'`` or ``'corrupt'``.
     """
-    if not data:
-        raise ImageDecodeError(path, "empty", "no bytes")
-    try:
-        im = Image.open(io.BytesIO(data))
-    except Image.DecompressionBombError as exc:
-        raise ImageDecodeError(path, "too_large", str(exc).split(" could")[0]) from None
-    except UnidentifiedImageError:
-        raise ImageDecodeError(path, "not_an_image", "content is not a recognised image format") from None
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise ImageDecodeError(path, _reason(exc), str(exc)) from None
+    im = _open_checked(data, path, max_pixels)
     with im:
         width, height = im.size
-        if width < 1 or height < 1:
-            raise ImageDecodeError(path, "corrupt", f"header declares {width}x{height} pixels")
-        if max_pixels is not None and width * height > max_pixels:
-            raise ImageDecodeError(
-                path, "too_large",
-                f"{width}x{height} = {width * height:,} pixels exceeds max_pixels={max_pixels:,}",
-            )
         try:
             if draft_size and im.format == "JPEG":
                 scale = draft_size / min(width, height)
@@ -154,6 +143,53 @@ def decode_image(data, *, path=None, max_pixels=DEFAULT_MAX_PIXELS, draft_size=N
             raise ImageDecodeError(path, _reason(exc), str(exc)) from None
         except (ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as exc:
             raise ImageDecodeError(path, "corrupt", str(exc)) from None
+
+
+def image_size(data, *, path=None, max_pixels=DEFAULT_MAX_PIXELS):
+    """``(width, height)`` from an image's header, with every check ``decode_image`` makes before decoding.
+
+    Raises
+    ------
+    ImageDecodeError
+        As :func:`decode_image` would for the header (not for the pixel data).
+    """
+    with _open_checked(data, path, max_pixels) as im:
+        return im.size
+
+
+def _open_checked(data, path, max_pixels):
+    """Open the image lazily (header only) and refuse what must not be decoded."""
+    if not data:
+        raise ImageDecodeError(path, "empty", "no bytes")
+    try:
+        im = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as exc:
+        raise ImageDecodeError(path, "too_large", str(exc).split(" could")[0]) from None
+    except UnidentifiedImageError:
+        raise ImageDecodeError(path, "not_an_image", "content is not a recognised image format") from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise ImageDecodeError(path, _reason(exc), str(exc)) from None
+    try:
+        width, height = im.size
+        if width < 1 or height < 1:
+            raise ImageDecodeError(path, "corrupt", f"header declares {width}x{height} pixels")
+        if max_pixels is not None and width * height > max_pixels:
+            raise ImageDecodeError(
+                path, "too_large",
+                f"{width}x{height} = {width * height:,} pixels exceeds max_pixels={max_pixels:,}",
+            )
+        # JPEG spends at least a bit per 8x8 block of pixels; fewer bytes than that cannot hold the
+        # picture the header declares: the decoder would pad it with grey (a 716-byte file would
+        # decode as 36 MP of nothing).
+        if im.format == "JPEG" and len(data) * 8 < (width * height) / 64:
+            raise ImageDecodeError(
+                path, "truncated",
+                f"{len(data):,} bytes cannot hold the {width}x{height} pixels the header declares",
+            )
+    except ImageDecodeError:
+        im.close()
+        raise
+    return im
 
 
 def _check_array(image):
@@ -210,6 +246,16 @@ def resize_shorter_center_crop(image, size, *, crop_pct=1.0):
     """
     h, w = image.shape[:2]
     short = int(size / crop_pct)
+    # Bound every intermediate image: only the centre of a thin strip can reach the crop, so keep at
+    # most MAX_ASPECT_RATIO : 1 of it before upscaling. Photos of ordinary aspect are untouched.
+    if max(h, w) > MAX_ASPECT_RATIO * min(h, w):
+        keep = int(np.ceil(MAX_ASPECT_RATIO * min(h, w)))
+        if h > w:
+            top = (h - keep) // 2
+            image, h = image[top:top + keep], keep
+        else:
+            left = (w - keep) // 2
+            image, w = image[:, left:left + keep], keep
     if w <= h:
         new_w, new_h = short, int(short * h / w)
     else:

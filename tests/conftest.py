@@ -77,8 +77,8 @@ def feature_cache(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def shared_embeddings(shared_data, feature_cache):
-    """Lite0 embeddings and labels of the shared train and test photos."""
+def shared_features(shared_data, feature_cache):
+    """CatDogClassifier's Lite0 'cnn' features (embedding + ImageNet head columns) and labels, train and test."""
     from catdog_sk.data import load_dataset
     from catdog_sk.features import extract_features, make_extractor
 
@@ -88,6 +88,12 @@ def shared_embeddings(shared_data, feature_cache):
         assert res.ok.all(), res.errors
         out[split] = (res.features[0], found.labels)
     return out
+
+
+@pytest.fixture(scope="session")
+def shared_embeddings(shared_features):
+    """Lite0 embeddings (unit vectors, 1,280-d) and labels of the shared train and test photos."""
+    return {split: (F[:, :1280], y) for split, (F, y) in shared_features.items()}
 
 
 @pytest.fixture(scope="session")

@@ -244,10 +244,10 @@ def test_unknown_needs_cnn_features_and_is_checked_first():
             CatDogClassifier(unknown=bad).fit(["never-read.jpg"] * 4, ["cat", "dog"] * 2)
 
 
-def test_fit_features_checks_widths_and_negatives(shared_embeddings):
+def test_fit_features_checks_widths_and_negatives(shared_features):
     from catdog_sk.exceptions import DatasetError
 
-    F, y = shared_embeddings["train"]
+    F, y = shared_features["train"]
     idx = np.r_[0:20, 1000:1020]
     with pytest.raises(DatasetError, match="expects 1283 feature columns; got an array of shape"):
         CatDogClassifier().fit_features(F[idx, :1280], y[idx])

@@ -211,3 +211,33 @@ def test_download_checksum_mismatch_is_refused(tmp_path, server):
 def test_download_offline_says_how_to_fix(tmp_path):
     with pytest.raises(DatasetError, match="CATDOG_DATA"):
         download_petimages(tmp_path / "dl", url="http://127.0.0.1:9/x.zip", progress=False, timeout=2)
+
+
+def test_negatives_skip_class_folders_and_split_by_content(tmp_path):
+    from catdog_sk.data import find_negatives
+
+    root = tmp_path / "neg"
+    for g, n in (("cow", 10), ("sheep", 6)):
+        _touch_images(root / g, [f"{k}.png" for k in range(n)], seed=100 * len(g))
+    _touch_images(root / "cat", ["c.png"], seed=7)  # a class folder: not a negative
+    (root / "cow" / "notes.txt").write_text("not an image")
+    found = find_negatives(root)
+    assert found.counts() == {"cow": 10, "sheep": 6}
+    used, held = found.split(0.5, random_state=0)
+    assert used.counts() == {"cow": 5, "sheep": 3} and held.counts() == {"cow": 5, "sheep": 3}
+    assert not set(used.sha256) & set(held.sha256)
+    # the side depends on the bytes and the seed only: renaming every file changes nothing
+    for p in list(root.rglob("*.png")):
+        p.rename(p.with_name("renamed-" + p.name))
+    again, _ = find_negatives(root).split(0.5, random_state=0)
+    assert set(again.sha256) == set(used.sha256)
+    other, _ = find_negatives(root).split(0.5, random_state=1)
+    assert set(other.sha256) != set(used.sha256)
+    with pytest.raises(DatasetError, match="is not a folder"):
+        find_negatives(tmp_path / "missing")
+    (tmp_path / "only-pets" / "dogs").mkdir(parents=True)
+    _touch_images(tmp_path / "only-pets" / "dogs", ["d.png"])
+    with pytest.raises(DatasetError, match="No image files under"):
+        find_negatives(tmp_path / "only-pets")
+    with pytest.raises(DatasetError, match="between 0 and 1"):
+        found.split(1.5)

@@ -98,3 +98,31 @@ def test_preprocessing_matches_torchvision_reference(few_photos):
     for p in few_photos:
         expected = np.asarray(tf(Image.open(p).convert("RGB")))
         np.testing.assert_array_equal(resize_shorter_center_crop(read_image(p), 224, crop_pct=0.875), expected)
+
+
+def test_imagenet_head_columns_come_from_the_same_forward_pass(few_photos, monkeypatch):
+    """head=True appends log P(dog), log P(cat), log P(other) per backbone, from one network run per batch."""
+    from catdog_sk.features import extract_features
+    from catdog_sk.features._embed import HEAD_COLUMNS, EmbeddingExtractor, imagenet_groups, imagenet_head
+
+    images = [read_image(p) for p in few_photos]
+    plain = EmbeddingExtractor(backbone="efficientnet_lite0+efficientnet_lite2")
+    headed = EmbeddingExtractor(backbone="efficientnet_lite0+efficientnet_lite2", head=True)
+    assert headed.n_features_out == plain.n_features_out + 2 * len(HEAD_COLUMNS) == 2566
+    assert headed.config() != plain.config()  # never served from each other's cache entries
+    calls = []
+    original = EmbeddingExtractor._run_openvino
+    monkeypatch.setattr(EmbeddingExtractor, "_run_openvino",
+                        lambda self, name, crops: calls.append(name) or original(self, name, crops))
+    out = extract_features(images, [headed]).features[0]
+    assert calls == ["efficientnet_lite0", "efficientnet_lite2"]  # one pass per backbone, not two
+    np.testing.assert_allclose(out[:, :2560], extract_features(images, [plain]).features[0], atol=1e-6)
+    groups = out[:, 2560:].reshape(len(images), 2, 3)
+    assert np.all(groups <= 0)
+    np.testing.assert_allclose(np.logaddexp.reduce(groups, axis=2), 0, atol=1e-4)  # the three groups sum to 1
+    # the shared train photos are cats (first three) and dogs: the head agrees on the group
+    assert np.all(groups[:3, :, 1] > groups[:3, :, 0]) and np.all(groups[3:, :, 0] > groups[3:, :, 1])
+    # the head is the checkpoint's own 1,000-class classifier; a backbone without one gives NaN columns
+    weight, bias = imagenet_head("efficientnet_lite0")
+    assert weight.shape == (1000, 1280) and bias.shape == (1000,)
+    assert np.isnan(imagenet_groups(np.zeros((2, 1280)), None)).all()

@@ -61,54 +61,115 @@ class FeatureCache:
         self.location = Path(location)
         self._namespaces = {}
         self._packs = {}  # namespace dir -> {key: (memmap, row)}
+        self._memo_off = False  # set when hashes.sqlite is locked by another process: work without it
+
+    def check_usable(self):
+        """Create the folder if needed and prove it is writable; CacheError naming the path and the fix."""
+        from ..exceptions import CacheError
+
+        try:
+            self.location.mkdir(parents=True, exist_ok=True)
+            fd, probe = tempfile.mkstemp(dir=self.location, prefix=".probe-")
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as exc:
+            raise CacheError(f"Feature cache {self.location} is not usable ({exc.strerror or exc}); choose "
+                             f"another folder with --cache DIR (or $CATDOG_CACHE), or run with --no-cache.") from None
+        return self
 
     # -- remembered content hashes -------------------------------------------------------------
+    MEMO = "hashes.sqlite"
+
     def _db(self):
         import sqlite3
 
         self.location.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.location / "hashes.sqlite", timeout=60)
+        # A short wait: the memo is only a speed-up, never worth a minute of waiting for a lock.
+        db = sqlite3.connect(self.location / self.MEMO, timeout=2)
         db.execute("CREATE TABLE IF NOT EXISTS hashes (path TEXT PRIMARY KEY, size INTEGER, "
                    "mtime_ns INTEGER, inode INTEGER, sha256 TEXT)")
         return db
 
+    def _memo(self, action, default):
+        """Run ``action(db)``; a corrupt memo is set aside and rebuilt, a locked one skipped for this run."""
+        import sqlite3
+
+        if self._memo_off:
+            return default
+        for attempt in (0, 1):
+            try:
+                db = self._db()
+                try:
+                    return action(db)
+                finally:
+                    db.close()
+            except sqlite3.OperationalError as exc:
+                if "locked" in str(exc) or "busy" in str(exc):
+                    warnings.warn(f"{self.location / self.MEMO} is locked by another process; this run reads "
+                                  f"and hashes image files instead of using it.", RuntimeWarning, stacklevel=3)
+                    self._memo_off = True
+                    return default
+                if attempt:
+                    raise
+                self._set_aside(exc)
+            except sqlite3.DatabaseError as exc:  # "file is not a database", malformed
+                if attempt:
+                    raise
+                self._set_aside(exc)
+        return default
+
+    def _set_aside(self, exc):
+        memo = self.location / self.MEMO
+        aside = memo.with_name(f"{self.MEMO}.corrupt-{uuid.uuid4().hex[:8]}")
+        warnings.warn(f"{memo} is unreadable ({exc}); moved to {aside.name} and rebuilt (files are hashed "
+                      f"again once).", RuntimeWarning, stacklevel=4)
+        try:
+            os.replace(memo, aside)
+        except OSError:
+            pass
+
     def known_hashes(self):
         """``{path: (size, mtime_ns, inode, sha256)}`` for every file hashed before."""
-        if not (self.location / "hashes.sqlite").exists():
+        if not (self.location / self.MEMO).exists():
             return {}
-        db = self._db()
-        try:
+
+        def action(db):
             # Paths are stored as their file-system bytes: a name that is not valid UTF-8 is a
             # legal Unix file name, and SQLite TEXT cannot hold Python's surrogate escapes.
             return {os.fsdecode(row[0]) if isinstance(row[0], bytes) else row[0]: tuple(row[1:])
                     for row in db.execute("SELECT * FROM hashes")}
-        finally:
-            db.close()
+        return self._memo(action, {})
 
     def remember_hashes(self, rows):
         """Store ``(path, size, mtime_ns, inode, sha256)`` rows in one transaction."""
         if not rows:
             return
-        db = self._db()
-        try:
+
+        def action(db):
             with db:
                 db.executemany("INSERT OR REPLACE INTO hashes VALUES (?, ?, ?, ?, ?)",
                                [(os.fsencode(r[0]), *r[1:]) for r in rows])
-        finally:
-            db.close()
+        self._memo(action, None)
 
     def __repr__(self):
         return f"FeatureCache({str(self.location)!r})"
 
     def namespace(self, config):
         """Directory for one extractor configuration (created, with its config.json)."""
+        from ..exceptions import CacheError
+
         key = joblib.hash(config)
         if key not in self._namespaces:
             ns = self.location / f"{config['name']}-{key[:16]}"
-            ns.mkdir(parents=True, exist_ok=True)
-            cfg_path = ns / "config.json"
-            if not cfg_path.exists():
-                self._atomic_write(cfg_path, json.dumps(config, indent=2, sort_keys=True).encode())
+            try:
+                ns.mkdir(parents=True, exist_ok=True)
+                cfg_path = ns / "config.json"
+                if not cfg_path.exists():
+                    self._atomic_write(cfg_path, json.dumps(config, indent=2, sort_keys=True).encode())
+            except OSError as exc:
+                raise CacheError(f"Feature cache {self.location} is not usable ({exc.strerror or exc}); choose "
+                                 f"another folder with --cache DIR (or $CATDOG_CACHE), or run with "
+                                 f"--no-cache.") from None
             self._namespaces[key] = ns
         return self._namespaces[key]
 
@@ -182,17 +243,25 @@ class FeatureCache:
             pass
 
     def put(self, ns, key, vector):
-        """Store one vector atomically (temporary file + ``os.replace``)."""
+        """Store one vector atomically (temporary file + ``os.replace``); CacheError when the disk refuses."""
+        from ..exceptions import CacheError
+
         path = self._entry(ns, key)
-        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.parent / f".{key}.{uuid.uuid4().hex}.tmp"
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
             with open(tmp, "wb") as fh:
                 np.save(fh, np.ascontiguousarray(vector, dtype=np.float32), allow_pickle=False)
             os.replace(tmp, path)
+        except OSError as exc:
+            raise CacheError(f"Cannot write to the feature cache {self.location} ({exc.strerror or exc}); free "
+                             f"space or choose another folder with --cache DIR, or run with --no-cache. "
+                             f"Entries written so far are kept.") from None
         finally:
-            if tmp.exists():
+            try:
                 tmp.unlink()
+            except OSError:
+                pass
 
     def pack(self, ns):
         """Merge loose entries of a namespace into one memory-mapped pack (atomic, crash-safe).

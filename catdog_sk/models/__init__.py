@@ -1,6 +1,7 @@
 """Classifier pipelines, grid searches, the CatDogClassifier estimator and model files."""
 
 from ._registry import FEATURE_SETS, MODELS, make_pipeline, param_grid
+from ._presence import PresenceDetector
 from ._vlad import VLADEncoder
 from .classifier import CatDogClassifier
 from .persistence import ModelLoadError, load_model, save_model
@@ -11,6 +12,7 @@ __all__ = [
     "MODELS",
     "CatDogClassifier",
     "ModelLoadError",
+    "PresenceDetector",
     "load_model",
     "make_pipeline",
     "make_search",

@@ -7,6 +7,7 @@ card beside the model records the file's SHA-256 and the library versions;
 a mismatching file is refused, mismatching versions warn.
 """
 
+import contextlib
 import copy
 import datetime as _dt
 import json
@@ -19,7 +20,7 @@ from .._version import __version__
 from ..exceptions import CatDogError, ModelVersionWarning
 
 __all__ = ["MODEL_FILE", "CARD_FILE", "PROMOTED_FILE", "save_model", "load_model", "library_versions",
-           "ModelLoadError", "promote", "promoted_model_dir"]
+           "ModelLoadError", "promote", "promoted_model_dir", "promotion_lock", "valid_run_name", "read_card"]
 
 MODEL_FILE = "model.skops"
 CARD_FILE = "model_card.json"
@@ -112,12 +113,54 @@ PROMOTED_FILE = "PROMOTED"
 
 
 def promoted_model_dir(path):
-    """The model directory ``path`` stands for: a models root's promoted run, or ``path`` itself."""
+    """The model directory ``path`` stands for: a models root's promoted run, or ``path`` itself.
+
+    Raises
+    ------
+    ModelLoadError
+        ``PROMOTED`` is unreadable, not UTF-8, or does not name one run folder inside the root.
+    """
     path = Path(path)
     pointer = path / PROMOTED_FILE
-    if pointer.is_file():
-        return path / pointer.read_text().strip()
-    return path
+    if not pointer.is_file():
+        return path
+    try:
+        name = pointer.read_bytes()[:4096].decode("utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ModelLoadError(f"Refusing {pointer}: not a readable UTF-8 run name ({type(exc).__name__}); "
+                             f"write the promoted run's folder name into it.") from None
+    if not valid_run_name(name):
+        raise ModelLoadError(f"Refusing {pointer}: {name[:80]!r} is not a run folder name inside {path}.")
+    return path / name
+
+
+def valid_run_name(name):
+    """Whether ``name`` can be a run folder: one path component of letters, digits, '.', '_' and '-'.
+
+    It must not start with '.' (so '.', '..' and hidden folders are out) and is at most 100 characters.
+    """
+    import re
+
+    return isinstance(name, str) and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", name) is not None
+
+
+@contextlib.contextmanager
+def promotion_lock(models_root):
+    """Hold an exclusive lock on a models root (``fcntl.flock``): compare-and-promote happens inside it.
+
+    Two ``fit`` runs finishing together then decide one after the other, each against the
+    model promoted *now*, never against what was promoted when it started.
+    """
+    import fcntl
+
+    models_root = Path(models_root)
+    models_root.mkdir(parents=True, exist_ok=True)
+    with open(models_root / ".promote.lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def promote(models_root, run_dir):
@@ -168,7 +211,7 @@ def load_model(path, *, unsafe=False):
     model_path, card_path = _resolve(path)
     if not model_path.is_file():
         raise ModelLoadError(f"No model file at {model_path}.")
-    card = json.loads(card_path.read_text()) if card_path.is_file() else None
+    card = read_card(card_path) if card_path.is_file() else None
     if card is not None and card.get("model_sha256") and file_sha256(model_path) != card["model_sha256"]:
         raise ModelLoadError(
             f"Refusing {model_path}: its SHA-256 does not match the one recorded in {card_path.name}; "
@@ -184,7 +227,20 @@ def load_model(path, *, unsafe=False):
             f"Refusing {model_path}: it names types catdog_sk does not trust: {', '.join(foreign)}. "
             f"Load it with unsafe=True (--unsafe) only if you made the file yourself."
         )
-    model = sio.load(model_path, trusted=untrusted)
+    if card is None and not unsafe:
+        raise ModelLoadError(f"Refusing {model_path}: no {CARD_FILE} beside it, so its SHA-256 cannot be "
+                             f"checked. Load it with unsafe=True (--unsafe) only if you made the file yourself.")
+    if card is not None and not unsafe and not isinstance(card.get("model_sha256"), str):
+        raise ModelLoadError(f"Refusing {model_path}: {card_path.name} records no model_sha256 to check it against.")
+    try:
+        model = sio.load(model_path, trusted=untrusted)
+    except Exception as exc:  # noqa: BLE001 - a file skops cannot rebuild is not a model
+        raise ModelLoadError(f"Refusing {model_path}: skops could not load it ({type(exc).__name__}: {exc}).") from None
+    from .classifier import CatDogClassifier
+
+    if not isinstance(model, CatDogClassifier) or not hasattr(model, "pipeline_"):
+        raise ModelLoadError(f"Refusing {model_path}: it holds a {type(model).__name__}, not a fitted "
+                             f"CatDogClassifier.")
     if card is not None:
         saved = card.get("versions", {})
         now = library_versions()
@@ -195,6 +251,17 @@ def load_model(path, *, unsafe=False):
                           f"predictions may differ. Refit to silence this.", ModelVersionWarning, stacklevel=2)
     model.card_ = card
     return model
+
+
+def read_card(path):
+    """A model card as a dict; ModelLoadError when it is not UTF-8 JSON holding an object."""
+    try:
+        card = json.loads(Path(path).read_bytes().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise ModelLoadError(f"Refusing the model card {path}: not UTF-8 JSON ({type(exc).__name__}).") from None
+    if not isinstance(card, dict):
+        raise ModelLoadError(f"Refusing the model card {path}: it holds a JSON {type(card).__name__}, not an object.")
+    return card
 
 
 def card_markdown(card):

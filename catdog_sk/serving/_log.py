@@ -87,7 +87,8 @@ class PredictionLog:
     def feedback(self, request_id, item, true_label):
         """Attach the true label to a logged prediction.
 
-        Returns the predicted label, False when there is no such prediction, or
+        Returns ``(predicted_label, new)`` (``new`` is False when the same label was already
+        recorded for this prediction: a replay), False when there is no such prediction, or
         None when the log cannot be written.
         """
         def action(db):
@@ -95,9 +96,11 @@ class PredictionLog:
                                (request_id, item)).fetchone()
             if found is None:
                 return False
+            before = db.execute("SELECT label FROM feedback WHERE request_id = ? AND item = ?",
+                                (request_id, item)).fetchone()
             db.execute("INSERT OR REPLACE INTO feedback VALUES (?, ?, ?, ?)",
                        (request_id, item, time.time(), true_label))
-            return found[0]
+            return found[0], before is None or before[0] != true_label
         return self._write(action)
 
     def feedback_images(self, uploads_dir=None):

@@ -8,6 +8,7 @@ import base64
 import binascii
 import hashlib
 import json
+import logging
 import threading
 import time
 import uuid
@@ -20,14 +21,24 @@ from ..preprocess import DEFAULT_MAX_PIXELS, decode_image
 
 __all__ = ["create_app", "app_from_env", "DEFAULT_MAX_UPLOAD_BYTES", "DEFAULT_REQUEST_TIMEOUT"]
 
+logger = logging.getLogger("catdog_sk.serve")
+
 #: Seconds a request may take, from its first byte to its answer, before it is answered 408 or 503.
 DEFAULT_REQUEST_TIMEOUT = 30.0
 
 #: Uploads above this many bytes are refused with 413 before decoding.
 DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 
-#: Requests whose declared body exceeds this many maximal images get 413 before being read.
+#: Images one /predict request may carry; more get 413.
 MAX_IMAGES_PER_REQUEST = 16
+
+#: Decoded pixels one /predict request may cost (sum over its images, read from their headers before
+#: any is decoded); more get 413. Images are decoded and classified a few at a time.
+MAX_PIXELS_PER_REQUEST = 64_000_000
+_BATCH = 4
+
+#: Largest /feedback body (a request id, a label and an item number fit in far less).
+MAX_FEEDBACK_BYTES = 4096
 
 #: HTTP status for each decode failure reason.
 _STATUS = {"too_large": 413, "not_an_image": 415, "empty": 422, "truncated": 422, "corrupt": 422,
@@ -108,6 +119,9 @@ class _Metrics:
         self.feedback = Counter("catdog_feedback_total", "Feedback received", ["correct"], registry=self.registry)
         self.log_errors = Counter("catdog_prediction_log_errors_total", "Failed prediction-log writes",
                                   registry=self.registry)
+        self.reload_errors = Counter("catdog_model_reload_errors_total",
+                                     "Promoted models that could not be loaded (the previous one kept serving)",
+                                     registry=self.registry)
         self.info = Gauge("catdog_model_info", "The served model", ["version", "sha256"], registry=self.registry,
                           multiprocess_mode="livemax")
         self._model = None
@@ -161,6 +175,7 @@ def create_app(model_path, *, log_db=None, uploads_dir=None, max_upload_bytes=DE
         ``GET /health``, ``GET /ready``, ``GET /metrics``.
     """
     from fastapi import FastAPI, HTTPException, Request
+    from starlette.exceptions import HTTPException as StarletteHTTPException
     from fastapi.responses import HTMLResponse, JSONResponse, Response
     from starlette.concurrency import run_in_threadpool
 
@@ -191,13 +206,32 @@ def create_app(model_path, *, log_db=None, uploads_dir=None, max_upload_bytes=DE
                           "version": sha[:12] or "unversioned", "classes": [str(c) for c in clf.classes_],
                           "pointer_mtime": mtime}
 
+    def pointer_mtime():
+        try:
+            return pointer.stat().st_mtime_ns
+        except OSError:
+            return None
+
     def current():
-        """Snapshot of the served model, reloaded first if the models root promoted another one."""
-        if pointer.exists() and pointer.stat().st_mtime_ns != state["model"]["pointer_mtime"]:
+        """Snapshot of the served model, reloaded first if the models root promoted another one.
+
+        A promotion that cannot be loaded (missing run, tampered file, bad pointer) never takes the
+        service down: the model it has keeps serving, the failure is counted in /metrics and logged
+        once, and the load is tried again only when ``PROMOTED`` changes again.
+        """
+        seen = pointer_mtime()
+        if seen is not None and seen != state["model"]["pointer_mtime"]:
             with reload_lock:
-                if pointer.stat().st_mtime_ns != state["model"]["pointer_mtime"]:
-                    load()
-                    metrics.set_model(state["model"]["version"], state["model"]["sha"])
+                if seen != state["model"]["pointer_mtime"] and seen != state.get("failed_mtime"):
+                    try:
+                        load()
+                    except Exception as exc:  # noqa: BLE001 - any failure keeps the old model
+                        state["failed_mtime"] = seen
+                        metrics.reload_errors.inc()
+                        logger.error("reload of the promoted model failed, still serving %s: %s",
+                                     state["model"]["version"], exc)
+                    else:
+                        metrics.set_model(state["model"]["version"], state["model"]["sha"])
         return state["model"]
 
     load()
@@ -214,40 +248,66 @@ def create_app(model_path, *, log_db=None, uploads_dir=None, max_upload_bytes=DE
         metrics.requests.labels(endpoint=endpoint, http_response_code=str(status)).inc()
         raise HTTPException(status_code=status, detail=message)
 
+    async def read_body(request, limit, endpoint):
+        """The request body, read chunk by chunk; 413 as soon as it passes ``limit`` bytes."""
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            problem(413, f"Request body of {int(declared):,} bytes is larger than the limit of {limit:,} bytes.",
+                    endpoint)
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                problem(413, f"Request body is larger than the limit of {limit:,} bytes.", endpoint)
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def media_type(request):
+        return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+    def parse_json(body, endpoint):
+        try:
+            return json.loads(body)
+        except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser allows
+            problem(422, "Body is not valid JSON.", endpoint)
+
     async def read_uploads(request):
         """Return [(name, bytes)] from a multipart form or a JSON body of base64 strings."""
-        ctype = request.headers.get("content-type", "")
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > MAX_IMAGES_PER_REQUEST * max_upload_bytes + 65536:
-            problem(413, f"Request body of {int(declared):,} bytes is larger than {MAX_IMAGES_PER_REQUEST} "
-                         f"images of at most {max_upload_bytes:,} bytes.", "/predict")
-        if ctype.startswith("multipart/form-data"):
-            form = await request.form()
+        kind = media_type(request)
+        if kind not in ("multipart/form-data", "application/json"):
+            problem(415, "Send images as multipart/form-data (field 'file') or as JSON "
+                         '{"images": ["<base64>", ...]}.', "/predict")
+        body_limit = MAX_IMAGES_PER_REQUEST * (4 * (max_upload_bytes // 3 + 2) + 1024) + 65536
+        body = await read_body(request, body_limit, "/predict")
+        if kind == "multipart/form-data":
+            request._body = body  # starlette parses the form from the body already read (and bounded)
+            try:
+                form = await request.form(max_files=MAX_IMAGES_PER_REQUEST, max_fields=MAX_IMAGES_PER_REQUEST)
+            except HTTPException:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a malformed form is the client's error
+                problem(422 if "Too many" not in str(exc) else 413, f"Malformed multipart body: {exc}", "/predict")
             items = []
             for name, value in form.multi_items():
                 if hasattr(value, "read"):
                     data = await value.read(max_upload_bytes + 1)
                     items.append((value.filename or name, data))
             return items
-        if ctype.startswith("application/json"):
+        parsed = parse_json(body, "/predict")
+        images = parsed.get("images") if isinstance(parsed, dict) else None
+        if not isinstance(images, list) or not all(isinstance(i, str) for i in images):
+            problem(422, 'JSON body must be {"images": ["<base64>", ...]}.', "/predict")
+        if len(images) > MAX_IMAGES_PER_REQUEST:
+            problem(413, f"{len(images)} images in one request; at most {MAX_IMAGES_PER_REQUEST}.", "/predict")
+        items = []
+        for k, text in enumerate(images):
+            if len(text) > 4 * (max_upload_bytes // 3 + 2):
+                problem(413, f"Image {k} is larger than {max_upload_bytes:,} bytes.", "/predict")
             try:
-                body = json.loads(await request.body())
-            except ValueError:
-                problem(422, "Body is not valid JSON.", "/predict")
-            images = body.get("images") if isinstance(body, dict) else None
-            if not isinstance(images, list) or not all(isinstance(i, str) for i in images):
-                problem(422, 'JSON body must be {"images": ["<base64>", ...]}.', "/predict")
-            items = []
-            for k, text in enumerate(images):
-                if len(text) > 4 * (max_upload_bytes // 3 + 2):
-                    problem(413, f"Image {k} is larger than {max_upload_bytes:,} bytes.", "/predict")
-                try:
-                    items.append((f"image{k}", base64.b64decode(text, validate=True)))
-                except (binascii.Error, ValueError):
-                    problem(422, f"Image {k} is not valid base64.", "/predict")
-            return items
-        problem(415, "Send images as multipart/form-data (field 'file') or as JSON "
-                     '{"images": ["<base64>", ...]}.', "/predict")
+                items.append((f"image{k}", base64.b64decode(text, validate=True)))
+            except (binascii.Error, ValueError):
+                problem(422, f"Image {k} is not valid base64.", "/predict")
+        return items
 
     def keep_uploads(hashes, blobs):
         """Keep each decoded upload by content hash (for retraining on feedback); never fails a request."""
@@ -265,17 +325,41 @@ def create_app(model_path, *, log_db=None, uploads_dir=None, max_upload_bytes=DE
             metrics.log_errors.inc()
 
     def infer(uploads_in):
-        """Decode and predict (in a worker thread); an ImageDecodeError is returned, not raised."""
-        from ..features import extract_features
+        """Decode and predict a few images at a time (in a worker thread); a decode error is returned.
 
-        try:
-            images = [decode_image(data, path=name, max_pixels=max_pixels) for name, data in uploads_in]
-        except ImageDecodeError as exc:
-            return exc
-        with predict_lock:
-            model = current()
-            res = extract_features(images, model["extractors"], n_jobs=1)
-            return (model, res, *model["clf"].predict_features(np.hstack(res.features)))
+        Every image's header is checked first (size, pixel cap, the request's pixel budget), so a bad
+        request costs no decoding; then at most ``_BATCH`` decoded images are held at once.
+        """
+        from ..features import extract_features
+        from ..preprocess import image_size
+
+        total = 0
+        for name, data in uploads_in:
+            try:
+                width, height = image_size(data, path=name, max_pixels=max_pixels)
+            except ImageDecodeError as exc:
+                return exc
+            total += width * height
+        if total > MAX_PIXELS_PER_REQUEST:
+            return ImageDecodeError(None, "too_large", f"the request's images hold {total:,} pixels in all; at "
+                                                       f"most {MAX_PIXELS_PER_REQUEST:,} per request")
+        model = current()
+        features, decisions = [], []
+        for start in range(0, len(uploads_in), _BATCH):
+            try:
+                images = [decode_image(data, path=name, max_pixels=max_pixels)
+                          for name, data in uploads_in[start:start + _BATCH]]
+            except ImageDecodeError as exc:
+                return exc
+            with predict_lock:  # compiled CNN runtimes are not re-entrant
+                res = extract_features(images, model["extractors"], n_jobs=1)
+            del images
+            F = np.hstack(res.features)
+            features.append(res.features)
+            decisions.append(model["clf"].predict_features(F))
+        merged = [np.concatenate(parts) for parts in zip(*features)]
+        return (model, merged, np.concatenate([d.labels for d in decisions]),
+                np.concatenate([d.proba for d in decisions]), np.concatenate([d.presence for d in decisions]))
 
     @app.post("/predict")
     async def predict(request: Request):
@@ -291,13 +375,13 @@ def create_app(model_path, *, log_db=None, uploads_dir=None, max_upload_bytes=DE
         outcome = await run_in_threadpool(infer, uploads_in)
         if isinstance(outcome, ImageDecodeError):
             problem(_STATUS.get(outcome.reason, 422), str(outcome), "/predict")
-        model, res, labels, proba, presence = outcome
+        model, features, labels, proba, presence = outcome
         hashes = [hashlib.sha256(data).hexdigest() for _, data in uploads_in]
         blobs = [data for _, data in uploads_in]
         names = [ex.name for ex in model["extractors"]]
         if "cnn" in names:  # the unit embeddings, without the ImageNet head columns
             cnn = model["extractors"][names.index("cnn")]
-            embeddings = res.features[names.index("cnn")][:, :cnn.embedding_dim]
+            embeddings = features[names.index("cnn")][:, :cnn.embedding_dim]
         else:
             embeddings = [None] * len(uploads_in)
         version = model["version"]
@@ -322,24 +406,34 @@ def create_app(model_path, *, log_db=None, uploads_dir=None, max_upload_bytes=DE
 
     @app.post("/feedback")
     async def feedback(request: Request):
-        try:
-            body = json.loads(await request.body())
-            request_id, label = str(body["request_id"]), str(body["label"])
-            item = int(body.get("item", 0))
-        except (ValueError, KeyError, TypeError):
-            problem(422, 'Body must be JSON {"request_id": "...", "label": "cat"|"dog", "item": 0}.', "/feedback")
+        shape = 'Body must be JSON {"request_id": "...", "label": "cat"|"dog", "item": 0}'
+        if media_type(request) != "application/json":
+            problem(415, shape + ".", "/feedback")
+        body = parse_json(await read_body(request, MAX_FEEDBACK_BYTES, "/feedback"), "/feedback")
+        if not isinstance(body, dict):
+            problem(422, shape + ".", "/feedback")
+        request_id, label, item = body.get("request_id"), body.get("label"), body.get("item", 0)
+        if not isinstance(request_id, str) or not 0 < len(request_id) <= 64:
+            problem(422, shape + "; request_id must be the string /predict returned.", "/feedback")
+        if not isinstance(label, str):
+            problem(422, shape + "; label must be a string.", "/feedback")
+        if isinstance(item, bool) or not isinstance(item, int) or not 0 <= item < MAX_IMAGES_PER_REQUEST:
+            problem(422, shape + f"; item must be a whole number from 0 to {MAX_IMAGES_PER_REQUEST - 1}.",
+                    "/feedback")
         classes = current()["classes"]
         if label not in classes:
-            problem(422, f"label must be one of {', '.join(classes)}; got {label!r}.", "/feedback")
-        predicted = log.feedback(request_id, item, label)
-        if predicted is None:
+            problem(422, f"label must be one of {', '.join(classes)}; got {label[:40]!r}.", "/feedback")
+        recorded = log.feedback(request_id, item, label)
+        if recorded is None:
             problem(503, "The prediction log is unavailable; feedback was not stored.", "/feedback")
-        if predicted is False:
-            problem(404, f"No logged prediction {request_id!r} item {item}.", "/feedback")
-        metrics.feedback.labels(correct=str(predicted == label).lower()).inc()
+        if recorded is False:
+            problem(404, f"No logged prediction {request_id[:64]!r} item {item}.", "/feedback")
+        predicted, new = recorded
+        if new:  # a replayed report is stored once and counted once
+            metrics.feedback.labels(correct=str(predicted == label).lower()).inc()
         metrics.requests.labels(endpoint="/feedback", http_response_code="200").inc()
-        return {"status": "recorded", "request_id": request_id, "item": item, "label": label,
-                "predicted": predicted}
+        return {"status": "recorded" if new else "already recorded", "request_id": request_id, "item": item,
+                "label": label, "predicted": predicted}
 
     @app.get("/health")
     def health():
@@ -363,6 +457,10 @@ def create_app(model_path, *, log_db=None, uploads_dir=None, max_upload_bytes=DE
     @app.exception_handler(HTTPException)
     async def http_error(request, exc):
         return JSONResponse({"error": exc.detail, "status": exc.status_code}, status_code=exc.status_code)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def routing_error(request, exc):  # unknown paths, wrong methods: the same body shape
+        return JSONResponse({"error": str(exc.detail)[:200], "status": exc.status_code}, status_code=exc.status_code)
 
     return app
 
