@@ -281,6 +281,7 @@ def main(argv=None):
         check_new_dir(model_root, "model folder of run " + repr(args.run))
         # Claim the run's model folder now (mkdir is atomic: a second run with this name stops here), so
         # saving never overwrites another run; on failure only this run's own folder is removed.
+        created = [p for p in (model_root, *model_root.parents) if not p.exists()]
         try:
             model_root.mkdir(parents=True)
         except FileExistsError:
@@ -296,8 +297,13 @@ def main(argv=None):
             finished = True
             return status
         finally:
-            if not finished:
+            if not finished:  # remove what this run created, and nothing else
                 shutil.rmtree(model_root, ignore_errors=True)
+                for folder in created[1:]:
+                    try:
+                        folder.rmdir()  # only when empty: another run may have written there meanwhile
+                    except OSError:
+                        break
 
     def work(args, client):
         from tqdm.auto import tqdm
@@ -404,8 +410,9 @@ def main(argv=None):
                     # Test-set probabilities: the card's reference distribution of P(positive), against
                     # which `monitor` measures score drift of live traffic (and the best model's report).
                     row_clf = fitted[(row["features"], row["model"])]
-                    proba_r = best_decision.proba if is_best else row_clf.predict_features(
-                        np.hstack([base_test[n] for n in FEATURE_SETS[row["features"]]])).proba
+                    decision_r = best_decision if is_best else row_clf.predict_features(
+                        np.hstack([base_test[n] for n in FEATURE_SETS[row["features"]]]))
+                    proba_r = decision_r.proba
                     target = model_root if not args.save_all else model_root / f"{row['features']}-{row['model']}"
                     card = {"run": run, "seed": args.seed, "data": data_card, "metrics": {
                         k: v for k, v in row.items() if k.startswith("test_") or k in ("cv_accuracy", "cv_std")},
@@ -415,6 +422,9 @@ def main(argv=None):
                         "selected_by": "highest mean CV accuracy on the training set", "is_best": is_best,
                         "reference": {"p_positive": [round(float(v), 5) for v in proba_r[:, 1]],
                                       "source": "held-out test set"}}
+                    if row_clf.presence_ is not None:  # what `monitor` compares the "unknown" share with
+                        card["reference"]["presence"] = [round(float(v), 5) for v in decision_r.presence]
+                        card["reference"]["unknown_rate"] = float(np.mean(decision_r.labels.astype(str) == "unknown"))
                     if is_best:
                         card["promotion"] = promotion
                         if best_clf.presence_ is not None:

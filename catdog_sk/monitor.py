@@ -4,6 +4,7 @@ import time
 from pathlib import Path
 
 from . import _cli
+from .monitoring import DEFAULT_MAX_DOMAIN_AUC, DEFAULT_MAX_PSI, DEFAULT_UNKNOWN_ALPHA
 
 
 def build_parser():
@@ -19,12 +20,15 @@ def build_parser():
     parser.add_argument("--model", metavar="PATH", help="model directory, for the reference score distribution")
     parser.add_argument("--since", type=float, metavar="HOURS", help="only the last HOURS hours")
     parser.add_argument("--out", metavar="DIR", default="artifacts/reports/monitor", help="report directory")
-    parser.add_argument("--max-psi", type=float, default=0.25, metavar="X", help="alert above this PSI")
+    parser.add_argument("--max-psi", type=float, default=DEFAULT_MAX_PSI, metavar="X", help="alert above this PSI")
     parser.add_argument("--min-live-accuracy", type=float, default=None, metavar="X",
                         help="alert when the upper end of the live-accuracy CI is below this")
     parser.add_argument("--max-p99-ms", type=float, default=None, metavar="MS", help="alert above this p99 latency")
-    parser.add_argument("--max-domain-auc", type=float, default=0.75, metavar="X",
+    parser.add_argument("--max-domain-auc", type=float, default=DEFAULT_MAX_DOMAIN_AUC, metavar="X",
                         help="alert when a classifier tells live embeddings from the reference with AUC above this")
+    parser.add_argument("--unknown-alpha", type=float, default=DEFAULT_UNKNOWN_ALPHA, metavar="A",
+                        help="alert when a one-sided binomial test says the share answered 'unknown' is above "
+                             f"the test set's at this significance level (default {DEFAULT_UNKNOWN_ALPHA})")
     return parser
 
 
@@ -36,40 +40,40 @@ def main(argv=None):
 
         import numpy as np
 
-        from .monitoring import REFERENCE_EMBEDDINGS, load_log, summarize, write_monitor_report
+        from .monitoring import (REFERENCE_EMBEDDINGS, find_alerts, load_log, previous_window, summarize,
+                                 write_monitor_report)
         from .serving import PredictionLog
 
-        classes, reference, ref_emb = ["cat", "dog"], None, None
+        from .models.persistence import CARD_FILE, read_card
+
+        if not 0 < args.unknown_alpha < 1:
+            parser.error(f"--unknown-alpha must be in (0, 1); got {args.unknown_alpha}")
+        classes, reference, ref_emb, ref_presence, ref_unknown = ["cat", "dog"], None, None, None, None
         if args.model:
-            card_path = Path(args.model) / "model_card.json"
+            card_path = Path(args.model) / CARD_FILE
             if not card_path.is_file():
-                parser.error(f"--model: no model_card.json in {args.model}")
-            card = json.loads(card_path.read_text())
+                parser.error(f"--model: no {CARD_FILE} in {args.model}")
+            card = read_card(card_path)
             classes = card.get("classes", classes)
             reference = card.get("reference", {}).get("p_positive")
+            ref_presence = card.get("reference", {}).get("presence")
+            ref_unknown = card.get("reference", {}).get("unknown_rate")
             if (Path(args.model) / REFERENCE_EMBEDDINGS).is_file():
                 ref_emb = np.load(Path(args.model) / REFERENCE_EMBEDDINGS, allow_pickle=False)
         since = time.time() - 3600 * args.since if args.since else None
         rows = load_log(args.db, since=since)
         live_emb = PredictionLog(args.db).embeddings(since=since) if ref_emb is not None else None
         summary = summarize(rows, classes=classes, reference_scores=reference, reference_embeddings=ref_emb,
-                            live_embeddings=live_emb)
-        alerts = []
-        drift = summary.get("drift")
-        if drift and drift["psi"] > args.max_psi:
-            alerts.append(f"score drift: PSI {drift['psi']:.3f} > {args.max_psi}")
-        live = summary.get("live_accuracy")
-        if live and args.min_live_accuracy is not None and live["ci95"][1] < args.min_live_accuracy:
-            alerts.append(f"live accuracy CI {live['ci95'][0]:.3f}-{live['ci95'][1]:.3f} is below "
-                          f"{args.min_live_accuracy}")
-        emb = summary.get("embedding_drift", {})
-        if emb.get("domain_classifier_auc", 0) > args.max_domain_auc:
-            alerts.append(f"embedding drift: domain-classifier AUC {emb['domain_classifier_auc']:.3f} > "
-                          f"{args.max_domain_auc}")
-        if rows and args.max_p99_ms is not None and summary["latency_ms"]["p99"] > args.max_p99_ms:
-            alerts.append(f"p99 latency {summary['latency_ms']['p99']:.1f} ms > {args.max_p99_ms} ms")
+                            live_embeddings=live_emb, reference_presence=ref_presence,
+                            reference_unknown_rate=ref_unknown, unknown_alpha=args.unknown_alpha)
+        if since is not None:  # the window before, so that a gradual change shows too
+            earlier = [r for r in load_log(args.db, since=since - 3600 * args.since) if r["time"] < since]
+            summary["previous_window"] = previous_window(earlier, rows, classes=classes)
+        alerts = find_alerts(summary, max_psi=args.max_psi, max_domain_auc=args.max_domain_auc,
+                             min_live_accuracy=args.min_live_accuracy, max_p99_ms=args.max_p99_ms)
         summary["alerts"] = alerts
-        write_monitor_report(args.out, rows, summary, classes=classes, reference_scores=reference)
+        write_monitor_report(args.out, rows, summary, classes=classes, reference_scores=reference,
+                             reference_presence=ref_presence)
         if args.json:
             _cli.emit_json(summary)
         else:

@@ -9,8 +9,16 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["psi", "wilson_interval", "domain_classifier_auc", "mmd_rbf", "load_log", "summarize",
-           "write_monitor_report", "REFERENCE_EMBEDDINGS"]
+__all__ = ["psi", "wilson_interval", "unknown_share_test", "domain_classifier_auc", "mmd_rbf", "load_log",
+           "summarize", "find_alerts", "previous_window", "write_monitor_report", "monitor_html",
+           "REFERENCE_EMBEDDINGS", "DEFAULT_UNKNOWN_ALPHA", "DEFAULT_MAX_PSI", "DEFAULT_MAX_DOMAIN_AUC"]
+
+#: Significance level of the "unknown share rose" alert (one-sided exact binomial test).
+DEFAULT_UNKNOWN_ALPHA = 0.001
+#: Alert above this PSI of P(positive) against the test set.
+DEFAULT_MAX_PSI = 0.25
+#: Alert when a classifier tells live CNN embeddings from the test set's with a higher AUC.
+DEFAULT_MAX_DOMAIN_AUC = 0.75
 
 #: File beside a saved model: a sample of CNN embeddings of its held-out test set.
 REFERENCE_EMBEDDINGS = "reference_embeddings.npy"
@@ -41,6 +49,38 @@ def wilson_interval(successes, n, *, z=1.96):
     center = (p + z * z / (2 * n)) / denom
     half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
     return (float(max(0.0, center - half)), float(min(1.0, center + half)))
+
+
+def unknown_share_test(n_unknown, n, reference_rate, *, alpha=DEFAULT_UNKNOWN_ALPHA, reference_n=None):
+    """Has the share of photos answered 'unknown' risen above the reference rate? A stated rule, not a percentage.
+
+    One-sided exact binomial test of H0 "the live share is at most the reference rate" (the rate on the
+    model card's held-out test set). Its false-alarm rate is at most ``alpha`` when live cats and dogs
+    look like the test set; ``benchmarks/bench_monitor.py`` measures it and the detection rate.
+
+    Parameters
+    ----------
+    n_unknown, n : int
+        Photos answered 'unknown', and all photos, in the window.
+    reference_rate : float
+        Share answered 'unknown' on the reference (held-out test) set.
+    reference_n : int, default=None
+        Size of the reference set: a rate of 0 is taken as half a photo in it.
+
+    Returns
+    -------
+    result : dict
+        ``share``, ``ci95`` (Wilson), ``reference_rate``, ``p_value`` and ``alert`` (p < alpha).
+    """
+    from scipy.stats import binomtest
+
+    p0 = float(reference_rate)
+    if p0 <= 0:
+        p0 = 0.5 / reference_n if reference_n else 1e-3
+    pvalue = float(binomtest(int(n_unknown), int(n), min(p0, 1.0), alternative="greater").pvalue) if n else 1.0
+    return {"n_unknown": int(n_unknown), "n": int(n), "share": n_unknown / n if n else float("nan"),
+            "ci95": list(wilson_interval(n_unknown, n)), "reference_rate": float(reference_rate),
+            "p_value": pvalue, "alpha": alpha, "alert": bool(pvalue < alpha)}
 
 
 def domain_classifier_auc(reference, live, *, random_state=0):
@@ -92,7 +132,7 @@ def load_log(db_path, *, since=None):
 
 
 def summarize(rows, *, classes, reference_scores=None, reference_embeddings=None, live_embeddings=None,
-              min_live=20):
+              min_live=20, reference_presence=None, reference_unknown_rate=None, unknown_alpha=DEFAULT_UNKNOWN_ALPHA):
     """Numbers of the monitoring report (JSON-serialisable).
 
     Parameters
@@ -107,6 +147,10 @@ def summarize(rows, *, classes, reference_scores=None, reference_embeddings=None
         CNN embeddings of the reference sample and of logged traffic; embedding
         drift is measured when both exist and there are at least ``min_live``
         live ones.
+    reference_presence : array-like, default=None
+        Presence scores on the held-out test set (model card), for the drift of the "neither" score.
+    reference_unknown_rate : float, default=None
+        Share of the held-out test set answered 'unknown' (model card), for :func:`unknown_share_test`.
     """
     from scipy.stats import ks_2samp
 
@@ -123,7 +167,7 @@ def summarize(rows, *, classes, reference_scores=None, reference_embeddings=None
     out.update({
         "first": float(times.min()), "last": float(times.max()),
         "latency_ms": {f"p{q}": float(np.percentile(latency, q)) for q in (50, 95, 99)},
-        "class_share": {str(c): float(np.mean(labels == c)) for c in classes},
+        "class_share": {str(c): float(np.mean(labels == c)) for c in [*classes, "unknown"]},
         "mean_confidence": float(confidence.mean()),
         "low_confidence_share": float(np.mean(confidence < 0.8)),
     })
@@ -132,6 +176,19 @@ def summarize(rows, *, classes, reference_scores=None, reference_embeddings=None
         ks = ks_2samp(ref, positive)
         out["drift"] = {"psi": psi(ref, positive), "ks_statistic": float(ks.statistic),
                         "ks_pvalue": float(ks.pvalue), "reference_n": int(len(ref))}
+    n_unknown = int(np.sum(labels == "unknown"))
+    if reference_unknown_rate is not None:
+        out["unknown"] = unknown_share_test(n_unknown, n, reference_unknown_rate, alpha=unknown_alpha,
+                                            reference_n=len(reference_scores) if reference_scores is not None
+                                            else None)
+    presence = np.array([r.get("presence") for r in rows], dtype=float)
+    if reference_presence is not None and len(reference_presence) and np.isfinite(presence).any():
+        live_p = presence[np.isfinite(presence)]
+        ref_p = np.asarray(reference_presence, dtype=float)
+        ks = ks_2samp(ref_p, live_p)
+        out["presence_drift"] = {"psi": psi(ref_p, live_p), "ks_statistic": float(ks.statistic),
+                                 "ks_pvalue": float(ks.pvalue), "live_median": float(np.median(live_p)),
+                                 "reference_median": float(np.median(ref_p))}
     if reference_embeddings is not None and live_embeddings is not None:
         if len(live_embeddings) >= min_live and live_embeddings.shape[1] == reference_embeddings.shape[1]:
             live = live_embeddings[-2000:]
@@ -152,7 +209,54 @@ def summarize(rows, *, classes, reference_scores=None, reference_embeddings=None
     return out
 
 
-def write_monitor_report(out_dir, rows, summary, *, classes, reference_scores=None):
+def find_alerts(summary, *, max_psi=DEFAULT_MAX_PSI, max_domain_auc=DEFAULT_MAX_DOMAIN_AUC,
+                min_live_accuracy=None, max_p99_ms=None):
+    """The alert lines a summary raises under the given thresholds (empty: no alert)."""
+    alerts = []
+    unknown = summary.get("unknown")
+    if unknown and unknown["alert"]:
+        alerts.append(f"'unknown' share: {unknown['share']:.1%} of {unknown['n']} photos answered 'unknown' "
+                      f"vs {unknown['reference_rate']:.1%} on the test set (binomial test p = "
+                      f"{unknown['p_value']:.2g} < {unknown['alpha']:g})")
+    drift = summary.get("drift")
+    if drift and drift["psi"] > max_psi:
+        alerts.append(f"score drift: PSI {drift['psi']:.3f} > {max_psi}")
+    live = summary.get("live_accuracy")
+    if live and min_live_accuracy is not None and live["ci95"][1] < min_live_accuracy:
+        alerts.append(f"live accuracy CI {live['ci95'][0]:.3f}-{live['ci95'][1]:.3f} is below {min_live_accuracy}")
+    emb = summary.get("embedding_drift", {})
+    if emb.get("domain_classifier_auc", 0) > max_domain_auc:
+        alerts.append(f"embedding drift: domain-classifier AUC {emb['domain_classifier_auc']:.3f} > {max_domain_auc}")
+    if summary.get("n_predictions") and max_p99_ms is not None and summary["latency_ms"]["p99"] > max_p99_ms:
+        alerts.append(f"p99 latency {summary['latency_ms']['p99']:.1f} ms > {max_p99_ms} ms")
+    return alerts
+
+
+def previous_window(earlier, current, *, classes):
+    """The window before the current one, and how the current one differs from it.
+
+    ``unknown_share_change`` is a two-sided exact test (Fisher) of the 'unknown' share between
+    the two windows; ``psi`` compares their P(positive) distributions.
+    """
+    from scipy.stats import fisher_exact
+
+    out = {"n_predictions": len(earlier)}
+    if not earlier or not current:
+        return out
+    lab_e = np.array([r["label"] for r in earlier])
+    lab_c = np.array([r["label"] for r in current])
+    pos_e = np.array([json.loads(r["probabilities"]).get(str(classes[1]), np.nan) for r in earlier])
+    pos_c = np.array([json.loads(r["probabilities"]).get(str(classes[1]), np.nan) for r in current])
+    k_e, k_c = int(np.sum(lab_e == "unknown")), int(np.sum(lab_c == "unknown"))
+    table = [[k_c, len(lab_c) - k_c], [k_e, len(lab_e) - k_e]]
+    out.update({"class_share": {str(c): float(np.mean(lab_e == c)) for c in [*classes, "unknown"]},
+                "unknown_share_change": {"current": k_c / len(lab_c), "previous": k_e / len(lab_e),
+                                         "p_value": float(fisher_exact(table).pvalue)},
+                "psi": psi(pos_e, pos_c)})
+    return out
+
+
+def write_monitor_report(out_dir, rows, summary, *, classes, reference_scores=None, reference_presence=None):
     """Write monitor.md, monitor.json and PNG plots (volume and latency over time, confidence, scores)."""
     from .evaluation import _plt
 
@@ -166,7 +270,9 @@ def write_monitor_report(out_dir, rows, summary, *, classes, reference_scores=No
         latency = np.array([r["latency_ms"] for r in rows])
         probs = [json.loads(r["probabilities"]) for r in rows]
         positive = np.array([p.get(str(classes[1]), np.nan) for p in probs])
-        fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+        presence = np.array([r.get("presence") for r in rows], dtype=float)
+        labels = np.array([r["label"] for r in rows])
+        fig, axes = plt.subplots(1, 5, figsize=(21, 3.6))
         t0 = times.min()
         edges = np.linspace(t0, max(times.max(), t0 + 1), 25)
         axes[0].hist((times - t0) / 60, bins=(edges - t0) / 60)
@@ -178,6 +284,24 @@ def write_monitor_report(out_dir, rows, summary, *, classes, reference_scores=No
             axes[2].hist(reference_scores, bins=SCORE_BINS, alpha=0.6, density=True, label="reference (test set)")
         axes[2].set(title=f"P({classes[1]})", xlabel="probability")
         axes[2].legend()
+        # the share answered 'unknown' over time: the clearest sign that users send something else
+        which = np.clip(np.digitize(times, edges[1:-1]), 0, len(edges) - 2)
+        counts = np.bincount(which, minlength=len(edges) - 1)
+        unknown = np.bincount(which, weights=(labels == "unknown").astype(float), minlength=len(edges) - 1)
+        share = np.where(counts > 0, unknown / np.maximum(counts, 1), np.nan)
+        mids = (edges[:-1] + edges[1:]) / 2
+        axes[3].plot((mids - t0) / 60, share, "o-")
+        if "unknown" in summary:
+            axes[3].axhline(summary["unknown"]["reference_rate"], color="C3", ls="--", label="reference (test set)")
+            axes[3].legend()
+        axes[3].set(title="Answered 'unknown'", xlabel="minutes since first prediction", ylabel="share",
+                    ylim=(-0.02, 1.02))
+        if np.isfinite(presence).any():
+            axes[4].hist(presence[np.isfinite(presence)], bins=SCORE_BINS, alpha=0.6, density=True, label="live")
+        if reference_presence is not None and len(reference_presence):
+            axes[4].hist(reference_presence, bins=SCORE_BINS, alpha=0.6, density=True, label="reference (test set)")
+        axes[4].set(title="Presence score (cat or dog in the photo)", xlabel="score")
+        axes[4].legend()
         fig.tight_layout()
         fig.savefig(out_dir / "monitor.png", dpi=100)
         plt.close(fig)
@@ -185,6 +309,15 @@ def write_monitor_report(out_dir, rows, summary, *, classes, reference_scores=No
         md += [f"- Latency: p50 {lat['p50']:.1f} ms, p95 {lat['p95']:.1f} ms, p99 {lat['p99']:.1f} ms",
                f"- Class share: {', '.join(f'{k} {v:.1%}' for k, v in summary['class_share'].items())}",
                f"- Mean confidence {summary['mean_confidence']:.3f}; below 0.8: {summary['low_confidence_share']:.1%}"]
+        if "unknown" in summary:
+            u = summary["unknown"]
+            md.append(f"- Answered 'unknown': {u['share']:.1%} ({u['n_unknown']} of {u['n']}, 95% CI "
+                      f"{u['ci95'][0]:.1%}-{u['ci95'][1]:.1%}) vs {u['reference_rate']:.1%} on the test set; "
+                      f"one-sided binomial test p = {u['p_value']:.2g} (alert below {u['alpha']:g})")
+        if "presence_drift" in summary:
+            d = summary["presence_drift"]
+            md.append(f"- Presence score vs the test set: median {d['live_median']:.3f} vs {d['reference_median']:.3f}, "
+                      f"PSI {d['psi']:.3f}, KS {d['ks_statistic']:.3f} (p = {d['ks_pvalue']:.3g})")
         if "drift" in summary:
             d = summary["drift"]
             md.append(f"- Score drift vs the test set: PSI {d['psi']:.3f}, KS {d['ks_statistic']:.3f} "
@@ -200,6 +333,50 @@ def write_monitor_report(out_dir, rows, summary, *, classes, reference_scores=No
             md.append(f"- Live accuracy from {a['n_feedback']} feedback: {a['accuracy']:.3f} "
                       f"(95% CI {a['ci95'][0]:.3f}-{a['ci95'][1]:.3f}); {a['note']}")
         md += ["", "![monitor](monitor.png)"]
+    prev = summary.get("previous_window")
+    if prev and "unknown_share_change" in prev:
+        ch = prev["unknown_share_change"]
+        md.append(f"- Against the window before ({prev['n_predictions']} predictions): 'unknown' "
+                  f"{ch['current']:.1%} now vs {ch['previous']:.1%} (Fisher p = {ch['p_value']:.2g}); "
+                  f"PSI of P({classes[1]}) {prev['psi']:.3f}")
     if summary.get("alerts"):
         md += ["", "## Alerts", ""] + [f"- {a}" for a in summary["alerts"]]
     (out_dir / "monitor.md").write_text("\n".join(md) + "\n")
+    (out_dir / "index.html").write_text(monitor_html(md, "monitor.png" if rows else None))
+
+
+def monitor_html(md_lines, image_src):
+    """The monitoring report as one HTML page (what ``monitor`` writes as index.html and ``GET /monitor`` serves).
+
+    ``md_lines`` are the report's Markdown lines (headings, ``- `` items, the plot); the list under
+    "## Alerts" gets ``id="alerts"`` and the page opens with ``#status``: "No alert" or "Alerts raised".
+    """
+    import html
+
+    body, open_list, heading = [], False, ""
+    for line in md_lines:
+        if line.startswith("- "):
+            if not open_list:
+                body.append('<ul id="alerts">' if heading == "Alerts" else "<ul>")
+                open_list = True
+            body.append(f"<li>{html.escape(line[2:])}</li>")
+            continue
+        if open_list:
+            body.append("</ul>")
+            open_list = False
+        if line.startswith("## "):
+            heading = line[3:]
+            body.append(f"<h2>{html.escape(heading)}</h2>")
+        elif line.startswith("# "):
+            body.append(f"<h1>{html.escape(line[2:])}</h1>")
+        elif line.startswith("![") and image_src:
+            body.append(f'<img alt="monitoring plots" src="{html.escape(image_src)}" style="max-width:100%">')
+    if open_list:
+        body.append("</ul>")
+    alerts = "## Alerts" in md_lines
+    status = ('<p id="status" class="alert">Alerts raised</p>' if alerts else
+              '<p id="status" class="ok">No alert</p>')
+    return ("<!doctype html><html><head><meta charset='utf-8'><title>catdog_sk monitor</title>"
+            "<style>body{font-family:sans-serif;margin:2em} .alert{color:#b00;font-weight:bold} "
+            ".ok{color:#070}</style></head><body>" + status + "\n".join(body) +
+            "<p><a href='/'>Back to the classifier</a></p></body></html>")

@@ -113,7 +113,7 @@ def model_dir(shared_data, feature_cache, shared_embeddings, tmp_path_factory):
                      card={"run": "serve-test", "reference": {"p_positive": ref.tolist()}})
     from catdog_sk.monitoring import REFERENCE_EMBEDDINGS
 
-    np.save(out / REFERENCE_EMBEDDINGS, clf.transform_features(ref_paths))
+    np.save(out / REFERENCE_EMBEDDINGS, clf.split_features(clf.transform_features(ref_paths))[1])  # embeddings only
     return out
 
 

@@ -79,3 +79,27 @@ def test_a_non_image_upload_shows_the_error(server, browser, tmp_path):
     browser.find_element(By.ID, "file").send_keys(str(bad))
     WebDriverWait(browser, 30).until(lambda d: d.find_element(By.ID, "error").text)
     assert "not_an_image" in browser.find_element(By.ID, "error").text
+
+
+def test_the_monitoring_page_renders_from_the_log(server, browser, photos):
+    """GET /monitor, linked from the upload page: the report over the prediction log, plots included."""
+    import base64
+    import json
+    import urllib.request
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    url, _ = server
+    body = json.dumps({"images": [base64.b64encode(open(p, "rb").read()).decode() for p in photos]}).encode()
+    req = urllib.request.Request(url + "/predict", data=body, headers={"Content-Type": "application/json"})
+    urllib.request.urlopen(req, timeout=60).read()
+    browser.get(url + "/")
+    browser.find_element(By.ID, "monitor-link").click()
+    WebDriverWait(browser, 60).until(lambda d: d.find_elements(By.ID, "status"))
+    assert browser.title == "catdog_sk monitor"
+    text = browser.find_element(By.TAG_NAME, "body").text
+    assert "Predictions: 2" in text and "Class share: cat 50.0%, dog 50.0%, unknown 0.0%" in text
+    assert browser.find_element(By.ID, "status").text in ("No alert", "Alerts raised")
+    img = browser.find_element(By.TAG_NAME, "img")
+    assert browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth", img) > 100

@@ -177,8 +177,8 @@ class _Foreign:
 
 
 @pytest.mark.cnn
-def test_same_seed_same_cv_scores_with_one_or_two_jobs(shared_embeddings):
-    X, y = shared_embeddings["train"]
+def test_same_seed_same_cv_scores_with_one_or_two_jobs(shared_features):
+    X, y = shared_features["train"]
     idx = np.r_[0:150, 1000:1150]
     base = {"cnn": X[idx]}
     row1, _ = run_search(base, y[idx], "cnn", "logreg", cv=3, n_jobs=1, random_state=3)

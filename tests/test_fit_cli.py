@@ -3,6 +3,7 @@
 import json
 import shutil
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -169,6 +170,7 @@ def test_default_model_says_unknown_for_other_animals_and_keeps_real_pets(full_r
     assert "accuracy on the answered photos" in (report / "report.md").read_text()
     # animals10's own cats and dogs, and the negatives again through evaluate (fitted ones left out)
     out = full_run / "eval-a10"
+    capsys.readouterr()
     assert evaluate.main(["--model", str(full_run / "models" / "full"), "--data", str(animals10),
                           "--negatives", str(animals10), "--out", str(out), "--json", "--quiet"]) == 0
     metrics = json.loads(capsys.readouterr().out)
@@ -210,3 +212,44 @@ def test_estimator_predict_evaluate_and_server_give_the_same_answer(full_run, an
         served = json.loads(urllib.request.urlopen(req, timeout=120).read())["predictions"]
     assert [p["label"] for p in served] == expected
     assert [p["presence"] for p in served] == pytest.approx(presence, abs=1e-6)
+
+
+@pytest.mark.cnn
+def test_monitor_alerts_on_the_unknown_share_when_30_percent_of_uploads_are_other_animals(
+        full_run, animals10, shared_data, tmp_path, capsys):
+    """Replay 100 uploads through the real server: test photos only -> no alert; 30% other animals -> an alert
+    naming the 'unknown' share (one-sided binomial test against the test set's rate)."""
+    import base64
+    import urllib.request
+
+    from catdog_sk import monitor
+    from catdog_sk.data import find_images, find_negatives
+
+    from conftest import running_server
+
+    model_dir = full_run / "models" / "full"
+    clf = load_model(model_dir)
+    negatives = find_negatives(animals10)
+    held = [p for p, h in zip(negatives.paths, negatives.sha256) if h not in set(clf.negatives_sha256_)]
+    test = find_images(shared_data / "test").paths
+    rng = np.random.RandomState(0)
+    replays = {"none": [test[i] for i in rng.choice(len(test), 100, replace=False)],
+               "shift": [test[i] for i in rng.choice(len(test), 70, replace=False)]
+               + [held[i] for i in rng.choice(len(held), 30, replace=False)]}
+    for name, photos in replays.items():
+        log = tmp_path / f"{name}.sqlite"
+        with running_server(model_dir, "--log-db", str(log)) as url:
+            for start in range(0, len(photos), 10):
+                body = json.dumps({"images": [base64.b64encode(open(p, "rb").read()).decode()
+                                              for p in photos[start:start + 10]]}).encode()
+                req = urllib.request.Request(url + "/predict", data=body, headers={"Content-Type": "application/json"})
+                urllib.request.urlopen(req, timeout=120).read()
+        code = monitor.main(["--db", str(log), "--model", str(model_dir), "--out", str(tmp_path / name), "--json"])
+        summary = json.loads(capsys.readouterr().out)
+        assert summary["n_predictions"] == 100 and "unknown" in summary["class_share"]
+        if name == "none":
+            assert code == 0 and summary["alerts"] == [], summary["alerts"]
+        else:
+            assert code == 1 and any(a.startswith("'unknown' share") for a in summary["alerts"]), summary["alerts"]
+            assert summary["unknown"]["share"] >= 0.2
+        assert (tmp_path / name / "index.html").is_file()

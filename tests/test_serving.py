@@ -138,7 +138,7 @@ def test_monitor_reports_volume_drift_and_live_accuracy(client, photos, model_di
     summary = json.loads(capsys.readouterr().out)
     assert code == (1 if summary["alerts"] else 0)
     assert "needs at least 20" in summary["embedding_drift"]["note"]  # only 6 predictions so far
-    assert summary["n_predictions"] == 6 and summary["class_share"] == {"cat": 0.5, "dog": 0.5}
+    assert summary["n_predictions"] == 6 and summary["class_share"] == {"cat": 0.5, "dog": 0.5, "unknown": 0.0}
     assert summary["live_accuracy"]["n_feedback"] == 2 and summary["live_accuracy"]["accuracy"] == 0.5
     lo, hi = summary["live_accuracy"]["ci95"]
     assert 0 < lo < 0.5 < hi < 1

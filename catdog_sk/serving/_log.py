@@ -17,7 +17,7 @@ logger = logging.getLogger("catdog_sk.serving")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS predictions (
     request_id TEXT, item INTEGER, time REAL, sha256 TEXT, label TEXT, probabilities TEXT,
-    model_version TEXT, latency_ms REAL, embedding BLOB, PRIMARY KEY (request_id, item));
+    model_version TEXT, latency_ms REAL, embedding BLOB, presence REAL, PRIMARY KEY (request_id, item));
 CREATE TABLE IF NOT EXISTS feedback (
     request_id TEXT, item INTEGER, time REAL, true_label TEXT, PRIMARY KEY (request_id, item));
 """
@@ -40,6 +40,14 @@ class PredictionLog:
         self.errors = 0
         self._lock = threading.Lock()
         self._write(lambda db: db.executescript(_SCHEMA))
+        self._write(self._migrate)
+
+    @staticmethod
+    def _migrate(db):
+        """Logs written before the presence score was logged get the column (NULL for old rows)."""
+        columns = {row[1] for row in db.execute("PRAGMA table_info(predictions)")}
+        if "presence" not in columns:
+            db.execute("ALTER TABLE predictions ADD COLUMN presence REAL")
 
     def _write(self, action):
         with self._lock:
@@ -59,25 +67,29 @@ class PredictionLog:
         """Store predictions.
 
         ``rows``: iterable of (request_id, item, sha256, label, probabilities_json,
-        model_version, latency_ms, embedding) where ``embedding`` is a float
-        vector (stored as float16, for embedding-drift monitoring) or None.
+        model_version, latency_ms, embedding[, presence]) where ``embedding`` is a float
+        vector (stored as float16, for embedding-drift monitoring) or None, and
+        ``presence`` the model's presence score (None for a model that never abstains).
         """
         import numpy as np
 
         now = time.time()
-        rows = [(*r[:2], now, *r[2:7], None if r[7] is None else np.asarray(r[7], np.float16).tobytes())
-                for r in rows]
+        rows = [(*r[:2], now, *r[2:7], None if r[7] is None else np.asarray(r[7], np.float16).tobytes(),
+                 None if len(r) < 9 or r[8] is None else float(r[8])) for r in rows]
         return self._write(lambda db: db.executemany(
-            "INSERT OR REPLACE INTO predictions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)) is not None
+            "INSERT OR REPLACE INTO predictions (request_id, item, time, sha256, label, probabilities, "
+            "model_version, latency_ms, embedding, presence) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows)) is not None
 
-    def embeddings(self, *, since=None):
-        """Logged embeddings as a float32 matrix (rows without one are left out)."""
+    def embeddings(self, *, since=None, limit=None):
+        """Logged embeddings as a float32 matrix (rows without one are left out); ``limit``: the latest ones."""
         import numpy as np
 
         db = sqlite3.connect(self.path, timeout=5)
         try:
             blobs = [b for (b,) in db.execute("SELECT embedding FROM predictions WHERE embedding IS NOT NULL "
-                                              "AND time >= ? ORDER BY time", (since or 0,))]
+                                              "AND time >= ? ORDER BY time DESC LIMIT ?",
+                                              (since or 0, -1 if limit is None else int(limit)))][::-1]
         finally:
             db.close()
         if not blobs:
@@ -96,7 +108,7 @@ class PredictionLog:
                                (request_id, item)).fetchone()
             if found is None:
                 return False
-            before = db.execute("SELECT label FROM feedback WHERE request_id = ? AND item = ?",
+            before = db.execute("SELECT true_label FROM feedback WHERE request_id = ? AND item = ?",
                                 (request_id, item)).fetchone()
             db.execute("INSERT OR REPLACE INTO feedback VALUES (?, ?, ?, ?)",
                        (request_id, item, time.time(), true_label))
@@ -127,15 +139,16 @@ class PredictionLog:
                 missing.append(sha)
         return paths, labels, missing
 
-    def rows(self):
-        """All predictions joined with their feedback (for monitoring and tests)."""
+    def rows(self, *, limit=None):
+        """Predictions joined with their feedback, oldest first (for monitoring); ``limit``: the latest ones."""
         db = sqlite3.connect(self.path, timeout=5)
         try:
             cur = db.execute(
                 "SELECT p.request_id, p.item, p.time, p.sha256, p.label, p.probabilities, p.model_version, "
-                "p.latency_ms, f.true_label FROM predictions p LEFT JOIN feedback f "
-                "ON p.request_id = f.request_id AND p.item = f.item ORDER BY p.time")
+                "p.latency_ms, p.presence, f.true_label FROM predictions p LEFT JOIN feedback f "
+                "ON p.request_id = f.request_id AND p.item = f.item ORDER BY p.time DESC LIMIT ?",
+                (-1 if limit is None else int(limit),))
             cols = [c[0] for c in cur.description]
-            return [dict(zip(cols, r)) for r in cur.fetchall()]
+            return [dict(zip(cols, r)) for r in cur.fetchall()][::-1]
         finally:
             db.close()

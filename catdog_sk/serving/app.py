@@ -40,6 +40,10 @@ _BATCH = 4
 #: Largest /feedback body (a request id, a label and an item number fit in far less).
 MAX_FEEDBACK_BYTES = 4096
 
+#: GET /monitor summarises at most this many of the latest predictions, and caches the page this long.
+MONITOR_ROWS = 2000
+MONITOR_CACHE_SECONDS = 30.0
+
 #: HTTP status for each decode failure reason.
 _STATUS = {"too_large": 413, "not_an_image": 415, "empty": 422, "truncated": 422, "corrupt": 422,
            "bad_array": 422, "unreadable": 422}
@@ -202,7 +206,9 @@ def create_app(model_path, *, log_db=None, uploads_dir=None, max_upload_bytes=DE
         extractors = clf.extractors()
         extract_features([np.zeros((8, 8, 3), np.uint8)], extractors, n_jobs=1)
         sha = (getattr(clf, "card_", None) or {}).get("model_sha256", "")
-        state["model"] = {"clf": clf, "extractors": extractors, "sha": sha,
+        from ..models.persistence import promoted_model_dir
+
+        state["model"] = {"clf": clf, "extractors": extractors, "sha": sha, "dir": promoted_model_dir(model_path),
                           "version": sha[:12] or "unversioned", "classes": [str(c) for c in clf.classes_],
                           "pointer_mtime": mtime}
 
@@ -396,7 +402,9 @@ def create_app(model_path, *, log_db=None, uploads_dir=None, max_upload_bytes=DE
                                 "probabilities": probs, "presence": round(float(pres), 6)})
             metrics.predictions.labels(label=label).inc()
             metrics.confidence.observe(float(p.max()))
-        ok = log.record([(request_id, k, h, pr["label"], json.dumps(pr["probabilities"]), version, ms, e)
+        abstains = getattr(model["clf"], "presence_", None) is not None
+        ok = log.record([(request_id, k, h, pr["label"], json.dumps(pr["probabilities"]), version, ms, e,
+                          pr["presence"] if abstains else None)
                          for k, (pr, h, e) in enumerate(zip(predictions, hashes, embeddings))])
         if not ok:
             metrics.log_errors.inc()
@@ -434,6 +442,44 @@ def create_app(model_path, *, log_db=None, uploads_dir=None, max_upload_bytes=DE
         metrics.requests.labels(endpoint="/feedback", http_response_code="200").inc()
         return {"status": "recorded" if new else "already recorded", "request_id": request_id, "item": item,
                 "label": label, "predicted": predicted}
+
+    monitor_cache = {"at": 0.0, "html": None, "version": None}
+
+    def render_monitor(model):
+        """The monitoring report over the latest MONITOR_ROWS predictions, as one HTML page (plots inlined)."""
+        import tempfile
+
+        from ..monitoring import (REFERENCE_EMBEDDINGS, find_alerts, monitor_html, summarize,
+                                  write_monitor_report)
+
+        card = getattr(model["clf"], "card_", None) or {}
+        ref = card.get("reference", {})
+        emb_path = Path(model["dir"]) / REFERENCE_EMBEDDINGS
+        ref_emb = np.load(emb_path, allow_pickle=False) if emb_path.is_file() else None
+        rows = log.rows(limit=MONITOR_ROWS)
+        live_emb = log.embeddings(limit=500) if ref_emb is not None else None
+        summary = summarize(rows, classes=model["classes"], reference_scores=ref.get("p_positive"),
+                            reference_embeddings=ref_emb, live_embeddings=live_emb,
+                            reference_presence=ref.get("presence"), reference_unknown_rate=ref.get("unknown_rate"))
+        summary["alerts"] = find_alerts(summary)
+        with tempfile.TemporaryDirectory() as tmp:
+            write_monitor_report(tmp, rows, summary, classes=model["classes"],
+                                 reference_scores=ref.get("p_positive"), reference_presence=ref.get("presence"))
+            md = (Path(tmp) / "monitor.md").read_text().splitlines()
+            png = Path(tmp) / "monitor.png"
+            image = ("data:image/png;base64," + base64.b64encode(png.read_bytes()).decode()) if png.is_file() else None
+        return monitor_html(md, image)
+
+    @app.get("/monitor", response_class=HTMLResponse)
+    async def monitor_page():
+        model = current()
+        now = time.time()
+        if (monitor_cache["html"] is None or now - monitor_cache["at"] > MONITOR_CACHE_SECONDS
+                or monitor_cache["version"] != model["version"]):
+            monitor_cache["html"] = await run_in_threadpool(render_monitor, model)
+            monitor_cache["at"], monitor_cache["version"] = now, model["version"]
+        metrics.requests.labels(endpoint="/monitor", http_response_code="200").inc()
+        return monitor_cache["html"]
 
     @app.get("/health")
     def health():
