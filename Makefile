@@ -41,6 +41,7 @@ bench: venv
 	$(PY) benchmarks/bench_classic.py
 	$(PY) benchmarks/bench_cnn.py
 	$(PY) benchmarks/bench_memory_latency.py
+	$(PY) benchmarks/bench_monitor.py
 
 clean:
 	rm -rf $(VENV) artifacts/cache artifacts/models artifacts/reports

@@ -17,8 +17,10 @@ __all__ = ["psi", "wilson_interval", "unknown_share_test", "domain_classifier_au
 DEFAULT_UNKNOWN_ALPHA = 0.001
 #: Alert above this PSI of P(positive) against the test set.
 DEFAULT_MAX_PSI = 0.25
-#: Alert when a classifier tells live CNN embeddings from the test set's with a higher AUC.
-DEFAULT_MAX_DOMAIN_AUC = 0.75
+#: Alert when a classifier tells live CNN embeddings from the test set's with a higher AUC. Chosen from
+#: benchmarks/bench_monitor.py: without a shift the AUC stayed below 0.53 (40 bootstrap samples of 100 and
+#: of 500 test photos); 0.60 raised no false alarm and caught more shifts than the earlier 0.75.
+DEFAULT_MAX_DOMAIN_AUC = 0.60
 
 #: File beside a saved model: a sample of CNN embeddings of its held-out test set.
 REFERENCE_EMBEDDINGS = "reference_embeddings.npy"
