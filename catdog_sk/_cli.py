@@ -190,6 +190,8 @@ def run(body, parser, argv):
 
     _paths_print_as_bytes()
     args = parser.parse_args(argv)
+    if getattr(args, "scheduler", None) and getattr(args, "backend", None) != "dask":
+        parser.error("--scheduler needs --backend dask")
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _on_sigterm)

@@ -69,8 +69,8 @@ def main(argv=None):
         clf = load_model(args.model, unsafe=args.unsafe)
         found = find_images(args.data)
         cache = _cli.open_cache(args)
-        F, keep, errors = clf._features_skipping(found.paths, cache=cache, n_jobs=args.jobs,
-                                                 progress=_cli.show_progress(args), desc="evaluate")
+        F, keep, errors = clf.featurize(found.paths, on_error="skip", cache=cache, n_jobs=args.jobs,
+                                        progress=_cli.show_progress(args), desc="evaluate")
         for err in errors:
             _cli.log(args, f"skipped {err}")
         if len(keep) == 0:

@@ -351,7 +351,10 @@ def main(argv=None):
         base_test, test, skipped_test = _extract(test, base_names, args, cache, "test features", client)
         skipped += skipped_test
         _check_trainable(train, args.cv)
-        base_neg = _negative_features(base_names, args, cache, negatives) if unknown is not None else None
+        # photos of neither need only the features of the sets that can abstain (those with CNN features)
+        neg_names = [n for n in base_names if any(n in FEATURE_SETS[s] for s in sets if "cnn" in FEATURE_SETS[s])]
+        base_neg = _negative_features(neg_names, args, cache, negatives) if unknown is not None and neg_names \
+            else None
         extract_s = time.perf_counter() - t0
         feature_ms = _uncached_ms_per_image(base_names, test, args)
 

@@ -285,4 +285,4 @@ def test_vlad_features_fit_and_predict_without_a_network(small_split, tmp_path):
     clf.fit(X[:10] + X[-10:], np.concatenate([y[:10], y[-10:]]))
     assert clf.n_features_ == 60112 + 1228
     assert clf.predict_proba(X_test[:4]).shape == (4, 2)
-    assert [ex.name for ex in clf._extractors()] == ["dense", "texture"]  # no CNN anywhere
+    assert [ex.name for ex in clf.extractors()] == ["dense", "texture"]  # no CNN anywhere

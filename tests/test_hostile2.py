@@ -438,3 +438,17 @@ def test_a_jpeg_too_small_for_its_declared_size_is_truncated_not_padding(tmp_pat
     assert exc.value.reason == "truncated" and "6000x6000" in exc.value.detail
     # an honest small JPEG still decodes
     assert decode_image(buf.getvalue()).shape == (16, 16, 3)
+
+
+def test_unknown_names_and_a_stray_scheduler_are_refused_clearly(tiny_split, tmp_path):
+    from catdog_sk.exceptions import InvalidParameterError
+    from catdog_sk.features import make_extractor
+    from catdog_sk.models import make_pipeline
+
+    with pytest.raises(InvalidParameterError, match="The 'name' parameter of make_extractor must be one of"):
+        make_extractor("hgo")  # a typo never becomes a CNN
+    with pytest.raises(InvalidParameterError, match="The 'model' parameter of make_pipeline must be one of"):
+        make_pipeline("forest")
+    proc = _run("catdog_sk.extract", "--data", str(tiny_split), "--features", "color", "--scheduler",
+                "tcp://127.0.0.1:1", "--cache", str(tmp_path / "c"))
+    assert proc.returncode == 2 and "--scheduler needs --backend dask" in proc.stderr

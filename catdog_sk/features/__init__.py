@@ -36,7 +36,16 @@ FEATURE_NAMES = ("hog", "color", "dense", "texture", "cnn")
 
 
 def make_extractor(name, *, backbone="efficientnet_lite0", batch_size=4, runtime="openvino", caller="extract"):
-    """Extractor plan for one feature name (see ``FEATURE_NAMES``) with default parameters."""
+    """Extractor plan for one feature name (see ``FEATURE_NAMES``) with default parameters.
+
+    Raises
+    ------
+    InvalidParameterError
+        ``name`` is not one of ``FEATURE_NAMES`` (a typo never silently becomes a CNN).
+    """
+    from .._validation import check_choice
+
+    check_choice(name, FEATURE_NAMES, name="name", caller="make_extractor")
     if name == "hog":
         return HOGExtractor(caller=caller)
     if name == "color":

@@ -84,6 +84,9 @@ MODELS = {
 
 def _classifier(model, *, C=1.0, kernel="rbf", gamma="scale", class_weight=None, calibrate=False,
                 random_state=None, calibration_cv=5):
+    from .._validation import check_choice
+
+    check_choice(model, tuple(sorted(MODELS)), name="model", caller="make_pipeline")
     if model == "svm":
         from sklearn.svm import SVC
 

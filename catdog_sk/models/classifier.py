@@ -113,7 +113,7 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
         photos of neither (the offline check set, plus ``negatives`` given to
         :meth:`fit`); see :class:`catdog_sk.models.PresenceDetector`.
         ``'auto'`` is 0.5, the operating point set on the training photos
-        (about 0.5% of training cats and dogs fall below it); a larger value
+        (about 0.4% of the training cats and dogs fall below it); a larger value
         abstains more. Needs CNN features with a bundled backbone. None never
         abstains. Measured with ``'auto'``, Lite0 + Lite2, animals10 half as
         negatives: see README ("Neither").
@@ -219,12 +219,6 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
             raise InvalidParameterError(f"The 'verbose' parameter of {name} must be a bool. "
                                         f"Got {self.verbose!r} instead.")
 
-    def _extractors(self):
-        from ..features import make_extractor
-
-        return [make_extractor(n, backbone=self.backbone, batch_size=self.batch_size, runtime=self.runtime,
-                               caller=type(self).__name__) for n in FEATURE_SETS[self.features]]
-
     @staticmethod
     def _as_image_list(X):
         if isinstance(X, (str, bytes, os.PathLike)) or (isinstance(X, np.ndarray) and X.ndim == 3
@@ -246,8 +240,6 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
 
         return [make_extractor(n, backbone=self.backbone, batch_size=self.batch_size, runtime=self.runtime,
                                caller=type(self).__name__) for n in FEATURE_SETS[self.features]]
-
-    _extractors = extractors  # the name the modules of earlier releases call
 
     def featurize(self, X, *, on_error="raise", cache=_OWN_CACHE, n_jobs=None, progress=None, desc="features"):
         """Feature matrix of images ``X``: the boundary between images and features.
@@ -281,10 +273,6 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
 
     def _features(self, X, desc):
         return self.featurize(X, desc=desc).features
-
-    def _features_skipping(self, X, *, cache=None, n_jobs=None, progress=False, desc="features"):
-        """``featurize(X, on_error='skip')`` as a tuple (kept for callers of earlier releases)."""
-        return tuple(self.featurize(X, on_error="skip", cache=cache, n_jobs=n_jobs, progress=progress, desc=desc))
 
     def _make_pipeline(self, max_components, calibration_cv):
         return make_pipeline(self.model, C=self.C, kernel=self.kernel, gamma=self.gamma, pca=self.pca,
@@ -437,8 +425,6 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
             self.presence_threshold_ = 0.5 if self.unknown == "auto" else float(self.unknown)
         return self
 
-    _fit_features = fit_features  # the name the modules of earlier releases call
-
     def _presence_from_features(self, F):
         if getattr(self, "presence_", None) is None:
             return np.ones(len(F))
@@ -477,9 +463,6 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
                 labels = labels.astype(object)
                 labels[absent] = UNKNOWN
         return Decision(labels, proba, presence)
-
-    def _decide(self, F):
-        return tuple(self.predict_features(F))
 
     # -- prediction ----------------------------------------------------------------------------
     def transform_features(self, X):
