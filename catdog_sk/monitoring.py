@@ -303,7 +303,8 @@ def write_monitor_report(out_dir, rows, summary, *, classes, reference_scores=No
         if reference_presence is not None and len(reference_presence):
             axes[4].hist(reference_presence, bins=SCORE_BINS, alpha=0.6, density=True, label="reference (test set)")
         axes[4].set(title="Presence score (cat or dog in the photo)", xlabel="score")
-        axes[4].legend()
+        if axes[4].get_legend_handles_labels()[0]:  # a model that never abstains logs no presence
+            axes[4].legend()
         fig.tight_layout()
         fig.savefig(out_dir / "monitor.png", dpi=100)
         plt.close(fig)
