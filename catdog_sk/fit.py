@@ -451,8 +451,8 @@ def main(argv=None):
                         width = row_clf.extractors()[-1].embedding_dim  # the embedding, no head columns
                         np.save(target / REFERENCE_EMBEDDINGS, base_test["cnn"][pick, :width], allow_pickle=False)
                     saved[f"{row['features']}/{row['model']}"] = str(target)
-                    if is_best and promotion["promoted"]:
-                        promote(art / "models", target)
+                    if is_best:
+                        best_target = target
 
                 from .evaluation import write_report
 
@@ -480,6 +480,8 @@ def main(argv=None):
                            "models": saved, "report": str(report_dir), "promotion": promotion, "skipped": skipped,
                            "versions": library_versions()}
                 (work / "comparison.json").write_text(json.dumps(results, indent=2, default=str))
+            if promotion["promoted"]:  # last, once the model and its report are whole: never a dangling PROMOTED
+                promote(art / "models", best_target)
         if args.json:
             _cli.emit_json(results)
         else:
