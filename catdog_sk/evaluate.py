@@ -61,7 +61,6 @@ def main(argv=None):
         from ._io import atomic_dir, check_new_dir
         from .data import find_images
         from .evaluation import write_report
-        from .features import default_cache_dir
         from .models import load_model
 
         out = Path(args.out or Path("artifacts") / "reports" / _cli.unique_name("eval-"))

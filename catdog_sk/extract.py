@@ -55,7 +55,7 @@ def main(argv=None):
     def body(args):
         from .data import default_data_dir, load_dataset
         from .cluster import extract_features_with
-        from .features import default_cache_dir, make_extractor
+        from .features import make_extractor
         from .preprocess import DEFAULT_MAX_PIXELS
 
         names = parse_features(parser, args.features)

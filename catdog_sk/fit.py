@@ -310,7 +310,7 @@ def main(argv=None):
 
         from ._io import atomic_dir
         from .data import dataset_sha256
-        from .features import FEATURE_NAMES, default_cache_dir
+        from .features import FEATURE_NAMES
         from .models import FEATURE_SETS, param_grid, run_search, save_model
         from .models._registry import grid_summary
         from .models.persistence import library_versions, promote, promotion_lock
