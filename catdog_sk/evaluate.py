@@ -34,6 +34,7 @@ def build_parser():
 def _negatives_decision(clf, args, cache, errors):
     """The model's answers on --negatives, leaving out the photos its presence model was fitted on."""
     from .data import find_negatives
+    from .evaluation import negatives_decision
 
     if getattr(clf, "presence_", None) is None:
         raise DatasetError(f"--negatives: the model at {args.model} never answers 'unknown' (it was fitted "
@@ -41,17 +42,14 @@ def _negatives_decision(clf, args, cache, errors):
     found = find_negatives(args.negatives)
     used = set(getattr(clf, "negatives_sha256_", ()))
     fresh = found.subset([h not in used for h in found.sha256])
-    res = clf.featurize(fresh.paths, on_error="skip", cache=cache, n_jobs=args.jobs,
-                        progress=_cli.show_progress(args), desc="negatives")
-    for err in res.errors:
-        _cli.log(args, f"skipped {err}")
-    errors.extend(res.errors)
-    decision = clf.predict_features(res.features)
     left_out = len(found) - len(fresh)
-    return {"groups": [fresh.groups[i] for i in res.ok], "labels": decision.labels, "presence": decision.presence,
-            "source": str(args.negatives),
-            "note": f"{left_out} photo(s) the model was fitted on left out" if left_out
-                    else "none of them was used for fitting"}
+    note = f"{left_out} photo(s) the model was fitted on left out" if left_out else "none of them was used for fitting"
+    decision, skipped = negatives_decision(clf, fresh, cache=cache, n_jobs=args.jobs,
+                                           progress=_cli.show_progress(args), note=note)
+    for err in skipped:
+        _cli.log(args, f"skipped {err}")
+    errors.extend(skipped)
+    return decision
 
 
 def main(argv=None):

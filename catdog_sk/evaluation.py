@@ -11,7 +11,8 @@ import numpy as np
 
 __all__ = ["classification_metrics", "expected_calibration_error", "bootstrap_ci", "write_report",
            "plot_confusion", "plot_curves", "plot_top_losses", "unknown_tradeoff", "plot_unknown_tradeoff",
-           "abstention_metrics", "negatives_metrics", "plot_unknown_gallery", "abstention_markdown"]
+           "abstention_metrics", "negatives_metrics", "negatives_decision", "plot_unknown_gallery",
+           "abstention_markdown"]
 
 
 def expected_calibration_error(y_true_positive, p_positive, *, n_bins=15):
@@ -205,6 +206,31 @@ def negatives_metrics(groups, labels, *, unknown="unknown"):
     return {"rejected": float(rejected.mean()) if len(rejected) else float("nan"), "n": int(len(rejected)),
             "by_group": by_group,
             "min_group_rejected": min((v["rejected"] for v in by_group.values()), default=float("nan"))}
+
+
+def negatives_decision(clf, negatives, *, note, cache=None, n_jobs=None, progress=False):
+    """A fitted classifier's answers on photos of neither, in the form ``write_report(negatives=...)`` takes.
+
+    Parameters
+    ----------
+    clf : CatDogClassifier
+    negatives : catdog_sk.data.Negatives
+    note : str
+        Which photos these are; ``{n}`` is replaced by the number decoded.
+
+    Returns
+    -------
+    negatives : dict
+        ``{"groups", "labels", "presence", "source", "note"}``.
+    errors : list of ImageDecodeError
+        The photos that could not be decoded (left out).
+    """
+    res = clf.featurize(negatives.paths, on_error="skip", cache=cache, n_jobs=n_jobs, progress=progress,
+                        desc="negatives")
+    decision = clf.predict_features(res.features)
+    return ({"groups": [negatives.groups[i] for i in res.ok], "labels": decision.labels,
+             "presence": decision.presence, "source": negatives.root, "note": note.format(n=len(res.ok))},
+            res.errors)
 
 
 def unknown_tradeoff(presence_in, presence_out, threshold=0.5):

@@ -169,14 +169,16 @@ def _negative_features(names, args, cache, negatives):
 
 def _held_out_negatives(clf, held, args, cache):
     """Decision of ``clf`` on the held-out photos of neither, as write_report's ``negatives``."""
+    from .evaluation import negatives_decision
+
     if held is None or not len(held):
         return None
-    res = clf.featurize(held.paths, on_error="skip", cache=cache, n_jobs=args.jobs)
-    decision = clf.predict_features(res.features)
-    return {"groups": [held.groups[i] for i in res.ok], "labels": decision.labels, "presence": decision.presence,
-            "source": held.root,
-            "note": f"the {len(res.ok)} photos held out of fitting (--negatives-fraction {args.negatives_fraction}, "
-                    f"seed {args.seed})"}
+    decision, skipped = negatives_decision(
+        clf, held, cache=cache, n_jobs=args.jobs,
+        note=f"the {{n}} photos held out of fitting (--negatives-fraction {args.negatives_fraction}, seed {args.seed})")
+    for err in skipped:
+        _cli.log(args, f"skipped negative {err}")
+    return decision
 
 
 def _check_trainable(found, cv):
