@@ -297,13 +297,13 @@ class Negatives:
 
         if not 0 <= fraction <= 1:
             raise DatasetError(f"The negatives fraction must be between 0 and 1; got {fraction}.")
+        keys = [hashlib.sha256(f"{random_state}:{h}".encode()).hexdigest() for h in self.sha256]
         used = np.zeros(len(self), dtype=bool)
         for group in sorted(set(self.groups)):
-            idx = [i for i, g in enumerate(self.groups) if g == group]
-            order = sorted(idx, key=lambda i: hashlib.sha256(f"{random_state}:{self.sha256[i]}".encode()).hexdigest())
-            used[order[:int(round(fraction * len(idx)))]] = True
+            order = sorted((i for i, g in enumerate(self.groups) if g == group), key=keys.__getitem__)
+            used[order[:int(round(fraction * len(order)))]] = True
         first_side = {}  # byte-identical copies follow the first one
-        for i in np.argsort([hashlib.sha256(f"{random_state}:{h}".encode()).hexdigest() for h in self.sha256]):
+        for i in np.argsort(keys):
             used[i] = first_side.setdefault(self.sha256[i], used[i])
         return self.subset(used), self.subset(~used)
 
