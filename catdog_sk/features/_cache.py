@@ -103,19 +103,15 @@ class FeatureCache:
                     return action(db)
                 finally:
                     db.close()
-            except sqlite3.OperationalError as exc:
-                if "locked" in str(exc) or "busy" in str(exc):
-                    warnings.warn(f"{self.location / self.MEMO} is locked by another process; this run reads "
-                                  f"and hashes image files instead of using it.", RuntimeWarning, stacklevel=3)
+            except sqlite3.DatabaseError as exc:  # locked, "file is not a database", malformed
+                locked = "locked" in str(exc) or "busy" in str(exc)
+                if locked or attempt:
+                    why = "is locked by another process" if locked else f"cannot be used ({exc})"
+                    warnings.warn(f"{self.location / self.MEMO} {why}; this run reads and hashes image files "
+                                  f"instead of using it.", RuntimeWarning, stacklevel=3)
                     self._memo_off = True
                     return default
-                if attempt:
-                    raise
-                self._set_aside(exc)
-            except sqlite3.DatabaseError as exc:  # "file is not a database", malformed
-                if attempt:
-                    raise
-                self._set_aside(exc)
+                self._set_aside(exc)  # then try once more with a fresh memo
         return default
 
     def _set_aside(self, exc):
