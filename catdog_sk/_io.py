@@ -6,7 +6,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_dir", "check_new_dir"]
+__all__ = ["atomic_dir", "atomic_write", "check_new_dir"]
 
 
 def check_new_dir(final, what="output folder"):
@@ -52,3 +52,27 @@ def atomic_dir(final):
                              f"as it is and this run's output was discarded.") from None
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def atomic_write(final, data):
+    """Write ``data`` (bytes) to the new file ``final`` in one step; an existing file is never replaced.
+
+    The bytes go to a hidden sibling first, which is then hard-linked to ``final`` (a link refuses an
+    existing name, even one that appeared while the data was written) and removed.
+    """
+    from .exceptions import CacheError
+
+    final = Path(final)
+    check_new_dir(final, what="output file")
+    fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.tmp-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o644)
+        try:
+            os.link(tmp, final)
+        except FileExistsError:
+            raise CacheError(f"The output file {final} appeared while this run worked; it was kept as it is "
+                             f"and this run's output was discarded.") from None
+    finally:
+        os.unlink(tmp)

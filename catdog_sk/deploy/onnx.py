@@ -1,0 +1,353 @@
+"""One portable ONNX file per saved CNN model: uint8 crops in; probabilities, presence and label out.
+
+The graph is put together from the ecosystem's converters, not written by hand:
+
+1. ``torch.onnx`` exports the network part, built from the fitted estimator as a ``torch.nn.Module``
+   (:class:`_Network`): uint8 NHWC crops -> float, the weights' mean/std, each frozen backbone,
+   global average pooling, unit L2 norm per backbone, the ImageNet-1k head grouped into
+   dog / cat / other log-probabilities, and the presence score of
+   :class:`~catdog_sk.models.PresenceDetector` (a linear model on the embeddings plus the head's
+   log-odds, so it is a few tensor operations).
+2. ``skl2onnx`` converts the fitted scikit-learn pipeline (scaling, PCA, the calibrated SVM or
+   logistic regression) that maps the embeddings to class probabilities.
+3. ``onnx.compose.merge_models`` joins the two on the embeddings, and a last graph of three nodes
+   applies the abstain rule: ``label = -1`` ("unknown") where ``presence < threshold``, else the
+   index of the larger probability.
+
+Only models whose features are computed inside the network export: ``features='cnn'``. HOG,
+colour histograms and the VLAD pipeline run scikit-image code on the image that has no ONNX form.
+"""
+
+import json
+import os
+
+import numpy as np
+
+from ..exceptions import CatDogError
+
+__all__ = ["ExportError", "OPSET", "onnx_graph", "preprocessing", "prepare_inputs", "write_onnx", "OnnxModel"]
+
+#: ONNX opset of the exported graphs (ONNX Runtime >= 1.14 and ONNX Runtime Web run it).
+OPSET = 18
+_ML_OPSET = 3
+#: Output names of the graph, in order.
+OUTPUTS = ("probabilities", "presence", "label")
+
+
+class ExportError(CatDogError, ValueError):
+    """The model cannot be exported to the requested format (the message says why)."""
+
+
+def _check_exportable(clf):
+    from sklearn.utils.validation import check_is_fitted
+
+    from ..models._registry import FEATURE_SETS
+
+    check_is_fitted(clf)
+    if FEATURE_SETS[clf.features] != ("cnn",):
+        extra = ", ".join(n for n in FEATURE_SETS[clf.features] if n != "cnn")
+        raise ExportError(
+            f"Cannot export a model with features={clf.features!r} to ONNX: its {extra} features are computed "
+            f"by scikit-image code on the image, which has no ONNX form. Export a features='cnn' model "
+            f"(fit --features cnn)."
+        )
+    if clf.runtime.endswith("bf16"):
+        # The graph is float32; a bf16-fitted classifier would see slightly different embeddings.
+        pass
+
+
+def preprocessing(clf):
+    """How to turn a photo into the graph's inputs, as plain data (written beside the ONNX file).
+
+    Returns
+    -------
+    spec : dict
+        ``inputs``: one entry per distinct crop (name, size, crop_pct, layout); ``resize``: the rule;
+        ``classes``; ``threshold``; ``outputs``.
+    """
+    inputs = []
+    for spec in _specs(clf):
+        key = _input_name(spec)
+        if all(i["name"] != key for i in inputs):
+            inputs.append({"name": key, "size": spec.input_size, "crop_pct": spec.crop_pct,
+                           "shorter_side": int(spec.input_size / spec.crop_pct),
+                           "layout": "NHWC", "dtype": "uint8", "channels": "RGB"})
+    from ..preprocess import MAX_ASPECT_RATIO
+
+    return {
+        "inputs": inputs,
+        "resize": (f"Decode to RGB (EXIF orientation applied). If the longer side exceeds {MAX_ASPECT_RATIO:g} times "
+                   f"the shorter, keep its centre {MAX_ASPECT_RATIO:g} : 1. Resize with a bicubic filter so the "
+                   f"shorter side is shorter_side pixels (the other side int(shorter_side * long / short)), "
+                   f"then crop size x size from the centre (offsets rounded). Pixel values stay 0-255; the "
+                   f"graph normalises."),
+        "classes": [str(c) for c in clf.classes_],
+        "threshold": None if getattr(clf, "presence_", None) is None else float(clf.presence_threshold_),
+        "unknown_label": -1,
+        "outputs": {
+            "probabilities": "float32 (n, 2), columns in the order of classes",
+            "presence": "float32 (n,), in (0, 1); below threshold the model answers 'unknown' "
+                        "(1.0 for a model that never abstains)",
+            "label": "int64 (n,), index into classes, or -1 for 'unknown'",
+        },
+    }
+
+
+def _specs(clf):
+    from ..features._embed import load_backbone, split_backbones
+
+    return [load_backbone(name)[1] for name in split_backbones(clf.backbone)]
+
+
+def _input_name(spec):
+    return f"image_{spec.input_size}_{int(round(spec.crop_pct * 1000))}"
+
+
+def prepare_inputs(images, spec):
+    """The graph's inputs for RGB images, following ``spec`` (from :func:`preprocessing`).
+
+    Parameters
+    ----------
+    images : sequence of ndarray of shape (H, W, 3), dtype uint8
+    spec : dict
+
+    Returns
+    -------
+    feeds : dict of str to ndarray of shape (n, size, size, 3), dtype uint8
+    """
+    from ..preprocess import resize_shorter_center_crop
+
+    return {i["name"]: np.stack([resize_shorter_center_crop(im, i["size"], crop_pct=i["crop_pct"])
+                                 for im in images]) for i in spec["inputs"]}
+
+
+def _network_module(clf):
+    """The estimator's network part as a torch module: crops -> (classifier features, presence)."""
+    import torch
+
+    from ..features._backbones import IMAGENET_CAT_CLASSES, IMAGENET_DOG_CLASSES
+    from ..features._embed import imagenet_head, load_backbone, split_backbones
+
+    names = split_backbones(clf.backbone)
+    nets, specs, heads = [], [], []
+    for name in names:
+        model, spec, _ = load_backbone(name)
+        head = imagenet_head(name)
+        if head is None and getattr(clf, "presence_", None) is not None:
+            raise ExportError(f"Backbone {name!r} has no ImageNet-1k head, which the model's 'unknown' rule needs.")
+        nets.append(model)
+        specs.append(spec)
+        heads.append(head)
+    input_names = list(dict.fromkeys(_input_name(s) for s in specs))
+    presence = getattr(clf, "presence_", None)
+
+    class _Network(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.nets = torch.nn.ModuleList(nets)
+            self.slots = [input_names.index(_input_name(s)) for s in specs]
+            for i, s in enumerate(specs):
+                self.register_buffer(f"mean{i}", torch.tensor([255.0 * m for m in s.mean]).view(1, 3, 1, 1))
+                self.register_buffer(f"std{i}", torch.tensor([255.0 * v for v in s.std]).view(1, 3, 1, 1))
+            self.with_presence = presence is not None
+            if self.with_presence:
+                for i, (w, b) in enumerate(heads):
+                    self.register_buffer(f"head_w{i}", torch.from_numpy(np.asarray(w, np.float32)))
+                    self.register_buffer(f"head_b{i}", torch.from_numpy(np.asarray(b, np.float32)))
+                self.register_buffer("dog_idx", torch.tensor(IMAGENET_DOG_CLASSES, dtype=torch.long))
+                self.register_buffer("cat_idx", torch.tensor(IMAGENET_CAT_CLASSES, dtype=torch.long))
+                other = np.setdiff1d(np.arange(1000), np.r_[IMAGENET_DOG_CLASSES, IMAGENET_CAT_CLASSES])
+                self.register_buffer("other_idx", torch.tensor(other, dtype=torch.long))
+                lr = presence.model_
+                self.register_buffer("pw", torch.tensor(lr.coef_.ravel(), dtype=torch.float32))
+                self.pb = float(lr.intercept_[0])
+                self.head_weight = float(presence.head_weight)
+                self.learned_offset = float(presence.learned_offset_)
+                self.head_offset = float(presence.head_offset_)
+
+        def forward(self, *crops):
+            blocks, odds = [], []
+            for i, net in enumerate(self.nets):
+                x = crops[self.slots[i]].permute(0, 3, 1, 2).to(torch.float32)
+                x = (x - getattr(self, f"mean{i}")) / getattr(self, f"std{i}")
+                pooled = net(x)
+                blocks.append(pooled / pooled.norm(dim=1, keepdim=True).clamp_min(1e-12))
+                if self.with_presence:
+                    logp = torch.log_softmax(pooled @ getattr(self, f"head_w{i}").T + getattr(self, f"head_b{i}"), 1)
+                    dog = torch.logsumexp(logp.index_select(1, self.dog_idx), 1)
+                    cat = torch.logsumexp(logp.index_select(1, self.cat_idx), 1)
+                    other = torch.logsumexp(logp.index_select(1, self.other_idx), 1)
+                    odds.append(torch.logaddexp(dog, cat) - other)
+            emb = blocks[0] if len(blocks) == 1 else torch.cat(blocks, 1)
+            if not self.with_presence:
+                return emb, torch.ones(emb.shape[0], dtype=torch.float32)
+            head_odds = torch.stack(odds, 1).mean(1)
+            fused = emb @ self.pw + self.pb + self.head_weight * head_odds - self.learned_offset
+            margin = torch.minimum(fused, head_odds - self.head_offset)
+            return emb, torch.sigmoid(margin.clamp(-50.0, 50.0))
+
+    module = _Network().eval()
+    sizes = {_input_name(s): s.input_size for s in specs}
+    return module, input_names, sizes
+
+
+def _export_network(clf, path):
+    import warnings
+
+    import torch
+
+    module, input_names, sizes = _network_module(clf)
+    examples = tuple(torch.zeros(2, sizes[n], sizes[n], 3, dtype=torch.uint8) for n in input_names)
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(
+            module, examples, None, input_names=input_names, output_names=["embeddings", "net_presence"],
+            opset_version=OPSET, dynamo=True, external_data=False, verbose=False,
+            dynamic_shapes=(tuple({0: batch} for _ in input_names),))
+    program.optimize()
+    return program.model_proto
+
+
+def _sklearn_graph(clf, width):
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType
+    from sklearn.pipeline import Pipeline
+
+    steps = [(n, s) for n, s in clf.pipeline_.steps if s != "passthrough" and s is not None]
+    pipeline = Pipeline(steps) if len(steps) > 1 else steps[0][1]
+    try:
+        return convert_sklearn(pipeline, initial_types=[("features", FloatTensorType([None, width]))],
+                               target_opset={"": OPSET, "ai.onnx.ml": _ML_OPSET},
+                               options={id(steps[-1][1]): {"zipmap": False}})
+    except Exception as exc:  # noqa: BLE001 - any converter failure is "this head does not export"
+        raise ExportError(f"skl2onnx cannot convert this model's classifier ({type(exc).__name__}: {exc}).") from None
+
+
+def _abstain_graph(threshold):
+    """probabilities, presence -> the same two plus label (-1 where presence < threshold)."""
+    from onnx import TensorProto, helper
+
+    thr = helper.make_tensor("threshold", TensorProto.FLOAT, [], [-1.0 if threshold is None else threshold])
+    minus1 = helper.make_tensor("unknown", TensorProto.INT64, [], [-1])
+    nodes = [
+        helper.make_node("ArgMax", ["p_in"], ["argmax"], axis=1, keepdims=0),
+        helper.make_node("Less", ["s_in", "threshold"], ["absent"]),
+        helper.make_node("Where", ["absent", "unknown", "argmax"], ["label"]),
+        helper.make_node("Identity", ["p_in"], ["probabilities"]),
+        helper.make_node("Identity", ["s_in"], ["presence"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "abstain",
+        [helper.make_tensor_value_info("p_in", TensorProto.FLOAT, ["n", 2]),
+         helper.make_tensor_value_info("s_in", TensorProto.FLOAT, ["n"])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["n", 2]),
+         helper.make_tensor_value_info("presence", TensorProto.FLOAT, ["n"]),
+         helper.make_tensor_value_info("label", TensorProto.INT64, ["n"])],
+        initializer=[thr, minus1])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+
+
+def onnx_graph(clf):
+    """The fitted estimator as one ONNX model (see the module docstring).
+
+    Parameters
+    ----------
+    clf : CatDogClassifier
+        Fitted, with ``features='cnn'``.
+
+    Returns
+    -------
+    model : onnx.ModelProto
+        Inputs: one uint8 NHWC crop batch per distinct preprocessing (see
+        :func:`preprocessing`). Outputs: ``probabilities``, ``presence``, ``label``.
+
+    Raises
+    ------
+    ExportError
+        The features are not computed by the network, or a part has no converter.
+    """
+    _check_exportable(clf)
+    try:
+        import onnx
+        from onnx import compose
+    except ImportError:
+        raise ExportError("Exporting to ONNX needs the 'onnx', 'onnxscript' and 'skl2onnx' packages: "
+                          "pip install 'catdog_sk[export]'.") from None
+    network = _export_network(clf, None)
+    width = clf.split_features(np.zeros((1, clf.n_features_)))[0].shape[1]
+    head = _sklearn_graph(clf, width)
+    prob_name = [o.name for o in head.graph.output if "prob" in o.name][0]
+    ir = max(network.ir_version, head.ir_version)
+    abstain = _abstain_graph(None if getattr(clf, "presence_", None) is None else clf.presence_threshold_)
+    for m in (network, head, abstain):
+        m.ir_version = ir
+    network = compose.add_prefix(network, "net/", rename_inputs=False, rename_outputs=False)
+    head = compose.add_prefix(head, "clf/", rename_inputs=False, rename_outputs=True)
+    merged = compose.merge_models(network, head, io_map=[("embeddings", "features")],
+                                  outputs=["clf/" + prob_name, "net_presence"])
+    merged = compose.merge_models(merged, abstain, io_map=[("clf/" + prob_name, "p_in"), ("net_presence", "s_in")])
+    merged.producer_name = "catdog_sk"
+    from .._version import __version__
+
+    merged.producer_version = __version__
+    onnx.checker.check_model(merged)
+    return merged
+
+
+def write_onnx(clf, path, *, version=""):
+    """Write ``clf`` as an ONNX file and, beside it, ``<name>.json`` describing its preprocessing.
+
+    Parameters
+    ----------
+    clf : CatDogClassifier
+    path : str or os.PathLike
+        The ``.onnx`` file to write (its folder must exist). Written atomically.
+    version : str
+        Model version recorded in the JSON (e.g. the first 12 characters of the model's SHA-256).
+
+    Returns
+    -------
+    paths : (str, str)
+        The ONNX file and the JSON file.
+    """
+    import onnx
+
+    from .._io import atomic_write
+
+    model = onnx_graph(clf)
+    meta = preprocessing(clf)
+    meta.update({"format": "onnx", "opset": OPSET, "model_version": version or "unversioned",
+                 "backbone": clf.backbone, "input_names": [i.name for i in model.graph.input]})
+    path = os.fspath(path)
+    meta_path = os.path.splitext(path)[0] + ".json"
+    atomic_write(path, model.SerializeToString())
+    atomic_write(meta_path, (json.dumps(meta, indent=2) + "\n").encode())
+    return path, meta_path
+
+
+class OnnxModel:
+    """Run an exported file with ONNX Runtime (CPU): the reference consumer of :func:`write_onnx`.
+
+    Parameters
+    ----------
+    path : str
+        The ``.onnx`` file; its ``.json`` must sit beside it.
+    """
+
+    def __init__(self, path):
+        import onnxruntime as ort
+
+        self.path = os.fspath(path)
+        with open(os.path.splitext(self.path)[0] + ".json", encoding="utf-8") as f:
+            self.meta = json.load(f)
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(self.path, options, providers=["CPUExecutionProvider"])
+
+    def run(self, images):
+        """``(labels, probabilities, presence)`` for RGB uint8 images (labels as strings, 'unknown' too)."""
+        feeds = prepare_inputs(images, self.meta)
+        proba, presence, label = self.session.run(list(OUTPUTS), feeds)
+        classes = np.asarray(self.meta["classes"] + ["unknown"], dtype=object)
+        return classes[label], proba, presence
