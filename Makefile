@@ -12,7 +12,13 @@ CATDOG_DATA ?= $(if $(wildcard ../shared/data/catsdogs/train),../shared/data/cat
 CATDOG_NEGATIVES ?= $(if $(wildcard ../shared/data/animals10),../shared/data/animals10,)
 export CATDOG_DATA CATDOG_NEGATIVES
 
-.PHONY: venv browser demo test bench clean
+# ONNX Runtime Web for the in-browser page (`export --format web`): unpacked from the npm registry at
+# build time, never loaded from a CDN at run time.
+ORT_WEB_VERSION ?= 1.30.0
+ORT_WEB_DIR := artifacts/vendor/onnxruntime-web
+ORT_WEB_FILES := ort.wasm.bundle.min.mjs ort-wasm-simd-threaded.mjs ort-wasm-simd-threaded.wasm
+
+.PHONY: venv browser web-runtime demo test bench clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,9 +28,22 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 
-demo: venv
+demo: venv web-runtime
 	$(PY) -m catdog_sk.extract --features hog,color,dense,texture,cnn
 	$(PY) -m catdog_sk.fit --model all
+	$(PY) -m catdog_sk.export --model artifacts/models --format onnx
+	$(PY) -m catdog_sk.export --model artifacts/models --format web
+
+$(ORT_WEB_DIR)/.version-$(ORT_WEB_VERSION):
+	@command -v npm >/dev/null || { echo "make web-runtime needs npm (e.g. apt-get install npm)"; exit 1; }
+	rm -rf $(ORT_WEB_DIR) && mkdir -p $(ORT_WEB_DIR)/.pack
+	cd $(ORT_WEB_DIR)/.pack && npm pack --silent onnxruntime-web@$(ORT_WEB_VERSION) >/dev/null
+	tar -xzf $(ORT_WEB_DIR)/.pack/onnxruntime-web-$(ORT_WEB_VERSION).tgz -C $(ORT_WEB_DIR)/.pack
+	cd $(ORT_WEB_DIR)/.pack/package/dist && cp $(ORT_WEB_FILES) ../../..
+	cp $(ORT_WEB_DIR)/.pack/package/LICENSE $(ORT_WEB_DIR)/ 2>/dev/null || true
+	rm -rf $(ORT_WEB_DIR)/.pack && touch $@
+
+web-runtime: $(ORT_WEB_DIR)/.version-$(ORT_WEB_VERSION)
 
 # The browser tests drive Debian's chromium through chromium-driver; install them when missing
 # (needs root or sudo; nothing is downloaded by the test tools themselves).

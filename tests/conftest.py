@@ -2,6 +2,7 @@
 
 import contextlib
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -166,3 +167,52 @@ def running_server(model, *extra_args, timeout=90, with_process=False):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def full_run(shared_data, animals10, feature_cache, shared_embeddings, tmp_path_factory):
+    """``fit --model all`` with the command-line defaults on the shared split, half of animals10 as negatives.
+
+    What ``make demo`` does; its promoted model is the CLI default (Lite0 + Lite2 'cnn' + logreg, 'unknown' on).
+    """
+    from catdog_sk import fit
+
+    art = tmp_path_factory.mktemp("full") / "art"
+    code = fit.main(["--data", str(shared_data / "train"), "--test", str(shared_data / "test"),
+                     "--model", "all", "--cache", str(feature_cache), "--artifacts", str(art),
+                     "--negatives", str(animals10), "--run", "full", "--quiet"])
+    assert code == 0
+    return art
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+
+
+def need(what, fix):
+    """Skip with the reason and the fix; under CI (CI=true) fail instead, so CI never passes without it."""
+    message = f"{what} is missing: {fix}"
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(message + " (CI=true: required)")
+    pytest.skip(message)
+
+
+@pytest.fixture
+def browser(tmp_path):
+    """Headless Debian chromium driven by chromium-driver; skipped (failed under CI=true) when missing."""
+    if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
+        need("Debian's chromium and chromium-driver", "run `make browser` (apt-get install chromium chromium-driver)")
+    os.environ.setdefault("SE_OFFLINE", "true")  # Selenium Manager must not look for drivers online
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'profile'}", "--window-size=900,1000"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(60)
+    yield driver
+    driver.quit()

@@ -113,17 +113,6 @@ def test_evaluate_refuses_missing_model(tmp_path, capsys):
     assert "No model file" in capsys.readouterr().err
 
 
-@pytest.fixture(scope="module")
-def full_run(shared_data, animals10, feature_cache, shared_embeddings, tmp_path_factory):
-    """``fit --model all`` with the command-line defaults on the shared split, half of animals10 as negatives."""
-    art = tmp_path_factory.mktemp("full") / "art"
-    code = fit.main(["--data", str(shared_data / "train"), "--test", str(shared_data / "test"),
-                     "--model", "all", "--cache", str(feature_cache), "--artifacts", str(art),
-                     "--negatives", str(animals10), "--run", "full", "--quiet"])
-    assert code == 0
-    return art
-
-
 @pytest.mark.cnn
 def test_fit_all_on_shared_split_meets_accuracy_targets(full_run):
     """The models and accuracy issues' acceptance: every feature set x model, fit on train, scored on test.

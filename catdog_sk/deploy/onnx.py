@@ -25,7 +25,7 @@ import numpy as np
 
 from ..exceptions import CatDogError
 
-__all__ = ["ExportError", "OPSET", "onnx_graph", "preprocessing", "prepare_inputs", "write_onnx", "OnnxModel"]
+__all__ = ["ExportError", "OPSET", "check_exportable", "onnx_graph", "preprocessing", "prepare_inputs", "write_onnx", "OnnxModel"]
 
 #: ONNX opset of the exported graphs (ONNX Runtime >= 1.14 and ONNX Runtime Web run it).
 OPSET = 18
@@ -38,7 +38,8 @@ class ExportError(CatDogError, ValueError):
     """The model cannot be exported to the requested format (the message says why)."""
 
 
-def _check_exportable(clf):
+def check_exportable(clf):
+    """ExportError unless ``clf`` is fitted and all of its features are computed by the network."""
     from sklearn.utils.validation import check_is_fitted
 
     from ..models._registry import FEATURE_SETS
@@ -51,9 +52,6 @@ def _check_exportable(clf):
             f"by scikit-image code on the image, which has no ONNX form. Export a features='cnn' model "
             f"(fit --features cnn)."
         )
-    if clf.runtime.endswith("bf16"):
-        # The graph is float32; a bf16-fitted classifier would see slightly different embeddings.
-        pass
 
 
 def preprocessing(clf):
@@ -81,6 +79,7 @@ def preprocessing(clf):
                    f"shorter side is shorter_side pixels (the other side int(shorter_side * long / short)), "
                    f"then crop size x size from the centre (offsets rounded). Pixel values stay 0-255; the "
                    f"graph normalises."),
+        "max_aspect_ratio": MAX_ASPECT_RATIO,
         "classes": [str(c) for c in clf.classes_],
         "threshold": None if getattr(clf, "presence_", None) is None else float(clf.presence_threshold_),
         "unknown_label": -1,
@@ -267,9 +266,11 @@ def onnx_graph(clf):
     ExportError
         The features are not computed by the network, or a part has no converter.
     """
-    _check_exportable(clf)
+    check_exportable(clf)
     try:
         import onnx
+        import onnxscript  # noqa: F401 - torch.onnx's exporter needs it
+        import skl2onnx  # noqa: F401
         from onnx import compose
     except ImportError:
         raise ExportError("Exporting to ONNX needs the 'onnx', 'onnxscript' and 'skl2onnx' packages: "
