@@ -25,10 +25,26 @@ SKIPPED_EPILOG = ("Exit status: 0 done, 3 done but some image files could not be
                   "its reason), 1 failure (or unreadable files with --strict), 2 usage error.")
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """Adds ``(default: X)`` to an option's help once, and only where it tells something.
+
+    Not where the help already says its default in words, not for flags (their default is "off"),
+    and not for options whose default is None or empty (the help says what happens without them).
+    """
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        default = action.default
+        if ("default" in text.lower() or any(default is v for v in (None, False, True, argparse.SUPPRESS))
+                or default in ([], ()) or action.nargs == 0 or not action.option_strings):
+            return text
+        return text + " (default: %(default)s)"
+
+
 def make_parser(prog, description, epilog=None):
     parser = argparse.ArgumentParser(
         prog=f"python -m catdog_sk.{prog}", description=description, epilog=epilog,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"catdog_sk {__version__}")
     parser.add_argument("--json", action="store_true", help="print results as JSON on stdout")

@@ -17,9 +17,8 @@ def build_parser():
         "Predict the class of each image (files, or folders searched recursively) with a saved model. "
         "Prints one JSON line (or CSV row) per image, in input order: path, label, the probability of "
         "each class and the model version; a file that cannot be read gets a line with the error "
-        "instead, and the run goes on.",
-        epilog="Exit status: 0 done (unreadable files are reported in the output), 1 failure (or any "
-               "unreadable file with --strict), 2 usage error.",
+        "instead, and the run goes on (exit status 3).",
+        epilog=_cli.SKIPPED_EPILOG,
     )
     parser.add_argument("images", nargs="+", metavar="IMAGE|DIR", help="image files or folders")
     _cli.add_model_args(parser)

@@ -10,7 +10,7 @@ from catdog_sk import __version__
 
 from conftest import REPO, save, textured_image
 
-COMMANDS = ["extract", "fit", "evaluate", "predict", "serve", "monitor"]
+COMMANDS = ["extract", "fit", "evaluate", "predict", "serve", "monitor", "export"]
 
 
 def _run(*args, **kw):
@@ -23,6 +23,46 @@ def test_help_and_version(command):
     assert helped.returncode == 0 and "usage:" in helped.stdout and "--json" in helped.stdout
     version = _run(f"catdog_sk.{command}", "--version")
     assert version.returncode == 0 and version.stdout.strip() == f"catdog_sk {__version__}"
+
+
+def _option_blocks(help_text):
+    """Each option's help, joined over its wrapped lines."""
+    blocks, current = [], None
+    for line in help_text.split("options:", 1)[1].split("\n\n")[0].splitlines():
+        if line.startswith("  -"):
+            current = [line]
+            blocks.append(current)
+        elif current is not None:
+            current.append(line)
+    return [" ".join(" ".join(b).split()) for b in blocks]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_states_each_default_once_in_words(command):
+    text = _run(f"catdog_sk.{command}", "--help").stdout
+    blocks = _option_blocks(text)
+    assert len(blocks) >= 4
+    for block in blocks:
+        assert block.lower().count("default") <= 1, block
+        assert "(default: None)" not in block and "(default: False)" not in block and "(default: [])" not in block
+    if command == "fit":
+        assert any(b.startswith("--cv K") and b.endswith("(default: 5)") for b in blocks), blocks
+
+
+def test_predict_help_readme_and_behaviour_agree_on_unreadable_files(model_dir, tmp_path):
+    """An unreadable file: its own line, the run goes on, exit status 3 (1 with --strict), as help and README say."""
+    text = " ".join(_run("catdog_sk.predict", "--help").stdout.split())
+    assert "3 done but some image files could not be read" in text and "(exit status 3)" in text
+    readme = " ".join((REPO / "README.md").read_text().split())
+    assert "an unreadable file gets a line with its error, the run goes on and the exit status is 3" in readme
+    (tmp_path / "junk.jpg").write_bytes(b"not an image")
+    photo = save(textured_image(), tmp_path / "ok.png")
+    out = _run("catdog_sk.predict", "--model", str(model_dir), str(photo), str(tmp_path / "junk.jpg"), "--quiet")
+    assert out.returncode == 3, out.stderr
+    lines = [json.loads(line) for line in out.stdout.splitlines()]
+    assert "label" in lines[0] and lines[1]["error"] == "not_an_image"
+    strict = _run("catdog_sk.predict", "--model", str(model_dir), str(tmp_path / "junk.jpg"), "--quiet", "--strict")
+    assert strict.returncode == 1
 
 
 @pytest.mark.parametrize("command", COMMANDS)
