@@ -346,7 +346,7 @@ def abstention_markdown(metrics, out_dir, *, paths, y_true, labels, presence, th
 
 def write_report(out_dir, *, paths, y_true, pred, proba, classes, title, short_title="model", metrics=None,
                  extra_md="", labels=None, presence=None, threshold=None, negatives=None):
-    """Write report.md, results.json and the PNG plots for one model on one labelled set.
+    """Write report.md (and index.html, the same as a page), results.json and the PNG plots for one model.
 
     ``title`` heads the Markdown report; ``short_title`` (a few words) labels the plots.
     ``pred``/``proba`` are the cat/dog classifier's own answers (the classic metrics);
@@ -392,4 +392,7 @@ def write_report(out_dir, *, paths, y_true, pred, proba, classes, title, short_t
     ]
     md += [f"| {t['path']} | {t['true']} | {t['p_true']:.4f} |" for t in metrics["top_losses"]]
     (out_dir / "report.md").write_text("\n".join(md) + "\n")
+    from ._html import write_index
+
+    write_index(out_dir, "\n".join(md) + "\n", title=title)
     return metrics

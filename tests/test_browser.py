@@ -79,3 +79,18 @@ def test_the_monitoring_page_renders_from_the_log(server, browser, photos):
     assert browser.find_element(By.ID, "status").text in ("No alert", "Alerts raised")
     img = browser.find_element(By.TAG_NAME, "img")
     assert browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth", img) > 100
+
+
+def test_a_report_folder_opens_as_one_page(full_run, browser):
+    """fit's report folder: index.html shows the Markdown report with every plot loaded, from file://."""
+    from selenium.webdriver.common.by import By
+
+    report = full_run / "reports" / "full"
+    browser.get((report / "index.html").as_uri())
+    assert browser.find_element(By.TAG_NAME, "h1").text.startswith("Best model:")
+    assert len(browser.find_elements(By.TAG_NAME, "table")) >= 2
+    images = browser.find_elements(By.TAG_NAME, "img")
+    assert {img.get_attribute("src").rsplit("/", 1)[1] for img in images} >= {
+        "confusion.png", "comparison.png", "unknown.png", "unknown_tradeoff.png"}
+    assert all(browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth", img) > 100
+               for img in images)

@@ -76,6 +76,9 @@ def test_fit_then_evaluate_writes_model_card_report_and_plots(shared_data, tmp_p
         with Image.open(report / f"{png}.png") as im:
             assert im.width > 200 and im.height > 200
     assert "| hog+color | svm |" in (report / "report.md").read_text()
+    page = (report / "index.html").read_text()  # the same report as one page, plots inline
+    assert "<table>" in page and "<td>hog+color</td>" in page
+    assert all(f'src="{png}.png"' in page for png in ("confusion", "roc", "comparison", "top_losses"))
 
     code = evaluate.main(["--model", str(model_dir), "--data", str(data / "test"), "--cache", str(feature_cache),
                           "--out", str(tmp_path / "eval"), "--json", "--quiet"])

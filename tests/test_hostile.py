@@ -176,7 +176,8 @@ def test_evaluate_skips_reports_and_writes_a_whole_report(corpus, model_dir, tmp
     metrics = json.loads(proc.stdout)
     assert _by_name(metrics["skipped"]) == _bad(expected)
     assert metrics["test_n"] == 6 + sum(r is None for r in expected.values())
-    assert {"report.md", "results.json", "confusion.png", "top_losses.png"} <= {p.name for p in out.iterdir()}
+    assert {"report.md", "index.html", "results.json", "confusion.png", "top_losses.png"} <= {
+        p.name for p in out.iterdir()}
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".report.tmp")]
 
 
