@@ -185,8 +185,9 @@ def full_run(shared_data, animals10, feature_cache, shared_embeddings, tmp_path_
     return art
 
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+# CATDOG_CHROMIUM / CATDOG_CHROMEDRIVER point elsewhere (tests of the skip rule set them to missing paths).
+CHROMIUM = os.environ.get("CATDOG_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = os.environ.get("CATDOG_CHROMEDRIVER") or shutil.which("chromedriver") or "/usr/bin/chromedriver"
 
 
 def need(what, fix):

@@ -1,0 +1,39 @@
+"""The README's two commands: `make test` installs no system package off CI, and browser tests say why they skip."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+
+
+def _dry_run(target, **env):
+    environ = {k: v for k, v in os.environ.items() if k not in ("CI", "MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
+    environ.update(env)
+    return subprocess.run(["make", "-n", target], cwd=REPO, capture_output=True, text=True, env=environ).stdout
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_test_installs_system_packages_only_under_ci():
+    assert "apt-get" not in _dry_run("test")
+    assert "apt-get install" in _dry_run("test", CI="true")
+    assert "apt-get install" in _dry_run("browser")
+
+
+@pytest.mark.parametrize("ci", ["", "true"])
+def test_a_missing_browser_skips_with_the_fix_and_fails_under_ci(tmp_path, ci):
+    (tmp_path / "test_needs_browser.py").write_text("def test_page(browser):\n    pass\n")
+    env = {**os.environ, "CATDOG_CHROMIUM": str(tmp_path / "no-chromium"), "PYTHONPATH": str(REPO / "tests"),
+           "CI": ci}
+    out = subprocess.run([sys.executable, "-m", "pytest", "-p", "conftest", "-rs", "-q", "-p", "no:cacheprovider",
+                          "--rootdir", str(tmp_path), "-c", os.devnull, str(tmp_path)],
+                         cwd=tmp_path, capture_output=True, text=True, env=env)
+    text = out.stdout + out.stderr
+    assert "make browser" in text, text
+    if ci:
+        assert out.returncode == 1 and "1 error" in text and "CI=true: required" in text, text
+    else:
+        assert out.returncode == 0 and "1 skipped" in text, text
