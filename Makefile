@@ -64,6 +64,7 @@ bench: venv
 	$(PY) benchmarks/bench_cnn.py
 	$(PY) benchmarks/bench_memory_latency.py
 	$(PY) benchmarks/bench_monitor.py
+	$(PY) benchmarks/bench_export.py
 
 clean:
 	rm -rf $(VENV) artifacts/cache artifacts/models artifacts/reports

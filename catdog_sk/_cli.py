@@ -16,7 +16,7 @@ from .exceptions import CatDogError
 
 __all__ = ["EXIT_SKIPPED", "SKIPPED_EPILOG", "make_parser", "add_model_args", "add_backbone_arg", "add_runtime_arg",
            "add_backend_args", "add_strict_arg", "skipped_status", "cluster", "run", "show_progress", "log",
-           "emit_json", "open_cache", "check_output_file", "unique_name"]
+           "emit_json", "open_cache", "check_output_file", "unique_name", "parse_names"]
 
 
 #: Exit status of a command that finished but skipped unreadable image files.
@@ -152,6 +152,19 @@ def check_output_file(path, option):
         raise CacheError(f"{option} {path}: the folder {folder} does not exist; create it first.")
     if not os.access(folder, os.W_OK):
         raise CacheError(f"{option} {path}: the folder {folder} is not writable.")
+
+
+def parse_names(parser, option, text, choices, *, split_plus=False):
+    """A comma-separated list of names from ``choices`` (order kept, repeats dropped); a usage error otherwise.
+
+    With ``split_plus``, '+' separates names too (``extract --features hog+color``).
+    """
+    names = [p.strip() for p in (text.replace("+", ",") if split_plus else text).split(",") if p.strip()]
+    bad = [n for n in names if n not in choices]
+    if not names or bad:
+        parser.error(f"{option} must be a comma-separated list of {', '.join(choices)}; got {text!r}"
+                     + (f" ({', '.join(repr(b) for b in bad)} unknown)" if bad else ""))
+    return list(dict.fromkeys(names))
 
 
 def add_strict_arg(parser):

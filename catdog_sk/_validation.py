@@ -51,23 +51,3 @@ def check_number(value, *, name, caller, kind=numbers.Integral, low=None, high=N
             f"The {name!r} parameter of {caller} must be {what}. Got {value!r} instead."
         )
     return value
-
-
-def check_feature_list(value, choices, *, name, caller):
-    """Parse 'hog,color' / 'hog+color' / ['hog', 'color'] into a tuple of known names."""
-    if isinstance(value, str):
-        parts = [p.strip() for p in value.replace("+", ",").split(",") if p.strip()]
-    elif isinstance(value, (list, tuple)):
-        parts = list(value)
-    else:
-        parts = None
-    if not parts or any(p not in choices for p in parts):
-        raise InvalidParameterError(
-            f"The {name!r} parameter of {caller} must be a combination of {_join(choices)} "
-            f"(e.g. 'hog+color'). Got {value!r} instead."
-        )
-    out = []
-    for p in parts:
-        if p not in out:
-            out.append(p)
-    return tuple(out)

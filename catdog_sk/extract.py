@@ -6,9 +6,9 @@ import sys
 
 from . import _cli
 from .exceptions import DatasetError
+from .registry import EXTRACTORS
 
-#: catdog_sk.features.FEATURE_NAMES, spelled out so that ``--help`` does not import scikit-learn.
-FEATURES = ("hog", "color", "dense", "texture", "cnn")
+FEATURES = tuple(EXTRACTORS)
 
 
 def build_parser():
@@ -41,14 +41,6 @@ def build_parser():
     return parser
 
 
-def parse_features(parser, text):
-    names = [p.strip() for p in text.replace("+", ",").split(",") if p.strip()]
-    bad = [n for n in names if n not in FEATURES]
-    if not names or bad:
-        parser.error(f"--features must be a comma-separated subset of {','.join(FEATURES)}; got {text!r}")
-    return list(dict.fromkeys(names))
-
-
 def main(argv=None):
     parser = build_parser()
 
@@ -58,7 +50,7 @@ def main(argv=None):
         from .features import make_extractor
         from .preprocess import DEFAULT_MAX_PIXELS
 
-        names = parse_features(parser, args.features)
+        names = _cli.parse_names(parser, "--features", args.features, FEATURES, split_plus=True)
         if args.jobs is not None and args.jobs == 0:
             parser.error("--jobs must be a positive number of threads or -1 for all CPUs; got 0")
         if args.batch_size < 1:

@@ -11,9 +11,10 @@ import numpy as np
 
 from . import _cli
 from .exceptions import DatasetError
+from .registry import FEATURE_SETS, MODELS
 
-ALL_SETS = ("hog", "color", "hog+color", "vlad", "cnn", "all")
-ALL_MODELS = ("svm", "logreg")
+ALL_SETS = tuple(FEATURE_SETS)
+ALL_MODELS = tuple(MODELS)
 
 
 def build_parser():
@@ -66,14 +67,6 @@ def build_parser():
                         help="never promote the new model (by default it is promoted when its test accuracy "
                              "is at least the current promoted model's on the same test set)")
     return parser
-
-
-def _parse_sets(parser, text):
-    names = [p.strip() for p in text.split(",") if p.strip()]
-    bad = [n for n in names if n not in ALL_SETS]
-    if not names or bad:
-        parser.error(f"--features must list feature sets from {', '.join(ALL_SETS)}; got {text!r}")
-    return list(dict.fromkeys(names))
 
 
 def _resolve_data(args):
@@ -313,12 +306,12 @@ def main(argv=None):
         from ._io import atomic_dir
         from .data import dataset_sha256
         from .features import FEATURE_NAMES
-        from .models import FEATURE_SETS, param_grid, run_search, save_model
+        from .models import param_grid, run_search, save_model
         from .models._registry import grid_summary
         from .models.persistence import library_versions, promote, promotion_lock
         from .monitoring import REFERENCE_EMBEDDINGS
 
-        sets = _parse_sets(parser, args.features)
+        sets = _cli.parse_names(parser, "--features", args.features, ALL_SETS)
         models = list(ALL_MODELS) if args.model == "all" else [args.model]
         if args.cv < 2:
             parser.error(f"--cv must be >= 2; got {args.cv}")

@@ -11,7 +11,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from catdog_sk import CatDogClassifier
 from catdog_sk.data import load_dataset
-from catdog_sk.exceptions import DatasetError, InvalidParameterError
+from catdog_sk.exceptions import DatasetError, ImageDecodeError, InvalidParameterError
 from catdog_sk.models import ModelLoadError, load_model, run_search, save_model
 
 
@@ -286,3 +286,31 @@ def test_vlad_features_fit_and_predict_without_a_network(small_split, tmp_path):
     assert clf.n_features_ == 60112 + 1228
     assert clf.predict_proba(X_test[:4]).shape == (4, 2)
     assert [ex.name for ex in clf.extractors()] == ["dense", "texture"]  # no CNN anywhere
+
+
+@pytest.mark.cnn
+def test_grid_search_on_cached_features_through_the_public_boundary(small_split, feature_cache, tmp_path):
+    """featurize once, then fit_features / predict_features per candidate: what `fit` does, from a notebook."""
+    from catdog_sk.features import extract_features
+
+    (X, y), (X_test, y_test) = small_split
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff not a jpeg")
+    base = CatDogClassifier(cache=str(feature_cache), random_state=0)
+    F, ok, errors = base.featurize(list(X) + [broken], on_error="skip")
+    assert list(ok) == list(range(len(X))) and [e.path for e in errors] == [str(broken)]
+    with pytest.raises(ImageDecodeError):
+        base.featurize([broken])
+    # the same matrix from the extraction engine with the estimator's own extractor plans
+    res = extract_features(list(X), base.extractors(), cache=str(feature_cache))
+    np.testing.assert_array_equal(np.hstack(res.features), F)
+    F_test = base.featurize(X_test).features
+    scores = {}
+    for C in (0.001, 0.1):
+        clf = clone(base).set_params(C=C).fit_features(F, y)
+        decision = clf.predict_features(F_test)
+        scores[C] = np.mean(decision.labels == np.asarray(y_test))
+        # the boundary decides exactly as the image-level methods do
+        np.testing.assert_array_equal(decision.labels, clf.predict(X_test))
+        np.testing.assert_allclose(decision.proba, clf.predict_proba(X_test))
+    assert max(scores.values()) >= 0.9, scores

@@ -1,5 +1,6 @@
 """Feature extraction: HOG, colour histograms and frozen-CNN embeddings, cached by content."""
 
+from ..registry import EXTRACTORS
 from ._backbones import BackboneSpec, get_backbone, list_backbones
 from ._cache import FeatureCache, default_cache_dir
 from ._color import ColorHistogramExtractor, color_histogram
@@ -30,13 +31,35 @@ __all__ = [
     "list_backbones",
     "make_extractor",
     "EmbeddingExtractor",
+    "FEATURE_NAMES",
 ]
 
-FEATURE_NAMES = ("hog", "color", "dense", "texture", "cnn")
+#: The base extractor names, in catdog_sk.registry.EXTRACTORS order.
+FEATURE_NAMES = tuple(EXTRACTORS)
+
+
+def _make_cnn(*, backbone, batch_size, runtime, caller):
+    from ._embed import EmbeddingExtractor
+
+    # The catalogue's 'cnn' carries the ImageNet head's cat/dog/other log-probabilities after the
+    # embeddings: what CatDogClassifier answers 'unknown' with (see EmbeddingExtractor).
+    return EmbeddingExtractor(backbone=backbone, batch_size=batch_size, runtime=runtime, head=True, caller=caller)
+
+
+#: Name -> factory(backbone=, batch_size=, runtime=, caller=); the keys are catdog_sk.registry.EXTRACTORS'.
+_FACTORIES = {
+    "hog": lambda *, caller, **_: HOGExtractor(caller=caller),
+    "color": lambda *, caller, **_: ColorHistogramExtractor(caller=caller),
+    "dense": lambda *, caller, **_: DenseDescriptorExtractor(caller=caller),
+    "texture": lambda *, caller, **_: TextureExtractor(caller=caller),
+    "cnn": _make_cnn,
+}
+if tuple(_FACTORIES) != FEATURE_NAMES:  # pragma: no cover - a developer added a name in one place only
+    raise ImportError("catdog_sk.features._FACTORIES and catdog_sk.registry.EXTRACTORS list different names")
 
 
 def make_extractor(name, *, backbone="efficientnet_lite0", batch_size=4, runtime="openvino", caller="extract"):
-    """Extractor plan for one feature name (see ``FEATURE_NAMES``) with default parameters.
+    """Extractor plan for one feature name (see :data:`catdog_sk.registry.EXTRACTORS`) with default parameters.
 
     Raises
     ------
@@ -46,19 +69,7 @@ def make_extractor(name, *, backbone="efficientnet_lite0", batch_size=4, runtime
     from .._validation import check_choice
 
     check_choice(name, FEATURE_NAMES, name="name", caller="make_extractor")
-    if name == "hog":
-        return HOGExtractor(caller=caller)
-    if name == "color":
-        return ColorHistogramExtractor(caller=caller)
-    if name == "dense":
-        return DenseDescriptorExtractor(caller=caller)
-    if name == "texture":
-        return TextureExtractor(caller=caller)
-    from ._embed import EmbeddingExtractor
-
-    # The catalogue's 'cnn' carries the ImageNet head's cat/dog/other log-probabilities after the
-    # embeddings: what CatDogClassifier answers 'unknown' with (see EmbeddingExtractor).
-    return EmbeddingExtractor(backbone=backbone, batch_size=batch_size, runtime=runtime, head=True, caller=caller)
+    return _FACTORIES[name](backbone=backbone, batch_size=batch_size, runtime=runtime, caller=caller)
 
 
 def __getattr__(name):  # torch-dependent names load on first use

@@ -1,85 +1,13 @@
 """Named feature sets and classifier pipelines with their hyper-parameter grids.
 
-Plain data behind two dicts, so the CLI's ``choices`` and the tests'
-parametrisation come from one place.
+The names and grids are plain data in :mod:`catdog_sk.registry`; this module builds the
+scikit-learn objects they name.
 """
 
-from dataclasses import dataclass
+from ..registry import FEATURE_SETS, MODELS, ModelSpec
 
 __all__ = ["FEATURE_SETS", "MODELS", "ModelSpec", "make_pipeline", "param_grid", "grid_summary",
            "classifier_params"]
-
-#: Feature-set name -> the base extractors it concatenates, in order.
-FEATURE_SETS = {
-    "hog": ("hog",),
-    "color": ("color",),
-    "hog+color": ("hog", "color"),
-    # No neural network: VLAD of dense DAISY descriptors + LBP/colour pyramids (chi-squared map).
-    "vlad": ("dense", "texture"),
-    "cnn": ("cnn",),
-    "all": ("hog", "color", "cnn"),
-}
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """A classifier family: how to build it and what to search over.
-
-    Attributes
-    ----------
-    name : str
-    description : str
-    grid : dict
-        Grid over the classifier's own parameters, ``pca`` and ``scale``, per
-        feature kind: ``'classic'`` (HOG/colour), ``'local'`` (VLAD + texture),
-        ``'cnn'`` (CNN only) and ``'mixed'`` (HOG, colour and CNN); see
-        :func:`feature_kind`.
-    """
-
-    name: str
-    description: str
-    grid: dict
-
-
-MODELS = {
-    "svm": ModelSpec(
-        name="svm",
-        description="support vector machine (RBF and linear kernels)",
-        grid={
-            # HOG/colour vectors are long (8,100 + 512) and noisy: 256 principal
-            # components keep the CV accuracy and make each RBF fit ~8x faster.
-            "classic": [
-                {"pca": [256], "kernel": ["rbf"], "C": [1.0, 10.0], "gamma": ["scale"]},
-                {"pca": [256], "kernel": ["linear"], "C": [0.001]},
-            ],
-            # VLAD + chi-squared-mapped histograms are built for linear models.
-            # (one C: a linear SVC on ~7,800 dims takes ~15 s a fit; CV chose 0.3 over 3)
-            "local": [{"scale": [None], "kernel": ["linear"], "C": [0.3]}],
-            "cnn": [
-                {"kernel": ["rbf"], "C": [1.0, 10.0], "gamma": ["scale"]},
-                {"kernel": ["linear"], "C": [0.001, 0.01]},
-            ],
-            # CNN + HOG + colour (~9,900 dims): an RBF SVM on all of it takes
-            # minutes per fit; 512 components bring it to seconds.
-            "mixed": [
-                {"pca": [512], "kernel": ["rbf"], "C": [1.0, 10.0], "gamma": ["scale"]},
-            ],
-        },
-    ),
-    "logreg": ModelSpec(
-        name="logreg",
-        description="L2-regularised logistic regression",
-        grid={
-            "classic": [{"pca": [256], "C": [0.001, 0.01, 0.1]}],
-            "local": [{"scale": [None], "C": [3.0, 30.0]}],
-            # CNN embeddings are unit vectors per backbone: unscaled, a weakly
-            # regularised fit keeps their geometry (99.50% on the shared test with
-            # Lite0+Lite2, vs 99.40% standardised); CV chooses between the two.
-            "cnn": [{"scale": [None], "C": [10.0, 30.0, 100.0]}, {"C": [0.003, 0.03]}],
-            "mixed": [{"C": [0.001, 0.003, 0.03]}],
-        },
-    ),
-}
 
 
 def _classifier(model, *, C=1.0, kernel="rbf", gamma="scale", class_weight=None, calibrate=False,

@@ -6,6 +6,7 @@ from typing import NamedTuple
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from .._validation import check_choice, check_number
@@ -142,7 +143,9 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
         is wrapped in ``CalibratedClassifierCV`` (Platt scaling on out-of-fold
         scores), so every model has calibrated ``predict_proba``.
     n_features_ : int
-        Length of the feature vector of one image.
+        Length of the feature vector of one image. (There is no
+        ``n_features_in_``: ``X`` holds images, not feature columns, as for
+        scikit-learn's text vectorisers.)
     feature_names_ : tuple of str
         The base extractors concatenated, e.g. ``('hog', 'color')``.
     presence_ : PresenceDetector or None
@@ -214,10 +217,34 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
             )
         check_number(self.augment, name="augment", caller=name, low=0, high=32)
         check_number(self.batch_size, name="batch_size", caller=name, low=1)
+        self._validate_cnn_params(name)
         check_number(self.n_jobs, name="n_jobs", caller=name, allow_none=True)
         if not isinstance(self.verbose, (bool, numbers.Integral)):
             raise InvalidParameterError(f"The 'verbose' parameter of {name} must be a bool. "
                                         f"Got {self.verbose!r} instead.")
+
+    def _validate_cnn_params(self, name):
+        """backbone (known names, no download), runtime, cache and random_state."""
+        from ..exceptions import BackboneUnavailableError
+        from ..features import FeatureCache
+        from ..features._backbones import get_backbone
+        from ..features._embed import RUNTIMES, split_backbones
+
+        check_choice(self.runtime, RUNTIMES, name="runtime", caller=name)
+        if "cnn" in FEATURE_SETS[self.features]:
+            try:
+                for backbone in split_backbones(self.backbone):
+                    get_backbone(backbone)
+            except BackboneUnavailableError as exc:
+                raise InvalidParameterError(f"The 'backbone' parameter of {name} must name known backbones "
+                                            f"(see catdog_sk.list_backbones()): {exc}") from None
+        if not (self.cache is None or isinstance(self.cache, (str, os.PathLike, FeatureCache))):
+            raise InvalidParameterError(f"The 'cache' parameter of {name} must be None, a folder path or a "
+                                        f"FeatureCache. Got {self.cache!r} instead.")
+        if not (self.random_state is None or isinstance(self.random_state, (numbers.Integral, np.random.RandomState))
+                ) or isinstance(self.random_state, bool):
+            raise InvalidParameterError(f"The 'random_state' parameter of {name} must be None, an int or a "
+                                        f"numpy RandomState. Got {self.random_state!r} instead.")
 
     @staticmethod
     def _as_image_list(X):
@@ -323,7 +350,7 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
         if self.augment:
             from ..preprocess import AugmentedImage
 
-            rng = np.random.RandomState(self.random_state)
+            rng = check_random_state(self.random_state)
             seeds = rng.randint(0, 2**31 - 1, size=(self.augment, len(X)))
             X = X + [AugmentedImage(x, int(s)) for row in seeds for x, s in zip(X, row)]
             y = np.concatenate([y] + [y] * self.augment)

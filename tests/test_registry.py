@@ -1,0 +1,65 @@
+"""One registry of names (catdog_sk.registry) feeds the factories, the estimator's checks and every CLI choice."""
+
+import pytest
+
+from catdog_sk import CatDogClassifier, registry
+from catdog_sk.exceptions import InvalidParameterError
+from catdog_sk.features import FEATURE_NAMES, make_extractor
+from catdog_sk.models import make_pipeline, param_grid
+from catdog_sk.models._registry import feature_kind
+
+
+@pytest.mark.parametrize("name", list(registry.EXTRACTORS))
+def test_every_extractor_name_builds_its_plan(name):
+    plan = make_extractor(name)
+    assert plan.name == name and plan.n_features_out > 0 and plan.config()["name"] == name
+
+
+def test_unknown_extractor_and_model_names_raise_the_one_grammar():
+    with pytest.raises(InvalidParameterError, match=r"The 'name' parameter of make_extractor must be one of "
+                                                    r"'hog', 'color', 'dense', 'texture' or 'cnn'. Got 'cnnn' instead."):
+        make_extractor("cnnn")
+    with pytest.raises(InvalidParameterError, match=r"The 'model' parameter of make_pipeline must be one of "
+                                                    r"'logreg' or 'svm'. Got 'xgboost' instead."):
+        make_pipeline("xgboost")
+
+
+@pytest.mark.parametrize("feature_set", list(registry.FEATURE_SETS))
+@pytest.mark.parametrize("model", list(registry.MODELS))
+def test_every_feature_set_and_model_has_a_grid_and_a_pipeline(feature_set, model):
+    assert set(registry.FEATURE_SETS[feature_set]) <= set(registry.EXTRACTORS)
+    grids = param_grid(model, feature_set, max_components=64)
+    assert grids and all(grids)
+    pipeline = make_pipeline(model, feature_set=feature_set)
+    assert [n for n, _ in pipeline.steps] == ["encode", "scale", "pca", "clf"]
+    assert feature_kind(feature_set) in registry.MODELS[model].grid
+
+
+def test_cli_choices_come_from_the_registry():
+    from catdog_sk import extract, fit
+
+    fit_parser = fit.build_parser()
+    (model_action,) = [a for a in fit_parser._actions if "--model" in a.option_strings]
+    assert tuple(model_action.choices) == (*registry.MODELS, "all")
+    (features_action,) = [a for a in fit_parser._actions if "--features" in a.option_strings]
+    assert features_action.default.split(",") == list(registry.FEATURE_SETS)
+    assert all(name in " ".join(fit_parser.format_help().split()) for name in registry.FEATURE_SETS)
+    assert extract.FEATURES == FEATURE_NAMES == tuple(registry.EXTRACTORS)
+    with pytest.raises(SystemExit) as exc:
+        fit_parser.parse_args(["--model", "xgboost"])
+    assert exc.value.code == 2
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"backbone": "resnet5O"}, r"The 'backbone' parameter of CatDogClassifier must name known backbones"),
+    ({"backbone": "efficientnet_lite0+"}, r"The 'backbone' parameter of CatDogClassifier must name known"),
+    ({"runtime": "tensorrt"}, r"The 'runtime' parameter of CatDogClassifier must be one of 'openvino', "
+                              r"'openvino-bf16' or 'torch'. Got 'tensorrt' instead."),
+    ({"cache": 42}, r"The 'cache' parameter of CatDogClassifier must be None, a folder path or a FeatureCache. "
+                    r"Got 42 instead."),
+    ({"random_state": "seed"}, r"The 'random_state' parameter of CatDogClassifier must be None, an int"),
+])
+def test_estimator_checks_backbone_runtime_cache_and_seed_before_reading_any_image(params, message, tmp_path):
+    missing = [tmp_path / "never-read-1.jpg", tmp_path / "never-read-2.jpg"]
+    with pytest.raises(InvalidParameterError, match=message):
+        CatDogClassifier(**params).fit(missing, ["cat", "dog"])
