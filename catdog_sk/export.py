@@ -31,12 +31,6 @@ def build_parser():
     return parser
 
 
-def model_version(clf):
-    """The version every surface shows: the first 12 characters of the model file's SHA-256."""
-    card = getattr(clf, "card_", None) or {}
-    return str(card.get("model_sha256", ""))[:12] or "unversioned"
-
-
 def main(argv=None):
     parser = build_parser()
 
@@ -44,6 +38,7 @@ def main(argv=None):
         from ._io import check_new_dir
         from .deploy.onnx import write_onnx
         from .models import load_model
+        from .models.card import model_version
 
         if args.out and args.out_option:
             parser.error("give the output once: OUT or --out")

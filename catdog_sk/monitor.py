@@ -44,7 +44,7 @@ def main(argv=None):
                                  write_monitor_report)
         from .serving import PredictionLog
 
-        from .models.persistence import CARD_FILE, read_card
+        from .models.card import CARD_FILE, ModelCard
 
         if not 0 < args.unknown_alpha < 1:
             parser.error(f"--unknown-alpha must be in (0, 1); got {args.unknown_alpha}")
@@ -53,11 +53,11 @@ def main(argv=None):
             card_path = Path(args.model) / CARD_FILE
             if not card_path.is_file():
                 parser.error(f"--model: no {CARD_FILE} in {args.model}")
-            card = read_card(card_path)
-            classes = card.get("classes", classes)
-            reference = card.get("reference", {}).get("p_positive")
-            ref_presence = card.get("reference", {}).get("presence")
-            ref_unknown = card.get("reference", {}).get("unknown_rate")
+            card = ModelCard.load(card_path)
+            classes = card.classes or classes
+            reference = card.reference.get("p_positive")
+            ref_presence = card.reference.get("presence")
+            ref_unknown = card.reference.get("unknown_rate")
             if (Path(args.model) / REFERENCE_EMBEDDINGS).is_file():
                 ref_emb = np.load(Path(args.model) / REFERENCE_EMBEDDINGS, allow_pickle=False)
         since = time.time() - 3600 * args.since if args.since else None

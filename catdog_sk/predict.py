@@ -62,8 +62,9 @@ def predict_paths(clf, paths, *, cache=None, n_jobs=None, progress=False, chunk_
         ``presence`` is its presence score, 1.0 for a model that never abstains), or
         ``{'path', 'error', 'detail', 'model_version'}`` for an unreadable file.
     """
-    card = getattr(clf, "card_", None) or {}
-    version = card.get("model_sha256", "")[:12] or "unversioned"
+    from .models.card import model_version
+
+    version = model_version(clf)
     classes = [str(c) for c in clf.classes_]
     for start in range(0, len(paths), chunk_size):
         chunk = paths[start:start + chunk_size]

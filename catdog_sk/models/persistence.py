@@ -9,8 +9,6 @@ a mismatching file is refused, mismatching versions warn.
 
 import contextlib
 import copy
-import datetime as _dt
-import json
 import platform
 import warnings
 from pathlib import Path
@@ -18,12 +16,13 @@ from pathlib import Path
 from .._hashing import file_sha256
 from .._version import __version__
 from ..exceptions import CatDogError, ModelVersionWarning
+from .card import CARD_FILE, ModelCard, read_card
 
 __all__ = ["MODEL_FILE", "CARD_FILE", "PROMOTED_FILE", "save_model", "load_model", "library_versions",
-           "ModelLoadError", "promote", "promoted_model_dir", "promotion_lock", "valid_run_name", "read_card"]
+           "ModelLoadError", "promote", "promoted_model_dir", "promotion_lock", "valid_run_name", "read_card",
+           "ModelCard"]
 
 MODEL_FILE = "model.skops"
-CARD_FILE = "model_card.json"
 #: Types outside skops' default trusted set that catdog_sk itself writes: its own
 #: classes, and scikit-learn's private calibration helpers inside a calibrated SVM.
 _OWN_TYPES_PREFIX = "catdog_sk."
@@ -65,7 +64,7 @@ def save_model(classifier, directory, *, card=None):
         Created if missing. Files are written to temporary names and moved into
         place, so a crash never leaves a half-written model.
     card : dict, default=None
-        Extra model-card fields (data, metrics, grid results ...).
+        Extra model-card fields (data, metrics, grid results ...); see :class:`ModelCard`.
 
     Returns
     -------
@@ -79,32 +78,18 @@ def save_model(classifier, directory, *, card=None):
 
     check_is_fitted(classifier)
     cache = classifier.cache
-    if cache is not None and not isinstance(cache, str):  # keep the file free of foreign types
-        classifier = copy.copy(classifier)
-        classifier.cache = str(getattr(cache, "location", cache))
+    if (cache is not None and not isinstance(cache, str)) or hasattr(classifier, "card_"):
+        classifier = copy.copy(classifier)  # keep the file free of foreign types; the card lives beside it
+        classifier.cache = cache if cache is None or isinstance(cache, str) else str(getattr(cache, "location", cache))
+        classifier.__dict__.pop("card_", None)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     tmp = directory / (MODEL_FILE + ".tmp")
     sio.dump(classifier, tmp)
     digest = file_sha256(tmp)
     os.replace(tmp, directory / MODEL_FILE)
-    full = {
-        "model_file": MODEL_FILE,
-        "model_sha256": digest,
-        "format": "skops",
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "classes": [str(c) for c in classifier.classes_],
-        "params": {k: v for k, v in classifier.get_params().items() if k != "cache"},
-        "versions": library_versions(),
-    }
-    if "cnn" in classifier.feature_names_:
-        from ..features import make_extractor
-
-        full["backbone"] = make_extractor("cnn", backbone=classifier.backbone, runtime=classifier.runtime).config()
-    full.update(card or {})
-    (directory / (CARD_FILE + ".tmp")).write_text(json.dumps(full, indent=2, default=str))
-    os.replace(directory / (CARD_FILE + ".tmp"), directory / CARD_FILE)
-    (directory / "model_card.md").write_text(card_markdown(full))
+    ModelCard.for_model(classifier, model_sha256=digest, model_file=MODEL_FILE, versions=library_versions(),
+                        extra=card).save(directory)
     return directory
 
 
@@ -251,77 +236,3 @@ def load_model(path, *, unsafe=False):
                           f"predictions may differ. Refit to silence this.", ModelVersionWarning, stacklevel=2)
     model.card_ = card
     return model
-
-
-def read_card(path):
-    """A model card as a dict; ModelLoadError when it is not UTF-8 JSON holding an object."""
-    try:
-        card = json.loads(Path(path).read_bytes().decode("utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise ModelLoadError(f"Refusing the model card {path}: not UTF-8 JSON ({type(exc).__name__}).") from None
-    if not isinstance(card, dict):
-        raise ModelLoadError(f"Refusing the model card {path}: it holds a JSON {type(card).__name__}, not an object.")
-    return card
-
-
-def card_markdown(card):
-    """Human-readable model card from the JSON card."""
-    lines = [f"# Model card: {card.get('run', 'catdog_sk model')}", "",
-             "## Model details", "",
-             f"- Created: {card.get('created')}",
-             f"- Format: {card.get('format')} (`{card.get('model_file')}`, sha256 `{card.get('model_sha256')}`)",
-             f"- Classes: {', '.join(card.get('classes', []))}",
-             f"- Parameters: `{json.dumps(card.get('params', {}), default=str)}`"]
-    for b in card.get("backbone", {}).get("backbones", []):
-        lines.append(f"- Backbone: {b.get('backbone')} ({b.get('arch')}), weights sha256 `{b.get('weights_sha256')}`, "
-                     f"input {b.get('input_size')} px, mean {b.get('mean')}, std {b.get('std')}; embedding "
-                     f"L2-normalised")
-    if "unknown" in card:
-        u = card["unknown"]
-        line = (f"- Abstains ('unknown') on photos of neither a cat nor a dog (presence score below "
-                f"{u.get('threshold')}, setting {u.get('setting')!r}): answers {u.get('test_coverage', 0):.2%} of "
-                f"the test photos, with accuracy {u.get('test_answered_accuracy', 0):.4f} on those")
-        if "negatives" in u:
-            line += (f"; answers 'unknown' for {u['negatives'].get('rejected', 0):.1%} of "
-                     f"{u['negatives'].get('n')} held-out photos of neither ({u['negatives'].get('source')})")
-        lines.append(line)
-    lines.append(f"- Library versions: {', '.join(f'{k} {v}' for k, v in card.get('versions', {}).items())}")
-    lines.append(f"- Seed: {card.get('seed')}")
-    lines += ["", "## Intended use", "",
-              "Tell photos of domestic cats from photos of dogs. Out of scope: breeds, several animals at "
-              "once, and images showing neither" + (" (it answers 'unknown' for most of them, see above)."
-                                                     if "unknown" in card else
-                                                     " (this model always answers cat or dog)."), ""]
-    if "data" in card:
-        d = card["data"]
-        lines += ["## Training and evaluation data", "",
-                  f"- Training: {d.get('train')} ({d.get('train_counts')}), content hash `{d.get('train_sha256')}`",
-                  f"- Test: {d.get('test')} ({d.get('test_counts')}), content hash `{d.get('test_sha256')}`", ""]
-    if "metrics" in card:
-        m = card["metrics"]
-        lo, hi = m.get("test_accuracy_ci95", [None, None])
-        lines += ["## Metrics (held-out test set)", "",
-                  "| metric | value |", "|---|---|",
-                  f"| accuracy | {m.get('test_accuracy'):.4f} (95% CI {lo:.4f}-{hi:.4f}) |",
-                  f"| ROC AUC | {m.get('test_roc_auc'):.4f} |",
-                  f"| log loss | {m.get('test_log_loss'):.4f} |",
-                  f"| expected calibration error | {m.get('test_ece'):.4f} |",
-                  f"| CV accuracy (train) | {m.get('cv_accuracy', float('nan')):.4f} ± {m.get('cv_std', float('nan')):.4f} |",
-                  ""]
-    if "cv_results" in card:
-        lines += ["## Grid search (CV accuracy on train)", "", "| params | mean | std |", "|---|---|---|"]
-        lines += [f"| `{json.dumps(r['params'], default=str)}` | {r['mean']:.4f} | {r['std']:.4f} |"
-                  for r in card["cv_results"]]
-        lines.append("")
-    if "promotion" in card:
-        p = card["promotion"]
-        lines += ["## Promotion (champion / challenger)", "",
-                  f"- Decision: {'promoted' if p.get('promoted') else 'not promoted'} ({p.get('reason')})"]
-        if "champion_test_accuracy" in p:
-            lines.append(f"- Champion {p.get('champion')}: test accuracy {p['champion_test_accuracy']:.4f}; "
-                         f"this model: {p['challenger_test_accuracy']:.4f}")
-        lines.append("")
-    lines += ["## Limitations", "",
-              "Trained on Asirra/Kaggle pet photos: studio shots, cartoons, other species and "
-              "unusual angles are out of distribution. Some training labels are known to be wrong.", ""]
-    return "\n".join(lines)

@@ -205,11 +205,13 @@ def create_app(model_path, *, log_db=None, uploads_dir=None, max_upload_bytes=DE
         # a cached warm-up image would skip the network).
         extractors = clf.extractors()
         extract_features([np.zeros((8, 8, 3), np.uint8)], extractors, n_jobs=1)
-        sha = (getattr(clf, "card_", None) or {}).get("model_sha256", "")
+        from ..models.card import model_version
         from ..models.persistence import promoted_model_dir
 
-        state["model"] = {"clf": clf, "extractors": extractors, "sha": sha, "dir": promoted_model_dir(model_path),
-                          "version": sha[:12] or "unversioned", "classes": [str(c) for c in clf.classes_],
+        card = getattr(clf, "card_", None)
+        state["model"] = {"clf": clf, "extractors": extractors, "sha": card.sha256 if card else "",
+                          "dir": promoted_model_dir(model_path),
+                          "version": model_version(clf), "classes": [str(c) for c in clf.classes_],
                           "pointer_mtime": mtime}
 
     def pointer_mtime():
@@ -452,8 +454,8 @@ def create_app(model_path, *, log_db=None, uploads_dir=None, max_upload_bytes=DE
         from ..monitoring import (REFERENCE_EMBEDDINGS, find_alerts, monitor_html, summarize,
                                   write_monitor_report)
 
-        card = getattr(model["clf"], "card_", None) or {}
-        ref = card.get("reference", {})
+        card = getattr(model["clf"], "card_", None)
+        ref = card.reference if card is not None else {}
         emb_path = Path(model["dir"]) / REFERENCE_EMBEDDINGS
         ref_emb = np.load(emb_path, allow_pickle=False) if emb_path.is_file() else None
         rows = log.rows(limit=MONITOR_ROWS)
