@@ -6,6 +6,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -86,7 +87,7 @@ def _resolve_data(args):
 def _add_extra(train, args):
     """Append --extra-data images (feedback from the prediction log, or labelled folders) to train."""
     from .data import LabeledImages, find_images, normalize_label
-    from .serving import PredictionLog
+    from .monitoring.log import PredictionLog
 
     sources = []
     for spec in args.extra_data:
@@ -106,30 +107,6 @@ def _add_extra(train, args):
         train = LabeledImages(train.paths + extra.paths, np.concatenate([train.labels, extra.labels]),
                               train.layout, train.root, train.ignored + extra.ignored)
     return train, sources
-
-
-def _champion_decision(models_root, challenger_acc, test, args, cache):
-    """Champion/challenger: is the new model at least as good as the promoted one on this test set?"""
-    from .models.persistence import PROMOTED_FILE, load_model, promoted_model_dir
-
-    if args.no_promote:
-        return {"promoted": False, "reason": "--no-promote"}
-    if not (Path(models_root) / PROMOTED_FILE).is_file():
-        return {"promoted": True, "reason": "no model was promoted before", "challenger_test_accuracy": challenger_acc}
-    champion_dir = promoted_model_dir(models_root)
-    try:
-        champion = load_model(champion_dir)
-        F, keep, _ = champion.featurize(test.paths, on_error="skip", cache=cache, n_jobs=args.jobs)
-        proba = champion.predict_features(F).proba
-    except Exception as exc:  # noqa: BLE001 - any champion we cannot score is replaced, and the card says why
-        return {"promoted": True, "champion": str(champion_dir), "challenger_test_accuracy": challenger_acc,
-                "reason": f"the promoted model could not be scored ({type(exc).__name__}: {exc})"}
-    champion_acc = float(np.mean(champion.classes_[np.argmax(proba, axis=1)] == test.labels[keep]))
-    promoted = challenger_acc >= champion_acc
-    return {"promoted": promoted, "champion": str(champion_dir), "champion_test_accuracy": champion_acc,
-            "challenger_test_accuracy": challenger_acc,
-            "reason": "challenger is at least as accurate on the held-out test set" if promoted
-                      else "challenger is less accurate than the promoted model on the held-out test set"}
 
 
 def parse_unknown(parser, text):
@@ -257,6 +234,192 @@ def _plot_comparison(rows, path):
     plt.close(fig)
 
 
+def _plan(parser, args):
+    """What to fit, from the parsed options (usage errors here, before any work)."""
+    from .features import FEATURE_NAMES
+
+    sets = _cli.parse_names(parser, "--features", args.features, ALL_SETS)
+    models = list(ALL_MODELS) if args.model == "all" else [args.model]
+    if args.cv < 2:
+        parser.error(f"--cv must be >= 2; got {args.cv}")
+    unknown = parse_unknown(parser, args.unknown)
+    if not 0 <= args.negatives_fraction <= 1:
+        parser.error(f"--negatives-fraction must be between 0 and 1; got {args.negatives_fraction}")
+    if args.jobs is not None and args.jobs == 0:
+        parser.error("--jobs must be a positive number or -1 for all CPUs; got 0")
+    base_names = [n for n in FEATURE_NAMES if any(n in FEATURE_SETS[s] for s in sets)]
+    if "cnn" in base_names:
+        from .features import make_extractor
+
+        make_extractor("cnn", backbone=args.backbone, runtime=args.runtime, caller="fit").config()  # fail fast
+    # photos of neither need only the features of the sets that can abstain (those with CNN features)
+    neg_names = [n for n in base_names if any(n in FEATURE_SETS[s] for s in sets if "cnn" in FEATURE_SETS[s])]
+    return SimpleNamespace(sets=sets, models=models, unknown=unknown, base_names=base_names,
+                           neg_names=neg_names if unknown is not None else [])
+
+
+def _load_data(args, plan):
+    """Train and test images (with --extra-data), and the fitting / held-out parts of --negatives."""
+    negatives = held = None
+    if args.negatives and plan.unknown is not None and "cnn" in plan.base_names:
+        from .data import find_negatives
+
+        negatives, held = find_negatives(args.negatives).split(args.negatives_fraction, random_state=args.seed)
+        _cli.log(args, f"negatives: {len(negatives)} photos for fitting, {len(held)} held out ({args.negatives})")
+    train, test, train_src, test_src = _resolve_data(args)
+    train, extra_src = _add_extra(train, args)
+    if extra_src:
+        train_src += " + " + " + ".join(extra_src)
+    _check_trainable(train, args.cv)
+    _cli.log(args, f"train: {len(train)} images {train.counts()}; test: {len(test)} images {test.counts()}")
+    return SimpleNamespace(train=train, test=test, train_src=train_src, test_src=test_src, negatives=negatives,
+                           held=held)
+
+
+def _features(args, plan, data, cache, client):
+    """Base features of train, test and the photos of neither; drops unreadable images from ``data``."""
+    t0 = time.perf_counter()
+    base_train, data.train, skipped = _extract(data.train, plan.base_names, args, cache, "train features", client)
+    base_test, data.test, skipped_test = _extract(data.test, plan.base_names, args, cache, "test features", client)
+    _check_trainable(data.train, args.cv)
+    base_neg = _negative_features(plan.neg_names, args, cache, data.negatives) if plan.neg_names else None
+    extract_s = time.perf_counter() - t0
+    return SimpleNamespace(train=base_train, test=base_test, negatives=base_neg, skipped=skipped + skipped_test,
+                           extract_s=extract_s, ms_per_image=_uncached_ms_per_image(plan.base_names, data.test, args))
+
+
+def _search(args, plan, data, feats, client):
+    """models.workflow.compare with a progress bar, logging each row as it finishes."""
+    from sklearn.model_selection import ParameterGrid
+    from tqdm.auto import tqdm
+
+    from .models import param_grid
+    from .models.workflow import compare
+
+    total = sum(len(ParameterGrid(param_grid(m, fs))) for fs in plan.sets for m in plan.models) * args.cv
+
+    def searching():  # with --backend dask, every CV fit is a task on the cluster's workers
+        if client is None:
+            return contextlib.nullcontext()
+        from .cluster import joblib_on_cluster
+
+        return joblib_on_cluster(client)
+
+    def on_row(row):
+        row["predict_ms_per_image"] = round(
+            sum(feats.ms_per_image[n] for n in FEATURE_SETS[row["features"]]) + row["classifier_ms_per_image"], 2)
+        _cli.log(args, f"{row['features']:>9} / {row['model']:<6} CV {row['cv_accuracy']:.4f}  "
+                       f"test {row['test_accuracy']:.4f}")
+
+    with tqdm(total=total, desc="grid search", unit="fit", file=sys.stderr,
+              disable=not _cli.show_progress(args)) as bar:
+        return compare(feats.train, data.train.labels, feats.test, data.test.labels, plan.sets, plan.models,
+                       cv=args.cv, n_jobs=-1 if client is not None else args.jobs, random_state=args.seed,
+                       backbone=args.backbone, runtime=args.runtime, unknown=plan.unknown,
+                       base_negatives=feats.negatives, progress=bar, searching=searching, on_row=on_row)
+
+
+def _save_run(args, plan, data, feats, rows, fitted, cache):
+    """Save the best model (every model with --save-all), write the report, promote; return comparison.json."""
+    from ._io import atomic_dir
+    from .data import dataset_sha256
+    from .evaluation import negatives_metrics, write_report
+    from .models import save_model, stack_features
+    from .models.persistence import library_versions, promote, promotion_lock
+    from .models.workflow import (champion_decision, choose_best, model_card_fields, save_reference_embeddings,
+                                  unknown_card_fields)
+
+    run, art = args.run, Path(args.artifacts)
+    model_root, report_dir = art / "models" / run, art / "reports" / run
+    train, test = data.train, data.test
+    best = choose_best(rows)  # by CV accuracy (training data only), never the test set
+    best_clf = fitted[(best["features"], best["model"])]
+    data_card = {"train": data.train_src, "test": data.test_src, "train_counts": train.counts(),
+                 "test_counts": test.counts(), "train_sha256": dataset_sha256(train.paths, train.labels),
+                 "test_sha256": dataset_sha256(test.paths, test.labels)}
+    for clf in fitted.values():  # so that evaluate can leave the photos they were fitted on out
+        if data.negatives is not None and clf.presence_ is not None:
+            clf.negatives_sha256_ = tuple(data.negatives.sha256)
+    decisions = {key: fitted[key].predict_features(stack_features(feats.test, key[0]))
+                 for key in fitted if args.save_all or key == (best["features"], best["model"])}
+    best_decision = decisions[(best["features"], best["model"])]
+    held_decision = _held_out_negatives(best_clf, data.held, args, cache) if best_clf.presence_ is not None else None
+    # Compare with the model promoted *now*, save and promote in one locked step: two runs
+    # finishing together decide one after the other (fcntl.flock on the models root).
+    with promotion_lock(art / "models"):
+        promotion = champion_decision(art / "models", best["test_accuracy"], test.paths, test.labels, cache=cache,
+                                      n_jobs=args.jobs, enabled=not args.no_promote)
+        with atomic_dir(report_dir) as work:  # the report folder appears whole or not at all
+            saved = {}
+            for row in rows:
+                key, is_best = (row["features"], row["model"]), row is best
+                if not (is_best or args.save_all):
+                    continue
+                clf = fitted[key]
+                target = model_root if not args.save_all else model_root / f"{row['features']}-{row['model']}"
+                card = model_card_fields(row, clf, decisions[key], run=run, seed=args.seed, data=data_card,
+                                         cv=args.cv, is_best=is_best)
+                if is_best:
+                    card["promotion"] = promotion
+                    if clf.presence_ is not None:
+                        held = None if held_decision is None else dict(
+                            negatives_metrics(held_decision["groups"], held_decision["labels"]),
+                            source=held_decision["source"], note=held_decision["note"])
+                        card["unknown"] = unknown_card_fields(
+                            clf, row, setting=args.unknown, held_out=held,
+                            negatives_used={"source": args.negatives, "n": len(data.negatives or ()),
+                                            "fraction": args.negatives_fraction, "seed": args.seed,
+                                            "plus": "catdog_sk.checkset"})
+                save_model(clf, target, card=card)
+                if "cnn" in feats.test:  # reference sample for embedding-drift monitoring
+                    save_reference_embeddings(target, clf, feats.test["cnn"], seed=args.seed)
+                saved[f"{row['features']}/{row['model']}"] = str(target)
+                if is_best:
+                    best_target = target
+            _plot_comparison(rows, work / "comparison.png")
+            report = write_report(
+                work, paths=test.paths, y_true=test.labels, pred=best_clf.classes_[np.argmax(best_decision.proba, 1)],
+                proba=best_decision.proba, classes=best_clf.classes_,
+                title=f"Best model: {best['features']} + {best['model']} on {data.test_src}",
+                short_title=f"{best['features']} + {best['model']}",
+                extra_md="## All feature sets x models\n\n" + markdown_table(rows)
+                         + "\n\n![comparison](comparison.png)\n\nBest model chosen by CV accuracy on train.",
+                labels=best_decision.labels if best_clf.presence_ is not None else None,
+                presence=best_decision.presence, threshold=best_clf.presence_threshold_, negatives=held_decision)
+            if "negatives" in report:
+                best["negatives"] = report["negatives"]
+            results = {"run": run, "train": data.train_src, "test": data.test_src, "cv": args.cv, "seed": args.seed,
+                       "backbone": args.backbone, "extract_seconds": round(feats.extract_s, 2),
+                       "feature_ms_per_image": {k: round(v, 2) for k, v in feats.ms_per_image.items()},
+                       "rows": rows, "best": {"features": best["features"], "model": best["model"]},
+                       "models": saved, "report": str(report_dir), "promotion": promotion, "skipped": feats.skipped,
+                       "versions": library_versions()}
+            (work / "comparison.json").write_text(json.dumps(results, indent=2, default=str))
+        if promotion["promoted"]:  # last, once the model and its report are whole: never a dangling PROMOTED
+            promote(art / "models", best_target)
+    return results, best_clf
+
+
+def _print_summary(results, best_clf):
+    rows, promotion, report_dir = results["rows"], results["promotion"], Path(results["report"])
+    best = next(r for r in rows if (r["features"], r["model"]) == (results["best"]["features"],
+                                                                    results["best"]["model"]))
+    print(format_table(rows))
+    print(f"\nbest (by CV accuracy): {best['features']} + {best['model']} -> test accuracy "
+          f"{best['test_accuracy']:.4f}; model: {results['models'][best['features'] + '/' + best['model']]}; "
+          f"report: {report_dir / 'report.md'}")
+    if best_clf.presence_ is not None:
+        line = (f"unknown: answers {best['test_coverage']:.2%} of the test photos, accuracy on those "
+                f"{best['test_answered_accuracy']:.4f}")
+        if "negatives" in best:
+            line += (f"; answers 'unknown' for {best['negatives']['rejected']:.1%} of "
+                     f"{best['negatives']['n']} held-out photos of neither")
+        print(line)
+    print(f"promotion: {'promoted' if promotion['promoted'] else 'not promoted'} ({promotion['reason']})")
+    if results["skipped"]:
+        print(f"skipped {len(results['skipped'])} unreadable file(s); listed in {report_dir / 'comparison.json'}")
+
+
 def main(argv=None):
     parser = build_parser()
 
@@ -301,200 +464,17 @@ def main(argv=None):
                         break
 
     def work(args, client):
-        from tqdm.auto import tqdm
-
-        from ._io import atomic_dir
-        from .data import dataset_sha256
-        from .features import FEATURE_NAMES
-        from .models import param_grid, run_search, save_model
-        from .models._registry import grid_summary
-        from .models.persistence import library_versions, promote, promotion_lock
-        from .monitoring import REFERENCE_EMBEDDINGS
-
-        sets = _cli.parse_names(parser, "--features", args.features, ALL_SETS)
-        models = list(ALL_MODELS) if args.model == "all" else [args.model]
-        if args.cv < 2:
-            parser.error(f"--cv must be >= 2; got {args.cv}")
-        unknown = parse_unknown(parser, args.unknown)
-        if not 0 <= args.negatives_fraction <= 1:
-            parser.error(f"--negatives-fraction must be between 0 and 1; got {args.negatives_fraction}")
-        if args.jobs is not None and args.jobs == 0:
-            parser.error("--jobs must be a positive number or -1 for all CPUs; got 0")
-        base_names = [n for n in FEATURE_NAMES if any(n in FEATURE_SETS[s] for s in sets)]
-        if "cnn" in base_names:
-            from .features import make_extractor
-
-            make_extractor("cnn", backbone=args.backbone, runtime=args.runtime, caller="fit").config()  # fail fast
-        negatives = held = None
-        if args.negatives and unknown is not None and "cnn" in base_names:
-            from .data import find_negatives
-
-            negatives, held = find_negatives(args.negatives).split(args.negatives_fraction, random_state=args.seed)
-            _cli.log(args, f"negatives: {len(negatives)} photos for fitting, {len(held)} held out "
-                           f"({args.negatives})")
-        train, test, train_src, test_src = _resolve_data(args)
-        train, extra_src = _add_extra(train, args)
-        if extra_src:
-            train_src += " + " + " + ".join(extra_src)
-        _check_trainable(train, args.cv)
+        plan = _plan(parser, args)
+        data = _load_data(args, plan)
         cache = _cli.open_cache(args)
-        run = args.run
-        _cli.log(args, f"train: {len(train)} images {train.counts()}; test: {len(test)} images {test.counts()}")
-
-        t0 = time.perf_counter()
-        base_train, train, skipped = _extract(train, base_names, args, cache, "train features", client)
-        base_test, test, skipped_test = _extract(test, base_names, args, cache, "test features", client)
-        skipped += skipped_test
-        _check_trainable(train, args.cv)
-        # photos of neither need only the features of the sets that can abstain (those with CNN features)
-        neg_names = [n for n in base_names if any(n in FEATURE_SETS[s] for s in sets if "cnn" in FEATURE_SETS[s])]
-        base_neg = _negative_features(neg_names, args, cache, negatives) if unknown is not None and neg_names \
-            else None
-        extract_s = time.perf_counter() - t0
-        feature_ms = _uncached_ms_per_image(base_names, test, args)
-
-        rows, fitted = [], {}
-        from sklearn.model_selection import ParameterGrid
-
-        total = sum(len(ParameterGrid(param_grid(m, fs))) for fs in sets for m in models) * args.cv
-        bar = tqdm(total=total, desc="grid search", unit="fit", file=sys.stderr,
-                   disable=not _cli.show_progress(args))
-        def searching():  # with --backend dask, every CV fit is a task on the cluster's workers
-            if client is None:
-                return contextlib.nullcontext()
-            from .cluster import joblib_on_cluster
-
-            return joblib_on_cluster(client)
-
-        search_jobs = -1 if client is not None else args.jobs
-        for fs, m in ((fs, m) for fs in sets for m in models):
-            with searching():
-                bar.set_postfix_str(f"{fs} / {m}")
-                row, clf = run_search(base_train, train.labels, fs, m, cv=args.cv, n_jobs=search_jobs,
-                                      random_state=args.seed, progress=bar, base_test=base_test,
-                                      y_test=test.labels, backbone=args.backbone, runtime=args.runtime,
-                                      unknown=unknown, base_negatives=base_neg)
-                row["predict_ms_per_image"] = round(
-                    sum(feature_ms[n] for n in FEATURE_SETS[fs]) + row["classifier_ms_per_image"], 2)
-                rows.append(row)
-                fitted[(fs, m)] = clf
-                _cli.log(args, f"{fs:>9} / {m:<6} CV {row['cv_accuracy']:.4f}  test {row['test_accuracy']:.4f}")
-        bar.close()
-        # The best model is chosen on CV accuracy (training data only), never on the test set.
-        best = max(rows, key=lambda r: (round(r["cv_accuracy"], 6), -r["n_features"]))
-        art = Path(args.artifacts)
-        model_root = art / "models" / run
-        report_dir = art / "reports" / run
-        data_card = {"train": train_src, "test": test_src, "train_counts": train.counts(),
-                     "test_counts": test.counts(), "train_sha256": dataset_sha256(train.paths, train.labels),
-                     "test_sha256": dataset_sha256(test.paths, test.labels)}
-        # Compare with the model promoted *now*, save and promote in one locked step: two runs
-        # finishing together decide one after the other (fcntl.flock on the models root).
-        best_clf = fitted[(best["features"], best["model"])]
-        X_test = np.hstack([base_test[n] for n in FEATURE_SETS[best["features"]]])
-        for clf in fitted.values():  # so that evaluate can leave the photos they were fitted on out
-            if negatives is not None and clf.presence_ is not None:
-                clf.negatives_sha256_ = tuple(negatives.sha256)
-        best_decision = best_clf.predict_features(X_test)
-        held_decision = _held_out_negatives(best_clf, held, args, cache) if best_clf.presence_ is not None else None
-        with promotion_lock(art / "models"):
-            promotion = _champion_decision(art / "models", best["test_accuracy"], test, args, cache)
-            with atomic_dir(report_dir) as work:  # the report folder appears whole or not at all
-                saved = {}
-                for row in rows:
-                    is_best = row is best
-                    if not (is_best or args.save_all):
-                        continue
-                    # Test-set probabilities: the card's reference distribution of P(positive), against
-                    # which `monitor` measures score drift of live traffic (and the best model's report).
-                    row_clf = fitted[(row["features"], row["model"])]
-                    decision_r = best_decision if is_best else row_clf.predict_features(
-                        np.hstack([base_test[n] for n in FEATURE_SETS[row["features"]]]))
-                    proba_r = decision_r.proba
-                    target = model_root if not args.save_all else model_root / f"{row['features']}-{row['model']}"
-                    card = {"run": run, "seed": args.seed, "data": data_card, "metrics": {
-                        k: v for k, v in row.items() if k.startswith("test_") or k in ("cv_accuracy", "cv_std")},
-                        "feature_set": row["features"], "model": row["model"], "best_params": row["best_params"],
-                        "cv_folds": args.cv, "cv_results": row["cv_results"],
-                        "grid": grid_summary(row["model"], row["features"]),
-                        "selected_by": "highest mean CV accuracy on the training set", "is_best": is_best,
-                        "reference": {"p_positive": [round(float(v), 5) for v in proba_r[:, 1]],
-                                      "source": "held-out test set"}}
-                    if row_clf.presence_ is not None:  # what `monitor` compares the "unknown" share with
-                        card["reference"]["presence"] = [round(float(v), 5) for v in decision_r.presence]
-                        card["reference"]["unknown_rate"] = float(np.mean(decision_r.labels.astype(str) == "unknown"))
-                    if is_best:
-                        card["promotion"] = promotion
-                        if best_clf.presence_ is not None:
-                            card["unknown"] = {"threshold": best_clf.presence_threshold_, "setting": args.unknown,
-                                               "test_coverage": best["test_coverage"],
-                                               "test_answered_accuracy": best["test_answered_accuracy"],
-                                               "negatives_used": {"source": args.negatives, "n": len(negatives or ()),
-                                                                  "fraction": args.negatives_fraction,
-                                                                  "seed": args.seed, "plus": "catdog_sk.checkset"}}
-                            if held_decision is not None:
-                                from .evaluation import negatives_metrics
-
-                                card["unknown"]["negatives"] = dict(
-                                    negatives_metrics(held_decision["groups"], held_decision["labels"]),
-                                    source=held_decision["source"], note=held_decision["note"])
-                    save_model(fitted[(row["features"], row["model"])], target, card=card)
-                    if "cnn" in base_test:  # reference sample for embedding-drift monitoring
-                        rng = np.random.RandomState(args.seed)
-                        pick = np.sort(rng.choice(len(base_test["cnn"]), size=min(500, len(base_test["cnn"])),
-                                                  replace=False))
-                        width = row_clf.extractors()[-1].embedding_dim  # the embedding, no head columns
-                        np.save(target / REFERENCE_EMBEDDINGS, base_test["cnn"][pick, :width], allow_pickle=False)
-                    saved[f"{row['features']}/{row['model']}"] = str(target)
-                    if is_best:
-                        best_target = target
-
-                from .evaluation import write_report
-
-                proba = best_decision.proba
-                pred = best_clf.classes_[np.argmax(proba, axis=1)]
-                _plot_comparison(rows, work / "comparison.png")
-                table_md = markdown_table(rows)
-                abstains = best_clf.presence_ is not None
-                report = write_report(work, paths=test.paths, y_true=test.labels, pred=pred, proba=proba,
-                                      classes=best_clf.classes_,
-                                      title=f"Best model: {best['features']} + {best['model']} on {test_src}",
-                                      short_title=f"{best['features']} + {best['model']}",
-                                      extra_md="## All feature sets x models\n\n" + table_md
-                                               + "\n\n![comparison](comparison.png)\n\nBest model chosen by CV accuracy "
-                                                 "on train.",
-                                      labels=best_decision.labels if abstains else None,
-                                      presence=best_decision.presence, threshold=best_clf.presence_threshold_,
-                                      negatives=held_decision)
-                if "negatives" in report:
-                    best["negatives"] = report["negatives"]
-                results = {"run": run, "train": train_src, "test": test_src, "cv": args.cv, "seed": args.seed,
-                           "backbone": args.backbone, "extract_seconds": round(extract_s, 2),
-                           "feature_ms_per_image": {k: round(v, 2) for k, v in feature_ms.items()},
-                           "rows": rows, "best": {"features": best["features"], "model": best["model"]},
-                           "models": saved, "report": str(report_dir), "promotion": promotion, "skipped": skipped,
-                           "versions": library_versions()}
-                (work / "comparison.json").write_text(json.dumps(results, indent=2, default=str))
-            if promotion["promoted"]:  # last, once the model and its report are whole: never a dangling PROMOTED
-                promote(art / "models", best_target)
+        feats = _features(args, plan, data, cache, client)
+        rows, fitted = _search(args, plan, data, feats, client)
+        results, best_clf = _save_run(args, plan, data, feats, rows, fitted, cache)
         if args.json:
             _cli.emit_json(results)
         else:
-            print(format_table(rows))
-            print(f"\nbest (by CV accuracy): {best['features']} + {best['model']} -> test accuracy "
-                  f"{best['test_accuracy']:.4f}; model: {saved[best['features'] + '/' + best['model']]}; "
-                  f"report: {report_dir / 'report.md'}")
-            if best_clf.presence_ is not None:
-                line = (f"unknown: answers {best['test_coverage']:.2%} of the test photos, accuracy on those "
-                        f"{best['test_answered_accuracy']:.4f}")
-                if "negatives" in best:
-                    line += (f"; answers 'unknown' for {best['negatives']['rejected']:.1%} of "
-                             f"{best['negatives']['n']} held-out photos of neither")
-                print(line)
-            print(f"promotion: {'promoted' if promotion['promoted'] else 'not promoted'} ({promotion['reason']})")
-            if skipped:
-                print(f"skipped {len(skipped)} unreadable file(s); listed in {report_dir / 'comparison.json'}")
-        return _cli.skipped_status(args, len(skipped))
+            _print_summary(results, best_clf)
+        return _cli.skipped_status(args, len(results["skipped"]))
 
     return _cli.run(body, parser, argv)
 

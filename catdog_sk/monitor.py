@@ -42,7 +42,7 @@ def main(argv=None):
 
         from .monitoring import (REFERENCE_EMBEDDINGS, find_alerts, load_log, previous_window, summarize,
                                  write_monitor_report)
-        from .serving import PredictionLog
+        from .monitoring.log import PredictionLog
 
         from .models.card import CARD_FILE, ModelCard
 

@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from catdog_sk.serving import PredictionLog
+from catdog_sk.monitoring import PredictionLog
 
 from conftest import running_server
 

@@ -4,7 +4,7 @@ from ._registry import FEATURE_SETS, MODELS, make_pipeline, param_grid
 from ._presence import PresenceDetector
 from ._vlad import VLADEncoder
 from .card import ModelCard
-from .classifier import CatDogClassifier
+from .classifier import CatDogClassifier, Decision
 from .persistence import ModelLoadError, load_model, save_model
 from .search import make_search, run_search, stack_features
 
@@ -12,6 +12,7 @@ __all__ = [
     "FEATURE_SETS",
     "MODELS",
     "CatDogClassifier",
+    "Decision",
     "ModelCard",
     "ModelLoadError",
     "PresenceDetector",

@@ -14,10 +14,12 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-__all__ = ["CARD_FILE", "ModelCard", "model_version", "read_card", "card_markdown"]
+__all__ = ["CARD_FILE", "REFERENCE_EMBEDDINGS", "ModelCard", "model_version", "read_card", "card_markdown"]
 
 CARD_FILE = "model_card.json"
 CARD_MARKDOWN = "model_card.md"
+#: Beside the model: a seeded sample of held-out test-set CNN embeddings, the reference for drift monitoring.
+REFERENCE_EMBEDDINGS = "reference_embeddings.npy"
 
 
 class ModelCard(Mapping):

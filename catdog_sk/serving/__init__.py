@@ -1,6 +1,6 @@
-"""Serving: the HTTP service (FastAPI) and its prediction log."""
+"""Serving: the HTTP service (FastAPI). It writes the prediction log that monitoring reads."""
 
-from ._log import PredictionLog
+from ..monitoring.log import PredictionLog  # re-exported: the log the service writes
 
 __all__ = ["PredictionLog", "create_app"]
 

@@ -135,7 +135,7 @@ def plot_curves(y_true, proba, classes, out_dir, title=""):
 
 def plot_top_losses(paths, y_true, proba, classes, path, *, k=12):
     """Gallery of the most confidently wrong images, with file names and probabilities."""
-    from .preprocess import read_image
+    from ..preprocess import read_image
 
     plt = _plt()
     y_true = np.asarray(y_true)
@@ -280,7 +280,7 @@ def plot_unknown_tradeoff(summary, path, title=""):
 
 def _gallery(paths, captions, path, title, *, k=12):
     """Up to ``k`` images in a grid with captions (a gallery never fails on one unreadable file)."""
-    from .preprocess import read_image
+    from ..preprocess import read_image
 
     plt = _plt()
     n = min(k, len(paths))
@@ -392,7 +392,7 @@ def write_report(out_dir, *, paths, y_true, pred, proba, classes, title, short_t
     ]
     md += [f"| {t['path']} | {t['true']} | {t['p_true']:.4f} |" for t in metrics["top_losses"]]
     (out_dir / "report.md").write_text("\n".join(md) + "\n")
-    from ._html import write_index
+    from .._html import write_index
 
     write_index(out_dir, "\n".join(md) + "\n", title=title)
     return metrics

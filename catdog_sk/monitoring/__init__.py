@@ -9,7 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["psi", "wilson_interval", "unknown_share_test", "domain_classifier_auc", "mmd_rbf", "load_log",
+# The file beside a saved model with a sample of CNN embeddings of its held-out test set (re-exported).
+from ..models.card import REFERENCE_EMBEDDINGS
+from .log import PredictionLog
+
+__all__ = ["PredictionLog", "psi", "wilson_interval", "unknown_share_test", "domain_classifier_auc", "mmd_rbf", "load_log",
            "summarize", "find_alerts", "previous_window", "write_monitor_report", "monitor_html",
            "REFERENCE_EMBEDDINGS", "DEFAULT_UNKNOWN_ALPHA", "DEFAULT_MAX_PSI", "DEFAULT_MAX_DOMAIN_AUC"]
 
@@ -21,9 +25,6 @@ DEFAULT_MAX_PSI = 0.25
 #: benchmarks/bench_monitor.py: without a shift the AUC stayed below 0.53 (40 bootstrap samples of 100 and
 #: of 500 test photos); 0.60 raised no false alarm and caught more shifts than the earlier 0.75.
 DEFAULT_MAX_DOMAIN_AUC = 0.60
-
-#: File beside a saved model: a sample of CNN embeddings of its held-out test set.
-REFERENCE_EMBEDDINGS = "reference_embeddings.npy"
 
 #: Bins of P(positive class) shared by the reference and the live distributions.
 SCORE_BINS = np.linspace(0.0, 1.0, 11)
@@ -121,10 +122,9 @@ def mmd_rbf(reference, live):
 
 def load_log(db_path, *, since=None):
     """Rows of the prediction log (joined with feedback), optionally only those after ``since`` (epoch s)."""
-    from .serving import PredictionLog
 
     if not Path(db_path).is_file():
-        from .exceptions import DatasetError
+        from ..exceptions import DatasetError
 
         raise DatasetError(f"No prediction log at {db_path}.")
     rows = PredictionLog(db_path).rows()
@@ -260,7 +260,7 @@ def previous_window(earlier, current, *, classes):
 
 def write_monitor_report(out_dir, rows, summary, *, classes, reference_scores=None, reference_presence=None):
     """Write monitor.md, monitor.json and PNG plots (volume and latency over time, confidence, scores)."""
-    from .evaluation import _plt
+    from ..evaluation import _plt
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,151 @@
+"""The training workflow as library functions: compare feature sets x models, choose, card, promote.
+
+What ``python -m catdog_sk.fit`` does, with plain arguments, so that a notebook can do it too::
+
+    rows, fitted = compare(base_train, y_train, base_test, y_test, ["cnn", "hog"], ["logreg", "svm"])
+    best = choose_best(rows)
+    decision = champion_decision("artifacts/models", best["test_accuracy"], test_paths, test_labels)
+
+``base_*`` are dicts of base-feature matrices (name -> array), as :func:`catdog_sk.features.extract_features`
+returns them per extractor; :func:`catdog_sk.models.stack_features` concatenates them per feature set.
+"""
+
+import contextlib
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["compare", "choose_best", "champion_decision", "model_card_fields", "unknown_card_fields",
+           "save_reference_embeddings"]
+
+
+def compare(base_train, y_train, base_test, y_test, feature_sets, models, *, cv=5, n_jobs=None, random_state=0,
+            backbone="efficientnet_lite0", runtime="openvino", unknown=None, base_negatives=None, progress=None,
+            searching=contextlib.nullcontext, on_row=None):
+    """Grid-search every feature set x model on train (stratified CV) and score each once on test.
+
+    Parameters
+    ----------
+    base_train, base_test : dict of str to ndarray
+        Base features (see :data:`catdog_sk.registry.EXTRACTORS`) of the training and test images.
+    y_train, y_test : array-like
+    feature_sets : list of str
+        Names from :data:`catdog_sk.registry.FEATURE_SETS`.
+    models : list of str
+        Names from :data:`catdog_sk.registry.MODELS`.
+    cv, n_jobs, random_state, backbone, runtime, unknown
+        As for :func:`catdog_sk.models.run_search`.
+    base_negatives : dict of str to ndarray, default=None
+        Base features of photos of neither (needed with ``unknown``).
+    progress : tqdm-like, default=None
+        Advanced once per CV fit.
+    searching : callable returning a context manager, default: none
+        Entered around each search (e.g. joblib's Dask backend).
+    on_row : callable(row), default=None
+        Called after each search (to log it).
+
+    Returns
+    -------
+    rows : list of dict
+        One per (feature set, model), in that order: best params, CV and test metrics, timings.
+    fitted : dict of (str, str) to CatDogClassifier
+        The refitted best estimator of each search.
+    """
+    from .search import run_search
+
+    rows, fitted = [], {}
+    for fs in feature_sets:
+        for m in models:
+            with searching():
+                if progress is not None:
+                    progress.set_postfix_str(f"{fs} / {m}")
+                row, clf = run_search(base_train, y_train, fs, m, cv=cv, n_jobs=n_jobs, random_state=random_state,
+                                      progress=progress, base_test=base_test, y_test=y_test, backbone=backbone,
+                                      runtime=runtime, unknown=unknown, base_negatives=base_negatives)
+            rows.append(row)
+            fitted[(fs, m)] = clf
+            if on_row is not None:
+                on_row(row)
+    return rows, fitted
+
+
+def choose_best(rows):
+    """The row with the highest mean CV accuracy (training data only, never the test set); fewer features on ties."""
+    return max(rows, key=lambda r: (round(r["cv_accuracy"], 6), -r["n_features"]))
+
+
+def champion_decision(models_root, challenger_accuracy, paths, labels, *, cache=None, n_jobs=None, enabled=True):
+    """Champion/challenger: should the new model replace the one promoted in ``models_root``?
+
+    The promoted model is scored on the same test images; the challenger is promoted when it is at
+    least as accurate. A promoted model that cannot be loaded or scored is replaced, and the
+    decision says why.
+
+    Returns
+    -------
+    decision : dict
+        ``promoted`` (bool), ``reason`` and, when there was a champion, its path and both accuracies.
+    """
+    from .persistence import PROMOTED_FILE, load_model, promoted_model_dir
+
+    if not enabled:
+        return {"promoted": False, "reason": "--no-promote"}
+    if not (Path(models_root) / PROMOTED_FILE).is_file():
+        return {"promoted": True, "reason": "no model was promoted before",
+                "challenger_test_accuracy": challenger_accuracy}
+    champion_dir = promoted_model_dir(models_root)
+    try:
+        champion = load_model(champion_dir)
+        F, keep, _ = champion.featurize(paths, on_error="skip", cache=cache, n_jobs=n_jobs)
+        proba = champion.predict_features(F).proba
+    except Exception as exc:  # noqa: BLE001 - any champion we cannot score is replaced, and the card says why
+        return {"promoted": True, "champion": str(champion_dir), "challenger_test_accuracy": challenger_accuracy,
+                "reason": f"the promoted model could not be scored ({type(exc).__name__}: {exc})"}
+    champion_acc = float(np.mean(champion.classes_[np.argmax(proba, axis=1)] == np.asarray(labels)[keep]))
+    promoted = challenger_accuracy >= champion_acc
+    return {"promoted": promoted, "champion": str(champion_dir), "champion_test_accuracy": champion_acc,
+            "challenger_test_accuracy": challenger_accuracy,
+            "reason": "challenger is at least as accurate on the held-out test set" if promoted
+                      else "challenger is less accurate than the promoted model on the held-out test set"}
+
+
+def model_card_fields(row, clf, decision, *, run, seed, data, cv, is_best):
+    """The training run's model-card fields for one searched model (see :class:`ModelCard`).
+
+    ``decision`` is the model's :class:`~catdog_sk.models.Decision` on the held-out test set: its
+    probabilities (and presence scores) become the reference distributions that monitoring compares
+    live traffic with.
+    """
+    from ._registry import grid_summary
+
+    card = {"run": run, "seed": seed, "data": data,
+            "metrics": {k: v for k, v in row.items() if k.startswith("test_") or k in ("cv_accuracy", "cv_std")},
+            "feature_set": row["features"], "model": row["model"], "best_params": row["best_params"],
+            "cv_folds": cv, "cv_results": row["cv_results"], "grid": grid_summary(row["model"], row["features"]),
+            "selected_by": "highest mean CV accuracy on the training set", "is_best": is_best,
+            "reference": {"p_positive": [round(float(v), 5) for v in decision.proba[:, 1]],
+                          "source": "held-out test set"}}
+    if clf.presence_ is not None:  # what `monitor` compares the "unknown" share with
+        card["reference"]["presence"] = [round(float(v), 5) for v in decision.presence]
+        card["reference"]["unknown_rate"] = float(np.mean(decision.labels.astype(str) == "unknown"))
+    return card
+
+
+def unknown_card_fields(clf, row, *, setting, negatives_used, held_out=None):
+    """The card's ``unknown`` section: threshold, test coverage and (``held_out``, already measured,
+    e.g. by :func:`catdog_sk.evaluation.negatives_metrics`) the rejection of held-out photos of neither."""
+    fields = {"threshold": clf.presence_threshold_, "setting": setting, "test_coverage": row["test_coverage"],
+              "test_answered_accuracy": row["test_answered_accuracy"], "negatives_used": negatives_used}
+    if held_out is not None:
+        fields["negatives"] = dict(held_out)
+    return fields
+
+
+def save_reference_embeddings(folder, clf, cnn_features, *, seed, n=500):
+    """Save a seeded sample of test-set CNN embeddings (no head columns) beside the model, for drift monitoring."""
+    from .card import REFERENCE_EMBEDDINGS
+
+    rng = np.random.RandomState(seed)
+    pick = np.sort(rng.choice(len(cnn_features), size=min(n, len(cnn_features)), replace=False))
+    width = clf.extractors()[-1].embedding_dim
+    np.save(Path(folder) / REFERENCE_EMBEDDINGS, cnn_features[pick, :width], allow_pickle=False)
