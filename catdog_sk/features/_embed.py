@@ -391,7 +391,7 @@ class EmbeddingExtractor:
     """
 
     name = "cnn"
-    version = 2
+    version = 3  # bump whenever the output changes (3: thin strips keep their centre 4:1 before resizing)
 
     def __init__(self, *, backbone="efficientnet_lite0", batch_size=DEFAULT_BATCH_SIZE, runtime="openvino",
                  head=False, caller="EmbeddingTransformer"):
