@@ -15,8 +15,8 @@ from ._version import __version__
 from .exceptions import CatDogError
 
 __all__ = ["EXIT_SKIPPED", "SKIPPED_EPILOG", "make_parser", "add_model_args", "add_backbone_arg", "add_runtime_arg",
-           "add_backend_args", "add_strict_arg", "skipped_status", "cluster", "run", "show_progress", "log",
-           "emit_json", "open_cache", "check_output_file", "unique_name", "parse_names"]
+           "add_backend_args", "add_device_arg", "add_strict_arg", "skipped_status", "cluster", "run", "show_progress", "log",
+           "emit_json", "load_model", "open_cache", "check_output_file", "unique_name", "parse_names"]
 
 
 #: Exit status of a command that finished but skipped unreadable image files.
@@ -77,6 +77,27 @@ def add_runtime_arg(parser):
                         help="what runs the CNN: OpenVINO float32 (default; same embeddings as PyTorch), "
                              "OpenVINO bfloat16 (faster on CPUs with bfloat16 instructions; mean cosine 0.9993 "
                              "to PyTorch, same test accuracy) or eager PyTorch (the reference)")
+
+
+def load_model(args):
+    """The saved model of ``--model`` (``--unsafe``), moved to ``--device`` when the command has it and it is set."""
+    from .models import load_model as _load
+
+    clf = _load(args.model, unsafe=args.unsafe)
+    if getattr(args, "device", None):
+        clf.set_params(device=args.device)
+        clf.extractors()  # 'cuda' without a GPU fails here, before any image is read
+    return clf
+
+
+def add_device_arg(parser, default="auto"):
+    """``--device``: where the CNN runs (a CUDA GPU when there is one, by default)."""
+    from .features._embed import DEVICES
+
+    parser.add_argument("--device", default=default, choices=DEVICES,
+                        help="where the CNN runs: 'auto' is a CUDA GPU when PyTorch sees one (bfloat16, large "
+                             "batches), else --runtime on the CPU; 'cuda' without a GPU is an error"
+                        + ("" if default else "; default: what the model was fitted with"))
 
 
 def add_backend_args(parser):

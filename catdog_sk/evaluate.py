@@ -17,6 +17,7 @@ def build_parser():
         epilog=_cli.SKIPPED_EPILOG + " Failures include an unreadable model and no decodable image.",
     )
     _cli.add_model_args(parser)
+    _cli.add_device_arg(parser, default=None)
     parser.add_argument("--data", required=True, metavar="PATH", help="labelled images to evaluate on")
     parser.add_argument("--negatives", metavar="DIR",
                         help="also report the share of photos of neither (every image under DIR, sub-folders "
@@ -59,11 +60,9 @@ def main(argv=None):
         from ._io import atomic_dir, check_new_dir
         from .data import find_images
         from .evaluation import write_report
-        from .models import load_model
-
         out = Path(args.out or Path("artifacts") / "reports" / _cli.unique_name("eval-"))
         check_new_dir(out, "report folder (--out)")  # before any work: an existing folder is never replaced
-        clf = load_model(args.model, unsafe=args.unsafe)
+        clf = _cli.load_model(args)
         found = find_images(args.data)
         cache = _cli.open_cache(args)
         F, keep, errors = clf.featurize(found.paths, on_error="skip", cache=cache, n_jobs=args.jobs,

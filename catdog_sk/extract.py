@@ -25,6 +25,7 @@ def build_parser():
                         help=f"comma-separated subset of {','.join(FEATURES)}")
     _cli.add_backbone_arg(parser)
     _cli.add_runtime_arg(parser)
+    _cli.add_device_arg(parser)
     parser.add_argument("--batch-size", type=int, default=4, metavar="N",
                         help="images per CNN forward pass (default 4: small batches are fastest on CPU)")
     cache = parser.add_mutually_exclusive_group()
@@ -58,7 +59,7 @@ def main(argv=None):
         if args.max_pixels is not None and args.max_pixels < 1:
             parser.error(f"--max-pixels must be >= 1; got {args.max_pixels}")
         extractors = [make_extractor(n, backbone=args.backbone, batch_size=args.batch_size, runtime=args.runtime,
-                                     caller="extract") for n in names]
+                                     device=args.device, caller="extract") for n in names]
         for ex in extractors:  # fail fast (e.g. offline backbone) before reading any image
             ex.config()
         if args.skipped_csv:  # outputs are checked before the work starts

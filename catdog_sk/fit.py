@@ -39,6 +39,7 @@ def build_parser():
                         help="parallel workers for extraction and grid search (default: all CPUs)")
     _cli.add_backbone_arg(parser)
     _cli.add_runtime_arg(parser)
+    _cli.add_device_arg(parser)
     cache = parser.add_mutually_exclusive_group()
     cache.add_argument("--cache", metavar="DIR", help="feature cache (default: $CATDOG_CACHE or artifacts/cache)")
     cache.add_argument("--no-cache", action="store_true", help="compute features without the cache")
@@ -122,12 +123,20 @@ def parse_unknown(parser, text):
     return value
 
 
+def _extractors(names, args):
+    """The extractor plans of ``names`` with the command's --backbone, --runtime and --device."""
+    from .features import make_extractor
+
+    return [make_extractor(n, backbone=args.backbone, runtime=args.runtime, device=args.device, caller="fit")
+            for n in names]
+
+
 def _negative_features(names, args, cache, negatives):
     """Base features of the photos of neither: the offline check set plus the fitting part of --negatives."""
     from .checkset import non_animal_images
-    from .features import extract_features, make_extractor
+    from .features import extract_features
 
-    extractors = [make_extractor(n, backbone=args.backbone, runtime=args.runtime, caller="fit") for n in names]
+    extractors = _extractors(names, args)
     _, images = non_animal_images(random_state=args.seed)
     items = images + (list(negatives.paths) if negatives is not None else [])
     res = extract_features(items, extractors, cache=cache, n_jobs=args.jobs, on_error="skip",
@@ -164,9 +173,8 @@ def _check_trainable(found, cv):
 
 def _extract(found, names, args, cache, desc, client=None):
     from .cluster import extract_features_with
-    from .features import make_extractor
 
-    extractors = [make_extractor(n, backbone=args.backbone, runtime=args.runtime, caller="fit") for n in names]
+    extractors = _extractors(names, args)
     res = extract_features_with(client, found.paths, extractors, n_jobs=args.jobs, cache=cache, on_error="skip",
                                 progress=_cli.show_progress(args), desc=desc)
     for err in res.errors:
@@ -178,12 +186,12 @@ def _extract(found, names, args, cache, desc, client=None):
 
 def _uncached_ms_per_image(names, found, args, n=32):
     """End-to-end feature cost per image (decode + features, no cache), per base feature."""
-    from .features import extract_features, make_extractor
+    from .features import extract_features
 
     paths = found.paths[:n]
     out = {}
     for name in names:
-        ex = make_extractor(name, backbone=args.backbone, runtime=args.runtime, caller="fit")
+        (ex,) = _extractors([name], args)
         extract_features(paths[:2], [ex], n_jobs=args.jobs)  # warm up (model load, imports)
         res = extract_features(paths, [ex], n_jobs=args.jobs)
         out[name] = 1000 * res.seconds / len(paths)
@@ -249,9 +257,7 @@ def _plan(parser, args):
         parser.error("--jobs must be a positive number or -1 for all CPUs; got 0")
     base_names = [n for n in FEATURE_NAMES if any(n in FEATURE_SETS[s] for s in sets)]
     if "cnn" in base_names:
-        from .features import make_extractor
-
-        make_extractor("cnn", backbone=args.backbone, runtime=args.runtime, caller="fit").config()  # fail fast
+        _extractors(["cnn"], args)[0].config()  # fail fast (offline backbone, no GPU for --device cuda)
     # photos of neither need only the features of the sets that can abstain (those with CNN features)
     neg_names = [n for n in base_names if any(n in FEATURE_SETS[s] for s in sets if "cnn" in FEATURE_SETS[s])]
     return SimpleNamespace(sets=sets, models=models, unknown=unknown, base_names=base_names,
@@ -315,7 +321,7 @@ def _search(args, plan, data, feats, client):
               disable=not _cli.show_progress(args)) as bar:
         return compare(feats.train, data.train.labels, feats.test, data.test.labels, plan.sets, plan.models,
                        cv=args.cv, n_jobs=-1 if client is not None else args.jobs, random_state=args.seed,
-                       backbone=args.backbone, runtime=args.runtime, unknown=plan.unknown,
+                       backbone=args.backbone, runtime=args.runtime, device=args.device, unknown=plan.unknown,
                        base_negatives=feats.negatives, progress=bar, searching=searching, on_row=on_row)
 
 

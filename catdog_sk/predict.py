@@ -22,6 +22,7 @@ def build_parser():
     )
     parser.add_argument("images", nargs="+", metavar="IMAGE|DIR", help="image files or folders")
     _cli.add_model_args(parser)
+    _cli.add_device_arg(parser, default=None)
     parser.add_argument("--format", choices=("jsonl", "csv"), default="jsonl", help="output format")
     cache = parser.add_mutually_exclusive_group()
     cache.add_argument("--cache", metavar="DIR", help="feature cache (default: none, features are computed)")
@@ -89,9 +90,7 @@ def main(argv=None):
     parser = build_parser()
 
     def body(args):
-        from .models import load_model
-
-        clf = load_model(args.model, unsafe=args.unsafe)
+        clf = _cli.load_model(args)
         paths = expand(args.images)
         if not paths:
             parser.error("no image files found in the given paths")

@@ -21,6 +21,7 @@ def build_parser():
                              "longer; 0 turns the limit off")
     parser.add_argument("--workers", type=int, default=1, metavar="N",
                         help="worker processes; /metrics adds up all of them (Prometheus multiprocess mode)")
+    _cli.add_device_arg(parser, default=None)
     return parser
 
 
@@ -43,7 +44,7 @@ def main(argv=None):
             parser.error(f"--timeout must be >= 0; got {args.timeout}")
         if args.workers < 1:
             parser.error(f"--workers must be >= 1; got {args.workers}")
-        config = {"model_path": args.model, "log_db": args.log_db, "unsafe": args.unsafe,
+        config = {"model_path": args.model, "log_db": args.log_db, "unsafe": args.unsafe, "device": args.device,
                   "max_upload_bytes": int(args.max_upload_mb * 2**20), "request_timeout": args.timeout or None}
         log_level = "warning" if args.quiet else "info"
         if args.workers == 1:
@@ -53,10 +54,9 @@ def main(argv=None):
             _cli.log(args, f"serving model {app.version} on http://{args.host}:{args.port}/")
             uvicorn.run(app, host=args.host, port=args.port, log_level=log_level)
             return 0
-        from .models import load_model
         from .serving.app import CONFIG_ENV
 
-        load_model(args.model, unsafe=args.unsafe)  # fail here, once, with one line, if it cannot load
+        _cli.load_model(args)  # fail here, once, with one line, if it cannot load (or no GPU for --device cuda)
         metrics_dir = tempfile.mkdtemp(prefix="catdog-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
         os.environ[CONFIG_ENV] = json.dumps(config)

@@ -38,15 +38,16 @@ __all__ = [
 FEATURE_NAMES = tuple(EXTRACTORS)
 
 
-def _make_cnn(*, backbone, batch_size, runtime, caller):
+def _make_cnn(*, backbone, batch_size, runtime, device, caller):
     from ._embed import EmbeddingExtractor
 
     # The catalogue's 'cnn' carries the ImageNet head's cat/dog/other log-probabilities after the
     # embeddings: what CatDogClassifier answers 'unknown' with (see EmbeddingExtractor).
-    return EmbeddingExtractor(backbone=backbone, batch_size=batch_size, runtime=runtime, head=True, caller=caller)
+    return EmbeddingExtractor(backbone=backbone, batch_size=batch_size, runtime=runtime, head=True, device=device,
+                              caller=caller)
 
 
-#: Name -> factory(backbone=, batch_size=, runtime=, caller=); the keys are catdog_sk.registry.EXTRACTORS'.
+#: Name -> factory(backbone=, batch_size=, runtime=, device=, caller=); the keys are catdog_sk.registry.EXTRACTORS'.
 _FACTORIES = {
     "hog": lambda *, caller, **_: HOGExtractor(caller=caller),
     "color": lambda *, caller, **_: ColorHistogramExtractor(caller=caller),
@@ -58,7 +59,8 @@ if tuple(_FACTORIES) != FEATURE_NAMES:  # pragma: no cover - a developer added a
     raise ImportError("catdog_sk.features._FACTORIES and catdog_sk.registry.EXTRACTORS list different names")
 
 
-def make_extractor(name, *, backbone="efficientnet_lite0", batch_size=4, runtime="openvino", caller="extract"):
+def make_extractor(name, *, backbone="efficientnet_lite0", batch_size=4, runtime="openvino", device="auto",
+                   caller="extract"):
     """Extractor plan for one feature name (see :data:`catdog_sk.registry.EXTRACTORS`) with default parameters.
 
     Raises
@@ -69,7 +71,7 @@ def make_extractor(name, *, backbone="efficientnet_lite0", batch_size=4, runtime
     from .._validation import check_choice
 
     check_choice(name, FEATURE_NAMES, name="name", caller="make_extractor")
-    return _FACTORIES[name](backbone=backbone, batch_size=batch_size, runtime=runtime, caller=caller)
+    return _FACTORIES[name](backbone=backbone, batch_size=batch_size, runtime=runtime, device=device, caller=caller)
 
 
 def __getattr__(name):  # torch-dependent names load on first use

@@ -161,6 +161,9 @@ class EmbeddingTransformer(_ImageFeatureTransformer):
         cosine > 0.99999, several times faster), OpenVINO bfloat16 (faster
         again; mean cosine 0.9993, same test accuracy), or eager PyTorch
         (the reference).
+    device : {'auto', 'cpu', 'cuda'}, default='auto'
+        Where the network runs: a CUDA GPU when PyTorch sees one ('auto'),
+        else ``runtime`` on the CPU; see :func:`catdog_sk.features.embed`.
     cache, n_jobs, verbose
         As in :class:`HOGTransformer`.
 
@@ -170,11 +173,12 @@ class EmbeddingTransformer(_ImageFeatureTransformer):
     mean/std), read from one registry entry; see :func:`catdog_sk.features.get_backbone`.
     """
 
-    def __init__(self, *, backbone="efficientnet_lite0", batch_size=4, runtime="openvino", cache=None,
-                 n_jobs=None, verbose=False):
+    def __init__(self, *, backbone="efficientnet_lite0", batch_size=4, runtime="openvino", device="auto",
+                 cache=None, n_jobs=None, verbose=False):
         self.backbone = backbone
         self.batch_size = batch_size
         self.runtime = runtime
+        self.device = device
         self.cache = cache
         self.n_jobs = n_jobs
         self.verbose = verbose
@@ -183,4 +187,4 @@ class EmbeddingTransformer(_ImageFeatureTransformer):
         from ._embed import EmbeddingExtractor
 
         return EmbeddingExtractor(backbone=self.backbone, batch_size=self.batch_size, runtime=self.runtime,
-                                  caller=type(self).__name__)
+                                  device=self.device, caller=type(self).__name__)

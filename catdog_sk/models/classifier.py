@@ -126,7 +126,11 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
     batch_size : int, default=4
         Images per CNN forward pass; small batches are fastest on CPU.
     runtime : {'openvino', 'openvino-bf16', 'torch'}, default='openvino'
-        What runs the CNN (see :class:`catdog_sk.features.EmbeddingTransformer`).
+        What runs the CNN on the CPU (see :class:`catdog_sk.features.EmbeddingTransformer`).
+    device : {'auto', 'cpu', 'cuda'}, default='auto'
+        Where the CNN runs: a CUDA GPU (PyTorch, bfloat16 autocast, large
+        batches) when PyTorch sees one, else ``runtime`` on the CPU.
+        ``'cuda'`` without a GPU raises at once.
     n_jobs : int, default=None
         Threads for decoding and per-image features (None: all CPUs).
     random_state : int, default=None
@@ -168,7 +172,7 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
     def __init__(self, *, features="cnn", backbone="efficientnet_lite0", model="logreg", C=0.01,
                  kernel="rbf", gamma="scale", pca=None, scale="standard", class_weight=None,
                  unknown=None, augment=0, cache=None,
-                 batch_size=4, runtime="openvino", n_jobs=None, random_state=None, verbose=False):
+                 batch_size=4, runtime="openvino", device="auto", n_jobs=None, random_state=None, verbose=False):
         self.features = features
         self.backbone = backbone
         self.model = model
@@ -183,6 +187,7 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
         self.cache = cache
         self.batch_size = batch_size
         self.runtime = runtime
+        self.device = device
         self.n_jobs = n_jobs
         self.random_state = random_state
         self.verbose = verbose
@@ -224,13 +229,14 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
                                         f"Got {self.verbose!r} instead.")
 
     def _validate_cnn_params(self, name):
-        """backbone (known names, no download), runtime, cache and random_state."""
+        """backbone (known names, no download), runtime, device, cache and random_state."""
         from ..exceptions import BackboneUnavailableError
         from ..features import FeatureCache
         from ..features._backbones import get_backbone
-        from ..features._embed import RUNTIMES, split_backbones
+        from ..features._embed import DEVICES, RUNTIMES, split_backbones
 
         check_choice(self.runtime, RUNTIMES, name="runtime", caller=name)
+        check_choice(self.device, DEVICES, name="device", caller=name)
         if "cnn" in FEATURE_SETS[self.features]:
             try:
                 for backbone in split_backbones(self.backbone):
@@ -266,7 +272,8 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
         from ..features import make_extractor
 
         return [make_extractor(n, backbone=self.backbone, batch_size=self.batch_size, runtime=self.runtime,
-                               caller=type(self).__name__) for n in FEATURE_SETS[self.features]]
+                               device=getattr(self, "device", "auto"), caller=type(self).__name__)
+                for n in FEATURE_SETS[self.features]]
 
     def featurize(self, X, *, on_error="raise", cache=_OWN_CACHE, n_jobs=None, progress=None, desc="features"):
         """Feature matrix of images ``X``: the boundary between images and features.

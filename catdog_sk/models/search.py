@@ -111,7 +111,7 @@ def stack_features(base, feature_set):
 
 def run_search(base_train, y_train, feature_set, model, *, cv=5, n_jobs=None, random_state=0,
                progress=None, base_test=None, y_test=None, backbone="efficientnet_lite0", runtime="openvino",
-               unknown=None, base_negatives=None):
+               unknown=None, base_negatives=None, device="auto"):
     """Tune one (feature set, model) pair, refit the best on all training data, score on test.
 
     Parameters
@@ -156,7 +156,7 @@ def run_search(base_train, y_train, feature_set, model, *, cv=5, n_jobs=None, ra
         search.fit(Xc, y_train)
     search_s = time.perf_counter() - start
     best = classifier_params(search.best_params_)
-    clf = CatDogClassifier(features=feature_set, backbone=backbone, runtime=runtime, model=model,
+    clf = CatDogClassifier(features=feature_set, backbone=backbone, runtime=runtime, device=device, model=model,
                            random_state=random_state,
                            unknown=unknown if has_cnn else None, **best)
     start = time.perf_counter()

@@ -20,17 +20,20 @@ class ModelSlot:
         A model folder, or a models root whose ``PROMOTED`` names the model to serve.
     unsafe : bool
         Passed to :func:`catdog_sk.models.load_model`.
+    device : str or None
+        Set on every model loaded (None: the model's own ``device``).
 
     A promotion that cannot be loaded (missing run, tampered file, bad pointer) never takes the
     service down: the model it has keeps serving, ``on_reload_error`` is called once per change of
     ``PROMOTED``, and the load is tried again only when ``PROMOTED`` changes again.
     """
 
-    def __init__(self, model_path, *, unsafe=False):
+    def __init__(self, model_path, *, unsafe=False, device=None):
         from ..models.persistence import PROMOTED_FILE
 
         self.model_path = model_path
         self.unsafe = unsafe
+        self.device = device
         root = Path(model_path) if Path(model_path).is_dir() else Path(model_path).parent
         self.root = root
         self.pointer = root / PROMOTED_FILE
@@ -55,6 +58,8 @@ class ModelSlot:
 
         mtime = self._pointer_mtime()
         clf = load_model(self.model_path, unsafe=self.unsafe)
+        if self.device:
+            clf.set_params(device=self.device)
         # Warm up: load and compile the network now, not on the first request (no cache here:
         # a cached warm-up image would skip the network).
         extractors = clf.extractors()

@@ -43,7 +43,7 @@ _STATUS = {"too_large": 413, "not_an_image": 415, "empty": 422, "truncated": 422
 
 
 def create_app(model_path, *, log_db=None, uploads_dir=None, max_upload_bytes=DEFAULT_MAX_UPLOAD_BYTES,
-               max_pixels=DEFAULT_MAX_PIXELS, unsafe=False, request_timeout=DEFAULT_REQUEST_TIMEOUT):
+               max_pixels=DEFAULT_MAX_PIXELS, unsafe=False, request_timeout=DEFAULT_REQUEST_TIMEOUT, device=None):
     """Build the FastAPI application serving one saved model.
 
     Parameters
@@ -66,6 +66,8 @@ def create_app(model_path, *, log_db=None, uploads_dir=None, max_upload_bytes=DE
     request_timeout : float or None, default=30.0
         Seconds from a request's first byte to its answer; slower requests
         are answered 408 (body still arriving) or 503. None: no limit.
+    device : {'auto', 'cpu', 'cuda'} or None, default=None
+        Where the CNN runs; None keeps the model's own ``device`` parameter.
 
     Returns
     -------
@@ -77,7 +79,7 @@ def create_app(model_path, *, log_db=None, uploads_dir=None, max_upload_bytes=DE
 
     from ..monitoring.log import PredictionLog
 
-    slot = ModelSlot(model_path, unsafe=unsafe)
+    slot = ModelSlot(model_path, unsafe=unsafe, device=device)
     log = PredictionLog(log_db or slot.root / "prediction_log.sqlite")
     metrics = Metrics(slot.model["version"], slot.model["sha"])
     slot.on_reload = lambda model: metrics.set_model(model["version"], model["sha"])
