@@ -15,6 +15,11 @@ catdog_sk's rows include the ImageNet head's columns ('unknown' is decided from 
 run of the default runtime without them prints what the head costs (target: within 5%).
 With ``--accuracy`` the train and test sets are embedded by each and StandardScaler +
 LogisticRegression(C=0.01) fitted on train is scored on test.
+
+With ``--device cuda`` (a CUDA GPU), the same run also times, side by side: catdog_sk on the GPU end to
+end (decode included, ``device='cuda'``: bf16 autocast, batches of 256), the network alone on the GPU
+(random uint8 batches already in GPU memory: the physical limit), and decoding + cropping alone through
+the same engine (the share of the end-to-end time spent decoding), against the CPU default path.
 """
 
 import argparse
@@ -47,14 +52,73 @@ def naive_embeddings(paths, batch_size=64):
     return np.concatenate(out)
 
 
-def ours(paths, runtime, batch_size, head=True):
+def ours(paths, runtime, batch_size, head=True, device="cpu"):
     """catdog_sk's extractor (with the ImageNet head columns, as the catalogue computes it); embeddings only."""
     from catdog_sk.features import extract_features
     from catdog_sk.features._embed import EmbeddingExtractor
 
-    ex = EmbeddingExtractor(runtime=runtime, batch_size=batch_size, head=head)
+    ex = EmbeddingExtractor(runtime=runtime, batch_size=batch_size, head=head, device=device)
     res = extract_features(paths, [ex], chunk_size=64)
     return res.features[0][:, :ex.embedding_dim]
+
+
+class _CropOnly:
+    """An extractor plan that decodes and crops like the CNN's, and computes nothing: the decode cost."""
+
+    name, version, n_features_out = "crop-only", 1, 1
+
+    def config(self):
+        return {"name": self.name}
+
+    def prepare(self, image):
+        from catdog_sk.preprocess import resize_shorter_center_crop
+
+        return resize_shorter_center_crop(image, 224, crop_pct=0.875)
+
+    def finalize(self, prepared):
+        return np.zeros((len(prepared), 1), np.float32)
+
+
+def decode_only(paths):
+    from catdog_sk.features import extract_features
+
+    extract_features(paths, [_CropOnly()], chunk_size=64)
+
+
+def network_alone_cuda(n, batch_size=256):
+    """Images/s of Lite0 on the GPU, bf16 autocast, inputs already on the device (the physical limit)."""
+    import torch
+
+    from catdog_sk.features._embed import _cuda_precision, _load_cuda
+
+    model, _ = _load_cuda("efficientnet_lite0")
+    dtype = torch.bfloat16 if _cuda_precision() == "bf16" else torch.float16
+    x = torch.randint(0, 255, (batch_size, 3, 224, 224), device="cuda").float().contiguous(
+        memory_format=torch.channels_last)
+    with torch.inference_mode(), torch.autocast("cuda", dtype=dtype):
+        model(x)
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        for _ in range(max(1, n // batch_size)):
+            model(x)
+        torch.cuda.synchronize()
+    return max(1, n // batch_size) * batch_size / (time.perf_counter() - start)
+
+
+def gpu_rows(sample, repeat):
+    """CPU default path vs CUDA end to end vs network alone vs decode only, interleaved, fastest run counts."""
+    ours(sample[:8], "openvino", 4, True, "cpu")
+    ours(sample[:8], "torch", 256, True, "cuda")
+    best = {"cpu": float("inf"), "cuda": float("inf"), "decode": float("inf")}
+    for _ in range(repeat):
+        for key, fn in (("cpu", lambda: ours(sample, "openvino", 4, True, "cpu")),
+                        ("cuda", lambda: ours(sample, "torch", 256, True, "cuda")),
+                        ("decode", lambda: decode_only(sample))):
+            best[key] = min(best[key], timed(fn)[1])
+    net = network_alone_cuda(max(len(sample), 2048))
+    cpu, cuda = len(sample) / best["cpu"], len(sample) / best["cuda"]
+    return {"cpu_img_s": cpu, "cuda_img_s": cuda, "cuda_vs_cpu": cuda / cpu, "network_alone_img_s": net,
+            "cuda_vs_network_alone": cuda / net, "decode_share_of_cuda_time": best["decode"] / best["cuda"]}
 
 
 def timed(fn, *args):
@@ -79,10 +143,17 @@ def main(argv=None):
     parser.add_argument("--repeat", type=int, default=3, metavar="N",
                         help="timed runs per pipeline, interleaved; the fastest counts (default 3)")
     parser.add_argument("--accuracy", action="store_true", help="also fit on train, score on test (slow)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="cuda: also time the GPU path side by side with the CPU one (needs a CUDA GPU)")
     parser.add_argument("--json-out", default=str(BENCH_DIR / "cnn.json"))
     args = parser.parse_args(argv)
     if args.repeat < 1:
         parser.error(f"--repeat must be >= 1; got {args.repeat}")
+    if args.device == "cuda":
+        from catdog_sk.features._embed import cuda_available
+
+        if not cuda_available():
+            parser.error("--device cuda: PyTorch sees no CUDA GPU on this machine (torch.cuda.is_available() is False)")
 
     from catdog_sk.data import load_dataset
     from catdog_sk.features import load_backbone
@@ -150,6 +221,18 @@ def main(argv=None):
           f"{head_cost['with_head_img_s']:.1f} img/s with the head columns, {head_cost['without_head_img_s']:.1f} "
           f"without: {head_cost['ratio']:.3f}x (same forward pass)")
     report = {"images": len(sample), "repeat": args.repeat, "rows": rows, "imagenet_head": head_cost}
+    if args.device == "cuda":
+        import torch
+
+        g = gpu_rows(sample, args.repeat)
+        report["cuda"] = dict(g, gpu=torch.cuda.get_device_name(0))
+        print(f"GPU ({report['cuda']['gpu']}), Lite0 end to end, decode included:")
+        print(f"  CPU default path (OpenVINO, batch 4)   {g['cpu_img_s']:>9.1f} img/s")
+        print(f"  catdog_sk device=cuda (bf16, batch 256) {g['cuda_img_s']:>8.1f} img/s  {g['cuda_vs_cpu']:.2f}x the CPU "
+              f"path (target 5x)")
+        print(f"  network alone on the GPU (batch 256)    {g['network_alone_img_s']:>8.1f} img/s  (end to end is "
+              f"{g['cuda_vs_network_alone']:.1%} of it)")
+        print(f"  decoding + cropping alone: {g['decode_share_of_cuda_time']:.0%} of the GPU path's time")
     write_report(report, args.json_out)
     return 0
 
