@@ -328,82 +328,97 @@ def _search(args, plan, data, feats, client):
 def _save_run(args, plan, data, feats, rows, fitted, cache):
     """Save the best model (every model with --save-all), write the report, promote; return comparison.json."""
     from ._io import atomic_dir
-    from .data import dataset_sha256
-    from .evaluation import negatives_metrics, write_report
-    from .models import save_model, stack_features
-    from .models.persistence import library_versions, promote, promotion_lock
-    from .models.workflow import (champion_decision, choose_best, model_card_fields, save_reference_embeddings,
-                                  unknown_card_fields)
+    from .models import stack_features
+    from .models.persistence import promote, promotion_lock
+    from .models.workflow import champion_decision, choose_best
 
-    run, art = args.run, Path(args.artifacts)
-    model_root, report_dir = art / "models" / run, art / "reports" / run
-    train, test = data.train, data.test
+    art = Path(args.artifacts)
     best = choose_best(rows)  # by CV accuracy (training data only), never the test set
-    best_clf = fitted[(best["features"], best["model"])]
-    data_card = {"train": data.train_src, "test": data.test_src, "train_counts": train.counts(),
-                 "test_counts": test.counts(), "train_sha256": dataset_sha256(train.paths, train.labels),
-                 "test_sha256": dataset_sha256(test.paths, test.labels)}
+    best_key = (best["features"], best["model"])
     for clf in fitted.values():  # so that evaluate can leave the photos they were fitted on out
         if data.negatives is not None and clf.presence_ is not None:
             clf.negatives_sha256_ = tuple(data.negatives.sha256)
     decisions = {key: fitted[key].predict_features(stack_features(feats.test, key[0]))
-                 for key in fitted if args.save_all or key == (best["features"], best["model"])}
-    best_decision = decisions[(best["features"], best["model"])]
-    held_decision = _held_out_negatives(best_clf, data.held, args, cache) if best_clf.presence_ is not None else None
+                 for key in fitted if args.save_all or key == best_key}
+    held = _held_out_negatives(fitted[best_key], data.held, args, cache) if fitted[best_key].presence_ is not None \
+        else None
     # Compare with the model promoted *now*, save and promote in one locked step: two runs
     # finishing together decide one after the other (fcntl.flock on the models root).
     with promotion_lock(art / "models"):
-        promotion = champion_decision(art / "models", best["test_accuracy"], test.paths, test.labels, cache=cache,
-                                      n_jobs=args.jobs, enabled=not args.no_promote)
-        with atomic_dir(report_dir) as work:  # the report folder appears whole or not at all
-            saved = {}
-            for row in rows:
-                key, is_best = (row["features"], row["model"]), row is best
-                if not (is_best or args.save_all):
-                    continue
-                clf = fitted[key]
-                target = model_root if not args.save_all else model_root / f"{row['features']}-{row['model']}"
-                card = model_card_fields(row, clf, decisions[key], run=run, seed=args.seed, data=data_card,
-                                         cv=args.cv, is_best=is_best)
-                if is_best:
-                    card["promotion"] = promotion
-                    if clf.presence_ is not None:
-                        held = None if held_decision is None else dict(
-                            negatives_metrics(held_decision["groups"], held_decision["labels"]),
-                            source=held_decision["source"], note=held_decision["note"])
-                        card["unknown"] = unknown_card_fields(
-                            clf, row, setting=args.unknown, held_out=held,
-                            negatives_used={"source": args.negatives, "n": len(data.negatives or ()),
-                                            "fraction": args.negatives_fraction, "seed": args.seed,
-                                            "plus": "catdog_sk.checkset"})
-                save_model(clf, target, card=card)
-                if "cnn" in feats.test:  # reference sample for embedding-drift monitoring
-                    save_reference_embeddings(target, clf, feats.test["cnn"], seed=args.seed)
-                saved[f"{row['features']}/{row['model']}"] = str(target)
-                if is_best:
-                    best_target = target
-            _plot_comparison(rows, work / "comparison.png")
-            report = write_report(
-                work, paths=test.paths, y_true=test.labels, pred=best_clf.classes_[np.argmax(best_decision.proba, 1)],
-                proba=best_decision.proba, classes=best_clf.classes_,
-                title=f"Best model: {best['features']} + {best['model']} on {data.test_src}",
-                short_title=f"{best['features']} + {best['model']}",
-                extra_md="## All feature sets x models\n\n" + markdown_table(rows)
-                         + "\n\n![comparison](comparison.png)\n\nBest model chosen by CV accuracy on train.",
-                labels=best_decision.labels if best_clf.presence_ is not None else None,
-                presence=best_decision.presence, threshold=best_clf.presence_threshold_, negatives=held_decision)
-            if "negatives" in report:
-                best["negatives"] = report["negatives"]
-            results = {"run": run, "train": data.train_src, "test": data.test_src, "cv": args.cv, "seed": args.seed,
-                       "backbone": args.backbone, "extract_seconds": round(feats.extract_s, 2),
-                       "feature_ms_per_image": {k: round(v, 2) for k, v in feats.ms_per_image.items()},
-                       "rows": rows, "best": {"features": best["features"], "model": best["model"]},
-                       "models": saved, "report": str(report_dir), "promotion": promotion, "skipped": feats.skipped,
-                       "versions": library_versions()}
-            (work / "comparison.json").write_text(json.dumps(results, indent=2, default=str))
+        promotion = champion_decision(art / "models", best["test_accuracy"], data.test.paths, data.test.labels,
+                                      cache=cache, n_jobs=args.jobs, enabled=not args.no_promote)
+        with atomic_dir(art / "reports" / args.run) as work:  # the report folder appears whole or not at all
+            saved = _save_models(args, data, feats, rows, fitted, decisions, best, promotion, held)
+            results = _write_report(args, data, feats, rows, fitted[best_key], decisions[best_key], best, held, work,
+                                    saved=saved, promotion=promotion)
         if promotion["promoted"]:  # last, once the model and its report are whole: never a dangling PROMOTED
-            promote(art / "models", best_target)
-    return results, best_clf
+            promote(art / "models", saved[f"{best['features']}/{best['model']}"])
+    return results, fitted[best_key]
+
+
+def _save_models(args, data, feats, rows, fitted, decisions, best, promotion, held):
+    """Each model to save, with its card and reference embeddings; ``{'features/model': folder}``."""
+    from .data import dataset_sha256
+    from .evaluation import negatives_metrics
+    from .models import save_model
+    from .models.workflow import model_card_fields, save_reference_embeddings, unknown_card_fields
+
+    train, test = data.train, data.test
+    data_card = {"train": data.train_src, "test": data.test_src, "train_counts": train.counts(),
+                 "test_counts": test.counts(), "train_sha256": dataset_sha256(train.paths, train.labels),
+                 "test_sha256": dataset_sha256(test.paths, test.labels)}
+    model_root, saved = Path(args.artifacts) / "models" / args.run, {}
+    for row in rows:
+        key, is_best = (row["features"], row["model"]), row is best
+        if not (is_best or args.save_all):
+            continue
+        clf = fitted[key]
+        target = model_root if not args.save_all else model_root / f"{row['features']}-{row['model']}"
+        card = model_card_fields(row, clf, decisions[key], run=args.run, seed=args.seed, data=data_card, cv=args.cv,
+                                 is_best=is_best)
+        if is_best:
+            card["promotion"] = promotion
+        if is_best and clf.presence_ is not None:
+            held_metrics = None if held is None else dict(negatives_metrics(held["groups"], held["labels"]),
+                                                          source=held["source"], note=held["note"])
+            card["unknown"] = unknown_card_fields(
+                clf, row, setting=args.unknown, held_out=held_metrics,
+                negatives_used={"source": args.negatives, "n": len(data.negatives or ()),
+                                "fraction": args.negatives_fraction, "seed": args.seed, "plus": "catdog_sk.checkset"})
+        save_model(clf, target, card=card)
+        if "cnn" in feats.test:  # reference sample for embedding-drift monitoring
+            save_reference_embeddings(target, clf, feats.test["cnn"], seed=args.seed)
+        saved[f"{row['features']}/{row['model']}"] = target
+    return saved
+
+
+def _write_report(args, data, feats, rows, best_clf, decision, best, held, work, *, saved, promotion):
+    """The best model's report (+ the comparison of all rows) into ``work``; returns comparison.json's content."""
+    from .evaluation import write_report
+    from .models.persistence import library_versions
+
+    test = data.test
+    _plot_comparison(rows, work / "comparison.png")
+    report = write_report(
+        work, paths=test.paths, y_true=test.labels, pred=best_clf.classes_[np.argmax(decision.proba, 1)],
+        proba=decision.proba, classes=best_clf.classes_,
+        title=f"Best model: {best['features']} + {best['model']} on {data.test_src}",
+        short_title=f"{best['features']} + {best['model']}",
+        extra_md="## All feature sets x models\n\n" + markdown_table(rows)
+                 + "\n\n![comparison](comparison.png)\n\nBest model chosen by CV accuracy on train.",
+        labels=decision.labels if best_clf.presence_ is not None else None,
+        presence=decision.presence, threshold=best_clf.presence_threshold_, negatives=held)
+    if "negatives" in report:
+        best["negatives"] = report["negatives"]
+    results = {"run": args.run, "train": data.train_src, "test": data.test_src, "cv": args.cv, "seed": args.seed,
+               "backbone": args.backbone, "extract_seconds": round(feats.extract_s, 2),
+               "feature_ms_per_image": {k: round(v, 2) for k, v in feats.ms_per_image.items()},
+               "rows": rows, "best": {"features": best["features"], "model": best["model"]},
+               "models": {k: str(v) for k, v in saved.items()},
+               "report": str(Path(args.artifacts) / "reports" / args.run), "promotion": promotion,
+               "skipped": feats.skipped, "versions": library_versions()}
+    (work / "comparison.json").write_text(json.dumps(results, indent=2, default=str))
+    return results
 
 
 def _print_summary(results, best_clf):
