@@ -47,7 +47,9 @@ def build_parser():
     parser.add_argument("--run", metavar="NAME", help="run name (default: a UTC timestamp)")
     parser.add_argument("--artifacts", default="artifacts", metavar="DIR",
                         help="where models/<run>/ and reports/<run>/ are written")
-    parser.add_argument("--save-all", action="store_true", help="save every tuned model, not only the best")
+    parser.add_argument("--save-all", action="store_true",
+                        help="save every tuned model, not only the best (the best is models/<run>/, the others "
+                             "models/<run>/<features>-<model>/)")
     parser.add_argument("--extra-data", action="append", default=[], metavar="SPEC",
                         help="more training images: 'feedback' (images users corrected through serve, from "
                              "ARTIFACTS/models/prediction_log.sqlite), a prediction-log .sqlite file, or a "
@@ -373,7 +375,8 @@ def _save_models(args, data, feats, rows, fitted, decisions, best, promotion, he
         if not (is_best or args.save_all):
             continue
         clf = fitted[key]
-        target = model_root if not args.save_all else model_root / f"{row['features']}-{row['model']}"
+        # The best model is the run's folder (what PROMOTED names); --save-all puts the others inside it.
+        target = model_root if is_best else model_root / f"{row['features']}-{row['model']}"
         card = model_card_fields(row, clf, decisions[key], run=args.run, seed=args.seed, data=data_card, cv=args.cv,
                                  is_best=is_best)
         if is_best:

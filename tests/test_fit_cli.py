@@ -111,6 +111,30 @@ def test_fit_then_evaluate_writes_model_card_report_and_plots(shared_data, tmp_p
     assert rows[0] == "path,label,p_cat,p_dog,model_version,error" and len(rows) == 11
 
 
+def test_fit_save_all_keeps_every_model_with_its_card_and_promotes_the_best(shared_data, tmp_path, feature_cache,
+                                                                            capsys):
+    from catdog_sk.models import ModelCard
+    from catdog_sk.models.persistence import promoted_model_dir
+
+    data = _subset(shared_data, tmp_path)
+    art = tmp_path / "art"
+    assert fit.main(["--data", str(data), "--features", "color,hog", "--model", "logreg", "--cv", "3", "--save-all",
+                     "--cache", str(feature_cache), "--artifacts", str(art), "--run", "all", "--json", "--quiet"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out["models"]) == {"color/logreg", "hog/logreg"}
+    best = f"{out['best']['features']}/{out['best']['model']}"
+    other = ({"color/logreg", "hog/logreg"} - {best}).pop()
+    assert out["models"][best] == str(art / "models" / "all")  # the run's folder: what PROMOTED names
+    assert out["models"][other] == str(art / "models" / "all" / other.replace("/", "-"))
+    for name, folder in out["models"].items():
+        card = ModelCard.load(folder)
+        assert card["feature_set"] == name.split("/")[0] and card["is_best"] == (name == best)
+        assert ("promotion" in card) == card["is_best"] and len(card.reference["p_positive"]) == 20
+    assert promoted_model_dir(art / "models") == art / "models" / "all"
+    assert load_model(art / "models" / "all" / other.replace("/", "-")).features == other.split("/")[0]
+    assert (art / "reports" / "all" / "index.html").is_file()
+
+
 def test_evaluate_refuses_missing_model(tmp_path, capsys):
     assert evaluate.main(["--model", str(tmp_path / "none"), "--data", str(tmp_path)]) == 1
     assert "No model file" in capsys.readouterr().err
