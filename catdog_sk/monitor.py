@@ -36,8 +36,6 @@ def main(argv=None):
     parser = build_parser()
 
     def body(args):
-        import json
-
         import numpy as np
 
         from .monitoring import (REFERENCE_EMBEDDINGS, find_alerts, load_log, previous_window, summarize,

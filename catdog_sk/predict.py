@@ -5,8 +5,6 @@ import json
 import os
 import sys
 
-import numpy as np
-
 from . import _cli
 from .data import IMAGE_EXTENSIONS
 
