@@ -42,7 +42,7 @@ def check_exportable(clf):
     """ExportError unless ``clf`` is fitted and all of its features are computed by the network."""
     from sklearn.utils.validation import check_is_fitted
 
-    from ..models._registry import FEATURE_SETS
+    from ..registry import FEATURE_SETS
 
     check_is_fitted(clf)
     if FEATURE_SETS[clf.features] != ("cnn",):
@@ -190,7 +190,7 @@ def _network_module(clf):
     return module, input_names, sizes
 
 
-def _export_network(clf, path):
+def _export_network(clf):
     import warnings
 
     import torch
@@ -275,7 +275,7 @@ def onnx_graph(clf):
     except ImportError:
         raise ExportError("Exporting to ONNX needs the 'onnx', 'onnxscript' and 'skl2onnx' packages: "
                           "pip install 'catdog_sk[export]'.") from None
-    network = _export_network(clf, None)
+    network = _export_network(clf)
     width = clf.split_features(np.zeros((1, clf.n_features_)))[0].shape[1]
     head = _sklearn_graph(clf, width)
     prob_name = [o.name for o in head.graph.output if "prob" in o.name][0]
