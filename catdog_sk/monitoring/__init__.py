@@ -14,7 +14,8 @@ from ..models.card import REFERENCE_EMBEDDINGS
 from .log import PredictionLog
 
 __all__ = ["PredictionLog", "psi", "wilson_interval", "unknown_share_test", "domain_classifier_auc", "mmd_rbf", "load_log",
-           "summarize", "find_alerts", "previous_window", "write_monitor_report", "monitor_html",
+           "summarize", "find_alerts", "previous_window", "write_monitor_report", "plot_monitor", "summary_markdown",
+           "monitor_html",
            "REFERENCE_EMBEDDINGS", "DEFAULT_UNKNOWN_ALPHA", "DEFAULT_MAX_PSI", "DEFAULT_MAX_DOMAIN_AUC"]
 
 #: Significance level of the "unknown share rose" alert (one-sided exact binomial test).
@@ -259,83 +260,15 @@ def previous_window(earlier, current, *, classes):
 
 
 def write_monitor_report(out_dir, rows, summary, *, classes, reference_scores=None, reference_presence=None):
-    """Write monitor.md, monitor.json and PNG plots (volume and latency over time, confidence, scores)."""
-    from ..evaluation import _plt
-
+    """Write monitor.md, monitor.json, index.html and PNG plots (volume and latency over time, confidence, scores)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "monitor.json").write_text(json.dumps(summary, indent=2))
     md = ["# Monitoring report", "", f"- Predictions: {summary['n_predictions']}"]
     if rows:
-        plt = _plt()
-        times = np.array([r["time"] for r in rows])
-        latency = np.array([r["latency_ms"] for r in rows])
-        probs = [json.loads(r["probabilities"]) for r in rows]
-        positive = np.array([p.get(str(classes[1]), np.nan) for p in probs])
-        presence = np.array([r.get("presence") for r in rows], dtype=float)
-        labels = np.array([r["label"] for r in rows])
-        fig, axes = plt.subplots(1, 5, figsize=(21, 3.6))
-        t0 = times.min()
-        edges = np.linspace(t0, max(times.max(), t0 + 1), 25)
-        axes[0].hist((times - t0) / 60, bins=(edges - t0) / 60)
-        axes[0].set(title="Volume", xlabel="minutes since first prediction", ylabel="predictions")
-        axes[1].plot((times - t0) / 60, latency, ".", alpha=0.5)
-        axes[1].set(title="Latency", xlabel="minutes since first prediction", ylabel="ms")
-        axes[2].hist(positive, bins=SCORE_BINS, alpha=0.6, density=True, label="live")
-        if reference_scores is not None and len(reference_scores):
-            axes[2].hist(reference_scores, bins=SCORE_BINS, alpha=0.6, density=True, label="reference (test set)")
-        axes[2].set(title=f"P({classes[1]})", xlabel="probability")
-        axes[2].legend()
-        # the share answered 'unknown' over time: the clearest sign that users send something else
-        which = np.clip(np.digitize(times, edges[1:-1]), 0, len(edges) - 2)
-        counts = np.bincount(which, minlength=len(edges) - 1)
-        unknown = np.bincount(which, weights=(labels == "unknown").astype(float), minlength=len(edges) - 1)
-        share = np.where(counts > 0, unknown / np.maximum(counts, 1), np.nan)
-        mids = (edges[:-1] + edges[1:]) / 2
-        axes[3].plot((mids - t0) / 60, share, "o-")
-        if "unknown" in summary:
-            axes[3].axhline(summary["unknown"]["reference_rate"], color="C3", ls="--", label="reference (test set)")
-            axes[3].legend()
-        axes[3].set(title="Answered 'unknown'", xlabel="minutes since first prediction", ylabel="share",
-                    ylim=(-0.02, 1.02))
-        if np.isfinite(presence).any():
-            axes[4].hist(presence[np.isfinite(presence)], bins=SCORE_BINS, alpha=0.6, density=True, label="live")
-        if reference_presence is not None and len(reference_presence):
-            axes[4].hist(reference_presence, bins=SCORE_BINS, alpha=0.6, density=True, label="reference (test set)")
-        axes[4].set(title="Presence score (cat or dog in the photo)", xlabel="score")
-        if axes[4].get_legend_handles_labels()[0]:  # a model that never abstains logs no presence
-            axes[4].legend()
-        fig.tight_layout()
-        fig.savefig(out_dir / "monitor.png", dpi=100)
-        plt.close(fig)
-        lat = summary["latency_ms"]
-        md += [f"- Latency: p50 {lat['p50']:.1f} ms, p95 {lat['p95']:.1f} ms, p99 {lat['p99']:.1f} ms",
-               f"- Class share: {', '.join(f'{k} {v:.1%}' for k, v in summary['class_share'].items())}",
-               f"- Mean confidence {summary['mean_confidence']:.3f}; below 0.8: {summary['low_confidence_share']:.1%}"]
-        if "unknown" in summary:
-            u = summary["unknown"]
-            md.append(f"- Answered 'unknown': {u['share']:.1%} ({u['n_unknown']} of {u['n']}, 95% CI "
-                      f"{u['ci95'][0]:.1%}-{u['ci95'][1]:.1%}) vs {u['reference_rate']:.1%} on the test set; "
-                      f"one-sided binomial test p = {u['p_value']:.2g} (alert below {u['alpha']:g})")
-        if "presence_drift" in summary:
-            d = summary["presence_drift"]
-            md.append(f"- Presence score vs the test set: median {d['live_median']:.3f} vs {d['reference_median']:.3f}, "
-                      f"PSI {d['psi']:.3f}, KS {d['ks_statistic']:.3f} (p = {d['ks_pvalue']:.3g})")
-        if "drift" in summary:
-            d = summary["drift"]
-            md.append(f"- Score drift vs the test set: PSI {d['psi']:.3f}, KS {d['ks_statistic']:.3f} "
-                      f"(p = {d['ks_pvalue']:.3g})")
-        e = summary.get("embedding_drift", {})
-        if "domain_classifier_auc" in e:
-            md.append(f"- Embedding drift vs the test set: domain-classifier AUC {e['domain_classifier_auc']:.3f} "
-                      f"(0.5 = no drift), MMD² {e['mmd2']:.4f}, {e['live_n']} live vs {e['reference_n']} reference")
-        elif e:
-            md.append(f"- Embedding drift: {e['note']}")
-        if "live_accuracy" in summary:
-            a = summary["live_accuracy"]
-            md.append(f"- Live accuracy from {a['n_feedback']} feedback: {a['accuracy']:.3f} "
-                      f"(95% CI {a['ci95'][0]:.3f}-{a['ci95'][1]:.3f}); {a['note']}")
-        md += ["", "![monitor](monitor.png)"]
+        plot_monitor(rows, summary, out_dir / "monitor.png", classes=classes, reference_scores=reference_scores,
+                     reference_presence=reference_presence)
+        md += summary_markdown(summary) + ["", "![monitor](monitor.png)"]
     prev = summary.get("previous_window")
     if prev and "unknown_share_change" in prev:
         ch = prev["unknown_share_change"]
@@ -346,6 +279,85 @@ def write_monitor_report(out_dir, rows, summary, *, classes, reference_scores=No
         md += ["", "## Alerts", ""] + [f"- {a}" for a in summary["alerts"]]
     (out_dir / "monitor.md").write_text("\n".join(md) + "\n")
     (out_dir / "index.html").write_text(monitor_html(md, "monitor.png" if rows else None))
+
+
+def plot_monitor(rows, summary, path, *, classes, reference_scores=None, reference_presence=None):
+    """One PNG of five panels: volume and latency over time, P(positive), the 'unknown' share, presence."""
+    from ..evaluation import _plt
+
+    plt = _plt()
+    times = np.array([r["time"] for r in rows])
+    latency = np.array([r["latency_ms"] for r in rows])
+    positive = np.array([json.loads(r["probabilities"]).get(str(classes[1]), np.nan) for r in rows])
+    presence = np.array([r.get("presence") for r in rows], dtype=float)
+    labels = np.array([r["label"] for r in rows])
+    fig, axes = plt.subplots(1, 5, figsize=(21, 3.6))
+    t0 = times.min()
+    edges = np.linspace(t0, max(times.max(), t0 + 1), 25)
+    axes[0].hist((times - t0) / 60, bins=(edges - t0) / 60)
+    axes[0].set(title="Volume", xlabel="minutes since first prediction", ylabel="predictions")
+    axes[1].plot((times - t0) / 60, latency, ".", alpha=0.5)
+    axes[1].set(title="Latency", xlabel="minutes since first prediction", ylabel="ms")
+    _live_vs_reference(axes[2], positive, reference_scores)
+    axes[2].set(title=f"P({classes[1]})", xlabel="probability")
+    # the share answered 'unknown' over time: the clearest sign that users send something else
+    which = np.clip(np.digitize(times, edges[1:-1]), 0, len(edges) - 2)
+    counts = np.bincount(which, minlength=len(edges) - 1)
+    unknown = np.bincount(which, weights=(labels == "unknown").astype(float), minlength=len(edges) - 1)
+    mids = (edges[:-1] + edges[1:]) / 2
+    axes[3].plot((mids - t0) / 60, np.where(counts > 0, unknown / np.maximum(counts, 1), np.nan), "o-")
+    if "unknown" in summary:
+        axes[3].axhline(summary["unknown"]["reference_rate"], color="C3", ls="--", label="reference (test set)")
+        axes[3].legend()
+    axes[3].set(title="Answered 'unknown'", xlabel="minutes since first prediction", ylabel="share",
+                ylim=(-0.02, 1.02))
+    _live_vs_reference(axes[4], presence[np.isfinite(presence)], reference_presence)  # none when it never abstains
+    axes[4].set(title="Presence score (cat or dog in the photo)", xlabel="score")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _live_vs_reference(ax, live, reference):
+    """Density histograms of live values and of the test-set reference on SCORE_BINS, with a legend."""
+    if len(live) and np.isfinite(live).any():
+        ax.hist(live, bins=SCORE_BINS, alpha=0.6, density=True, label="live")
+    if reference is not None and len(reference):
+        ax.hist(reference, bins=SCORE_BINS, alpha=0.6, density=True, label="reference (test set)")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend()
+
+
+def summary_markdown(summary):
+    """The summary's measurements as Markdown list items (latency, class share, 'unknown', drift, accuracy)."""
+    lat = summary["latency_ms"]
+    md = [f"- Latency: p50 {lat['p50']:.1f} ms, p95 {lat['p95']:.1f} ms, p99 {lat['p99']:.1f} ms",
+          f"- Class share: {', '.join(f'{k} {v:.1%}' for k, v in summary['class_share'].items())}",
+          f"- Mean confidence {summary['mean_confidence']:.3f}; below 0.8: {summary['low_confidence_share']:.1%}"]
+    if "unknown" in summary:
+        u = summary["unknown"]
+        md.append(f"- Answered 'unknown': {u['share']:.1%} ({u['n_unknown']} of {u['n']}, 95% CI "
+                  f"{u['ci95'][0]:.1%}-{u['ci95'][1]:.1%}) vs {u['reference_rate']:.1%} on the test set; "
+                  f"one-sided binomial test p = {u['p_value']:.2g} (alert below {u['alpha']:g})")
+    if "presence_drift" in summary:
+        d = summary["presence_drift"]
+        md.append(f"- Presence score vs the test set: median {d['live_median']:.3f} vs {d['reference_median']:.3f}, "
+                  f"PSI {d['psi']:.3f}, KS {d['ks_statistic']:.3f} (p = {d['ks_pvalue']:.3g})")
+    if "drift" in summary:
+        d = summary["drift"]
+        md.append(f"- Score drift vs the test set: PSI {d['psi']:.3f}, KS {d['ks_statistic']:.3f} "
+                  f"(p = {d['ks_pvalue']:.3g})")
+    e = summary.get("embedding_drift", {})
+    if "domain_classifier_auc" in e:
+        md.append(f"- Embedding drift vs the test set: domain-classifier AUC {e['domain_classifier_auc']:.3f} "
+                  f"(0.5 = no drift), MMD² {e['mmd2']:.4f}, {e['live_n']} live vs {e['reference_n']} reference")
+    elif e:
+        md.append(f"- Embedding drift: {e['note']}")
+    if "live_accuracy" in summary:
+        a = summary["live_accuracy"]
+        md.append(f"- Live accuracy from {a['n_feedback']} feedback: {a['accuracy']:.3f} "
+                  f"(95% CI {a['ci95'][0]:.3f}-{a['ci95'][1]:.3f}); {a['note']}")
+    return md
 
 
 def monitor_html(md_lines, image_src):
