@@ -159,6 +159,25 @@ def _safe_work(item, plans, max_pixels, known=None, learned=None):
         return None, exc
 
 
+def _finalize(plans, to_finalize, outputs):
+    """Run each plan's batch stage (e.g. the CNN) on a chunk's misses; store the rows and cache entries.
+
+    ``to_finalize[k]`` holds ``(row, content key, prepared)`` for plan ``k``. Returns the number of misses.
+    """
+    misses = 0
+    for k, rows in enumerate(to_finalize):
+        if not rows:
+            continue
+        ex, cache_k, ns, _ = plans[k]
+        values = ex.finalize([prep for _, _, prep in rows])
+        for (i, key, _), vec in zip(rows, values):
+            outputs[k][i] = vec
+            if cache_k is not None:
+                cache_k.put(ns, key, vec)
+        misses += len(rows)
+    return misses
+
+
 def extract_features(images, extractors, *, cache=None, n_jobs=None, chunk_size=64,
                      on_error="raise", progress=False, max_pixels=DEFAULT_MAX_PIXELS, desc="extract"):
     """Compute features of many images with several extractors, decoding each image once.
@@ -242,16 +261,7 @@ def extract_features(images, extractors, *, cache=None, n_jobs=None, chunk_size=
                     result.hits += 1
                 for k, prep in prepared.items():
                     to_finalize[k].append((i, key, prep))
-            for k, rows in enumerate(to_finalize):
-                if not rows:
-                    continue
-                ex, cache_k, ns, _ = plans[k]
-                values = ex.finalize([prep for _, _, prep in rows])
-                for (i, key, _), vec in zip(rows, values):
-                    outputs[k][i] = vec
-                    if cache_k is not None:
-                        cache_k.put(ns, key, vec)
-                result.misses += len(rows)
+            result.misses += _finalize(plans, to_finalize, outputs)
             if learned:  # hashes computed so far (workers may be appending more)
                 done_n = len(learned)
                 cache.remember_hashes(learned[:done_n])
