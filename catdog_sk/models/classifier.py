@@ -272,7 +272,7 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
         from ..features import make_extractor
 
         return [make_extractor(n, backbone=self.backbone, batch_size=self.batch_size, runtime=self.runtime,
-                               device=getattr(self, "device", "auto"), caller=type(self).__name__)
+                               device=self.device, caller=type(self).__name__)
                 for n in FEATURE_SETS[self.features]]
 
     def featurize(self, X, *, on_error="raise", cache=_OWN_CACHE, n_jobs=None, progress=None, desc="features"):
@@ -557,6 +557,11 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
         # the sign always agrees with predict().
         proba = np.clip(self.pipeline_.predict_proba(F), 1e-15, 1.0)
         return np.log(proba[:, 1]) - np.log(proba[:, 0])
+
+    def __setstate__(self, state):
+        state = dict(state)
+        state.setdefault("device", "auto")  # models saved before the 'device' parameter existed
+        super().__setstate__(state)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
