@@ -433,11 +433,6 @@ def download_petimages(dest=None, *, url=PETIMAGES_URL, sha256=None, progress=No
     DatasetError
         Network failure (with the fix: set ``CATDOG_DATA``), size or checksum mismatch.
     """
-    import urllib.error
-    import urllib.request
-
-    from tqdm.auto import tqdm
-
     dest = Path(dest) if dest is not None else _user_cache_dir() / "petimages"
     done_marker = dest / ".complete"
     if done_marker.exists():
@@ -446,49 +441,8 @@ def download_petimages(dest=None, *, url=PETIMAGES_URL, sha256=None, progress=No
     archive = dest / os.path.basename(url.split("?")[0])
     part = archive.with_name(archive.name + ".part")
     recorded = archive.with_name(archive.name + ".sha256")
-    if progress is None:
-        progress = sys.stderr.isatty()
-
     if not archive.exists():
-        have = part.stat().st_size if part.exists() else 0
-        request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
-        try:
-            response = urllib.request.urlopen(request, timeout=timeout)
-        except urllib.error.HTTPError as exc:
-            if exc.code == 416 and have:  # nothing left to fetch
-                response = None
-            else:
-                raise DatasetError(f"Download of {url} failed: HTTP {exc.code} {exc.reason}. "
-                                   f"Set CATDOG_DATA to a local folder of images instead.") from None
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise DatasetError(f"Cannot download {url} ({reason}). This machine may be offline: "
-                               f"set CATDOG_DATA to a local folder of cat/dog images.") from None
-        if response is not None:
-            with response:
-                resumed = response.status == 206
-                if not resumed:
-                    have = 0
-                length = response.headers.get("Content-Length")
-                total = have + int(length) if length is not None else None
-                with open(part, "ab" if resumed else "wb") as fh, tqdm(
-                        total=total, initial=have, unit="B", unit_scale=True, file=sys.stderr,
-                        desc="PetImages", disable=not progress) as bar:
-                    while True:
-                        try:
-                            block = response.read(1 << 20)
-                        except OSError as exc:
-                            raise DatasetError(f"Download of {url} interrupted ({exc}); run again to "
-                                               f"resume from {fh.tell():,} bytes.") from None
-                        if not block:
-                            break
-                        fh.write(block)
-                        bar.update(len(block))
-            if total is not None and part.stat().st_size != total:
-                raise DatasetError(
-                    f"Download of {url} stopped at {part.stat().st_size:,} of {total:,} bytes; "
-                    f"run again to resume."
-                )
+        _fetch(url, part, timeout=timeout, progress=sys.stderr.isatty() if progress is None else progress)
         digest = file_sha256(part)
         expected = sha256 or (recorded.read_text().strip() if recorded.exists() else None)
         if expected and digest != expected:
@@ -497,7 +451,58 @@ def download_petimages(dest=None, *, url=PETIMAGES_URL, sha256=None, progress=No
                                f"The partial file was removed; run again to download afresh.")
         recorded.write_text(digest + "\n")
         os.replace(part, archive)
+    for name, why in _unpack(archive, dest, known_bad):
+        print(f"skipped {name}: {why}", file=sys.stderr)
+    done_marker.write_text("ok\n")
+    return dest
 
+
+def _fetch(url, part, *, timeout, progress):
+    """Download ``url`` into ``part``, resuming from its current size when the server allows (HTTP 206)."""
+    import urllib.error
+    import urllib.request
+
+    from tqdm.auto import tqdm
+
+    have = part.stat().st_size if part.exists() else 0
+    request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 416 and have:  # nothing left to fetch
+            return
+        raise DatasetError(f"Download of {url} failed: HTTP {exc.code} {exc.reason}. "
+                           f"Set CATDOG_DATA to a local folder of images instead.") from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise DatasetError(f"Cannot download {url} ({reason}). This machine may be offline: "
+                           f"set CATDOG_DATA to a local folder of cat/dog images.") from None
+    with response:
+        resumed = response.status == 206
+        if not resumed:
+            have = 0
+        length = response.headers.get("Content-Length")
+        total = have + int(length) if length is not None else None
+        with open(part, "ab" if resumed else "wb") as fh, tqdm(
+                total=total, initial=have, unit="B", unit_scale=True, file=sys.stderr,
+                desc="PetImages", disable=not progress) as bar:
+            while True:
+                try:
+                    block = response.read(1 << 20)
+                except OSError as exc:
+                    raise DatasetError(f"Download of {url} interrupted ({exc}); run again to "
+                                       f"resume from {fh.tell():,} bytes.") from None
+                if not block:
+                    break
+                fh.write(block)
+                bar.update(len(block))
+    if total is not None and part.stat().st_size != total:
+        raise DatasetError(f"Download of {url} stopped at {part.stat().st_size:,} of {total:,} bytes; "
+                           f"run again to resume.")
+
+
+def _unpack(archive, dest, known_bad):
+    """Extract ``PetImages/`` members into ``dest``; returns the (member, reason) pairs left out."""
     skipped = []
     with zipfile.ZipFile(archive) as zf:
         for member in zf.infolist():
@@ -506,15 +511,11 @@ def download_petimages(dest=None, *, url=PETIMAGES_URL, sha256=None, progress=No
                 continue
             if ".." in Path(name).parts:
                 skipped.append((name, "unsafe path in archive"))
-                continue
-            if name in known_bad:
+            elif name in known_bad:
                 skipped.append((name, "known corrupt file in the public archive"))
-                continue
-            if member.file_size == 0:
+            elif member.file_size == 0:
                 skipped.append((name, "empty file"))
-                continue
-            zf.extract(member, dest)
-    for name, why in skipped:
-        print(f"skipped {name}: {why}", file=sys.stderr)
-    done_marker.write_text("ok\n")
-    return dest
+            else:
+                zf.extract(member, dest)
+    return skipped
+
