@@ -518,4 +518,3 @@ def _unpack(archive, dest, known_bad):
             else:
                 zf.extract(member, dest)
     return skipped
-
