@@ -228,8 +228,8 @@ def main(argv=None):
         report["cuda"] = dict(g, gpu=torch.cuda.get_device_name(0))
         print(f"GPU ({report['cuda']['gpu']}), Lite0 end to end, decode included:")
         print(f"  CPU default path (OpenVINO, batch 4)   {g['cpu_img_s']:>9.1f} img/s")
-        print(f"  catdog_sk device=cuda (bf16, batch 256) {g['cuda_img_s']:>8.1f} img/s  {g['cuda_vs_cpu']:.2f}x the CPU "
-              f"path (target 5x)")
+        print(f"  catdog_sk device=cuda (bf16, batch 256) {g['cuda_img_s']:>8.1f} img/s  "
+              f"{g['cuda_vs_cpu']:.2f}x the CPU path (target 5x)")
         print(f"  network alone on the GPU (batch 256)    {g['network_alone_img_s']:>8.1f} img/s  (end to end is "
               f"{g['cuda_vs_network_alone']:.1%} of it)")
         print(f"  decoding + cropping alone: {g['decode_share_of_cuda_time']:.0%} of the GPU path's time")

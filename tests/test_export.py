@@ -60,7 +60,8 @@ def test_onnx_runtime_agrees_with_the_estimator_on_the_shared_test_photos(onnx_f
     proba, presence = np.vstack(proba), np.concatenate(presence)
     same = np.mean(np.asarray(labels, dtype=object) == expected.labels.astype(object))
     print(f"ONNX vs estimator on {len(labels)} test photos: {same:.4%} labels identical, max |dp| "
-          f"{np.abs(proba - expected.proba).max():.2e}, max |d presence| {np.abs(presence - expected.presence).max():.2e}, "
+          f"{np.abs(proba - expected.proba).max():.2e}, "
+          f"max |d presence| {np.abs(presence - expected.presence).max():.2e}, "
           f"file {onnx_file.stat().st_size / 1e6:.1f} MB")
     assert same >= 0.999
     assert np.abs(proba - expected.proba).max() <= 1e-3

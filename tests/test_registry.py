@@ -16,8 +16,8 @@ def test_every_extractor_name_builds_its_plan(name):
 
 
 def test_unknown_extractor_and_model_names_raise_the_one_grammar():
-    with pytest.raises(InvalidParameterError, match=r"The 'name' parameter of make_extractor must be one of "
-                                                    r"'hog', 'color', 'dense', 'texture' or 'cnn'. Got 'cnnn' instead."):
+    with pytest.raises(InvalidParameterError, match=r"The 'name' parameter of make_extractor must be one of 'hog', "
+                                                    r"'color', 'dense', 'texture' or 'cnn'. Got 'cnnn' instead."):
         make_extractor("cnnn")
     with pytest.raises(InvalidParameterError, match=r"The 'model' parameter of make_pipeline must be one of "
                                                     r"'logreg' or 'svm'. Got 'xgboost' instead."):

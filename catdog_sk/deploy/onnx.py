@@ -25,7 +25,8 @@ import numpy as np
 
 from ..exceptions import CatDogError
 
-__all__ = ["ExportError", "OPSET", "check_exportable", "onnx_graph", "preprocessing", "prepare_inputs", "write_onnx", "OnnxModel"]
+__all__ = ["ExportError", "OPSET", "check_exportable", "onnx_graph", "preprocessing", "prepare_inputs", "write_onnx",
+           "OnnxModel"]
 
 #: ONNX opset of the exported graphs (ONNX Runtime >= 1.14 and ONNX Runtime Web run it).
 OPSET = 18

@@ -47,7 +47,8 @@ def classify_uploads(slot, uploads, *, max_pixels):
     features, decisions = [], []
     for start in range(0, len(uploads), BATCH):
         try:
-            images = [decode_image(data, path=name, max_pixels=max_pixels) for name, data in uploads[start:start + BATCH]]
+            images = [decode_image(data, path=name, max_pixels=max_pixels)
+                      for name, data in uploads[start:start + BATCH]]
         except ImageDecodeError as exc:
             return exc
         with slot.predict_lock:  # compiled CNN runtimes are not re-entrant
