@@ -133,7 +133,7 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
         ``'cuda'`` without a GPU raises at once.
     n_jobs : int, default=None
         Threads for decoding and per-image features (None: all CPUs).
-    random_state : int, default=None
+    random_state : int, RandomState instance or None, default=None
         Seeds augmentation and PCA.
     verbose : bool, default=False
         Progress bars on stderr.
