@@ -40,7 +40,7 @@ $(ORT_WEB_DIR)/.version-$(ORT_WEB_VERSION):
 	cd $(ORT_WEB_DIR)/.pack && npm pack --silent onnxruntime-web@$(ORT_WEB_VERSION) >/dev/null
 	tar -xzf $(ORT_WEB_DIR)/.pack/onnxruntime-web-$(ORT_WEB_VERSION).tgz -C $(ORT_WEB_DIR)/.pack
 	cd $(ORT_WEB_DIR)/.pack/package/dist && cp $(ORT_WEB_FILES) ../../..
-	cp $(ORT_WEB_DIR)/.pack/package/LICENSE $(ORT_WEB_DIR)/ 2>/dev/null || true
+	cp $(ORT_WEB_DIR)/.pack/package/package.json $(ORT_WEB_DIR)/
 	rm -rf $(ORT_WEB_DIR)/.pack && touch $@
 
 web-runtime: $(ORT_WEB_DIR)/.version-$(ORT_WEB_VERSION)

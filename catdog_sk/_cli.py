@@ -14,10 +14,10 @@ import sys
 from ._version import __version__
 from .exceptions import CatDogError
 
-__all__ = ["EXIT_SKIPPED", "SKIPPED_EPILOG", "make_parser", "add_model_args", "add_backbone_arg", "add_runtime_arg",
-           "add_backend_args", "add_device_arg", "add_strict_arg", "skipped_status", "cluster", "run", "show_progress",
-           "log",
-           "emit_json", "load_model", "open_cache", "check_output_file", "unique_name", "parse_names"]
+__all__ = ["EXIT_SKIPPED", "SKIPPED_EPILOG", "HelpFormatter", "make_parser", "add_model_args", "add_backbone_arg",
+           "add_runtime_arg", "add_device_arg", "add_backend_args", "add_strict_arg", "skipped_status", "cluster", "run",
+           "show_progress", "log", "emit_json", "load_model", "open_cache", "check_output_file", "unique_name",
+           "parse_names"]
 
 
 #: Exit status of a command that finished but skipped unreadable image files.

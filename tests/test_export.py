@@ -145,6 +145,7 @@ def test_the_offline_page_classifies_in_the_browser_like_python(default_model, b
     assert {"index.html", "model.onnx", "model.json", *ORT_WEB_FILES} <= {p.name for p in folder.iterdir()}
     page = (folder / "index.html").read_text()
     assert "http://" not in page and "https://" not in page  # nothing fetched from elsewhere
+    assert "ONNX Runtime Web" in (folder / "NOTICE.txt").read_text()  # the bundled runtime's origin and licence
 
     clf = load_model(default_model)
     test_dir = shared_data / "test"

@@ -65,4 +65,19 @@ def write_web(clf, folder, *, ort_dir=None, version=""):
             shutil.copyfile(Path(ort_dir) / name, work / name)
         page = resources.files("catdog_sk.deploy").joinpath("page.html").read_text(encoding="utf-8")
         (work / "index.html").write_text(page, encoding="utf-8")
+        (work / "NOTICE.txt").write_text(_notice(ort_dir), encoding="utf-8")
     return Path(folder)
+
+
+def _notice(ort_dir):
+    """Where the bundled runtime comes from and under which licence (the npm package ships no LICENSE file)."""
+    import json
+
+    try:
+        meta = json.loads((Path(ort_dir) / "package.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        meta = {}
+    return (f"{', '.join(ORT_WEB_FILES)}: ONNX Runtime Web {meta.get('version', '(version unknown)')} "
+            f"(npm package onnxruntime-web), {meta.get('license', 'MIT')} License, "
+            f"Copyright (c) Microsoft Corporation. https://github.com/microsoft/onnxruntime\n"
+            f"model.onnx, model.json, index.html: written by catdog_sk.\n")
