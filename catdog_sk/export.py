@@ -23,12 +23,18 @@ def build_parser():
     parser.add_argument("--format", choices=FORMATS, default="onnx", help="what to write")
     parser.add_argument("out", nargs="?", metavar="OUT",
                         help="the .onnx file, or the web folder (default: artifacts/export/<model version>.onnx "
-                             "or artifacts/export/web-<model version>)")
+                             "or artifacts/export/web-<model version>; when that exists, this model was exported "
+                             "already and nothing is done)")
     parser.add_argument("--out", dest="out_option", metavar="OUT", help="the same as OUT")
     parser.add_argument("--ort-web", metavar="DIR",
                         help="ONNX Runtime Web's dist files for --format web (default: $CATDOG_ORT_WEB, else "
                              "artifacts/vendor/onnxruntime-web, filled by `make web-runtime`)")
     return parser
+
+
+def _default_output(fmt, version):
+    """``artifacts/export/<version>.onnx`` or ``artifacts/export/web-<version>``."""
+    return os.path.join("artifacts", "export", f"{version}.onnx" if fmt == "onnx" else f"web-{version}")
 
 
 def main(argv=None):
@@ -45,8 +51,16 @@ def main(argv=None):
         out = args.out or args.out_option
         clf = load_model(args.model, unsafe=args.unsafe)
         version = model_version(clf)
+        default = _default_output(args.format, version)
+        if out is None and version != "unversioned" and os.path.exists(default):
+            # named by the model's version: this very model was exported there before (`make demo` run again)
+            if args.json:
+                _cli.emit_json({"existing": default, "model_version": version})
+            else:
+                print(f"{default} holds this model ({version}) already; nothing to do")
+            return 0
+        out = out or default
         if args.format == "onnx":
-            out = out or os.path.join("artifacts", "export", f"{version}.onnx")
             meta = os.path.splitext(out)[0] + ".json"
             for path in (out, meta):
                 check_new_dir(path, what="output file")
@@ -57,7 +71,6 @@ def main(argv=None):
         else:
             from .deploy.web import write_web
 
-            out = out or os.path.join("artifacts", "export", f"web-{version}")
             folder = write_web(clf, out, ort_dir=args.ort_web, version=version)
             result = {"web": str(folder), "bytes": sum(f.stat().st_size for f in folder.iterdir()),
                       "model_version": version}

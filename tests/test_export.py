@@ -88,6 +88,20 @@ def test_a_model_that_never_abstains_exports_with_presence_one(model_dir, tmp_pa
     assert out.read_bytes() == before
 
 
+def test_the_default_output_is_named_by_the_model_version_and_a_rerun_does_nothing(model_dir, tmp_path,
+                                                                                     monkeypatch, capsys):
+    """`make demo` run twice: the second export finds this very model exported and exits 0."""
+    monkeypatch.chdir(tmp_path)
+    version = load_model(model_dir).card_.version
+    assert export.main(["--model", str(model_dir), "--quiet", "--json"]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert first["onnx"] == f"artifacts/export/{version}.onnx" and (tmp_path / first["json"]).is_file()
+    stamp = (tmp_path / first["onnx"]).stat().st_mtime_ns
+    assert export.main(["--model", str(model_dir), "--quiet", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"existing": first["onnx"], "model_version": version}
+    assert (tmp_path / first["onnx"]).stat().st_mtime_ns == stamp
+
+
 def test_models_with_features_outside_the_network_fail_in_one_line(tmp_path, capsys):
     from catdog_sk import CatDogClassifier
     from catdog_sk.models import save_model
