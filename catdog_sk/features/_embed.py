@@ -9,7 +9,7 @@ import numpy as np
 
 from ..exceptions import BackboneUnavailableError
 from ._backbones import (IMAGENET_CAT_CLASSES, IMAGENET_DOG_CLASSES, BackboneSpec, bundled_weights_path,
-                         get_backbone, weights_sha256)
+                         get_backbone, tuned_weights, weights_sha256)
 
 __all__ = ["load_backbone", "imagenet_head", "imagenet_groups", "embed", "EmbeddingExtractor", "HEAD_COLUMNS",
            "DEVICES", "cuda_available", "resolve_device"]
@@ -66,6 +66,16 @@ def _build_bundled(spec):
     head = _linear_head(model.get_classifier())
     model.reset_classifier(0)  # keep global average pooling; the head is applied to the pooled feature
     return model, spec, weights_sha256(path), head
+
+
+def _build_tuned(spec):
+    """A bundled architecture with fine-tuned weights; the ImageNet head stays the pretrained one."""
+    import torch
+
+    base, state, sha = tuned_weights(spec.name)
+    model, _, _, head = _build_bundled(get_backbone(base))
+    model.load_state_dict({k: torch.tensor(v) for k, v in state.items()}, strict=True)
+    return model, spec, sha, head
 
 
 def _linear_head(module):
@@ -158,7 +168,8 @@ def _build_torchvision(spec):
 @lru_cache(maxsize=4)
 def _load(name):
     spec = get_backbone(name)
-    builder = {"bundled": _build_bundled, "timm": _build_timm, "torchvision": _build_torchvision}
+    builder = {"bundled": _build_bundled, "timm": _build_timm, "torchvision": _build_torchvision,
+               "tuned": _build_tuned}
     model, spec, sha, head = builder[spec.source](spec)
     _HEADS[name] = head
     import torch
@@ -476,6 +487,8 @@ class EmbeddingExtractor:
             if self._specs[i].source == "bundled":
                 if self._shas[i] is None:
                     self._shas[i] = weights_sha256(bundled_weights_path(self._specs[i]))
+            elif self._specs[i].source == "tuned":
+                self._shas[i] = tuned_weights(name)[2]
             else:
                 _, self._specs[i], self._shas[i] = load_backbone(name)
         return list(zip(self._specs, self._shas))

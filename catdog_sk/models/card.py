@@ -88,8 +88,10 @@ class ModelCard(Mapping):
         if "cnn" in classifier.feature_names_:
             from ..features import make_extractor
 
-            fields["backbone"] = make_extractor("cnn", backbone=classifier.backbone,
+            fields["backbone"] = make_extractor("cnn", backbone=classifier.feature_backbone(),
                                                 runtime=classifier.runtime).config()
+        if getattr(classifier, "finetune_", None) is not None:
+            fields["finetune"] = classifier.finetune_
         fields.update(dict(extra or {}))
         return cls(fields)
 
@@ -142,6 +144,15 @@ def read_card(path):
     return ModelCard.load(path)
 
 
+def _finetune_line(ft):
+    kept = ("the linear probe alone: no epoch of fine-tuning lowered the validation loss, so the frozen weights "
+            "were kept" if ft.get("best_epoch") == 0 else f"epoch {ft.get('best_epoch')}")
+    return (f"- Fine-tuned backbone (linear probe, then fine-tuning with BatchNorm frozen; at most "
+            f"{ft.get('epochs')} epochs, learning rate {ft.get('learning_rate')}): kept {kept}; validation accuracy "
+            f"{ft.get('val_accuracy', float('nan')):.4f} on {ft.get('n_val')} held-out training photos "
+            f"({ft.get('n_train')} trained on, {ft.get('seconds')} s)")
+
+
 def card_markdown(card):
     """Human-readable model card from the JSON card."""
     lines = [f"# Model card: {card.get('run', 'catdog_sk model')}", "",
@@ -154,6 +165,8 @@ def card_markdown(card):
         lines.append(f"- Backbone: {b.get('backbone')} ({b.get('arch')}), weights sha256 `{b.get('weights_sha256')}`, "
                      f"input {b.get('input_size')} px, mean {b.get('mean')}, std {b.get('std')}; embedding "
                      f"L2-normalised")
+    if "finetune" in card:
+        lines.append(_finetune_line(card["finetune"]))
     if "unknown" in card:
         u = card["unknown"]
         line = (f"- Abstains ('unknown') on photos of neither a cat nor a dog (presence score below "
