@@ -36,42 +36,31 @@ def main(argv=None):
     parser = build_parser()
 
     def body(args):
-        import numpy as np
-
-        from .monitoring import (REFERENCE_EMBEDDINGS, find_alerts, load_log, previous_window, summarize,
-                                 write_monitor_report)
-        from .monitoring.log import PredictionLog
-
         from .models.card import CARD_FILE, ModelCard
+        from .monitoring import find_alerts, load_log, load_reference, previous_window, summarize, write_monitor_report
+        from .monitoring.log import PredictionLog
 
         if not 0 < args.unknown_alpha < 1:
             parser.error(f"--unknown-alpha must be in (0, 1); got {args.unknown_alpha}")
-        classes, reference, ref_emb, ref_presence, ref_unknown = ["cat", "dog"], None, None, None, None
+        ref = {"classes": ["cat", "dog"], "reference_embeddings": None}
         if args.model:
             card_path = Path(args.model) / CARD_FILE
             if not card_path.is_file():
                 parser.error(f"--model: no {CARD_FILE} in {args.model}")
-            card = ModelCard.load(card_path)
-            classes = card.classes or classes
-            reference = card.reference.get("p_positive")
-            ref_presence = card.reference.get("presence")
-            ref_unknown = card.reference.get("unknown_rate")
-            if (Path(args.model) / REFERENCE_EMBEDDINGS).is_file():
-                ref_emb = np.load(Path(args.model) / REFERENCE_EMBEDDINGS, allow_pickle=False)
+            ref = load_reference(args.model, ModelCard.load(card_path))
+        classes = ref["classes"]
         since = time.time() - 3600 * args.since if args.since else None
         rows = load_log(args.db, since=since)
-        live_emb = PredictionLog(args.db).embeddings(since=since) if ref_emb is not None else None
-        summary = summarize(rows, classes=classes, reference_scores=reference, reference_embeddings=ref_emb,
-                            live_embeddings=live_emb, reference_presence=ref_presence,
-                            reference_unknown_rate=ref_unknown, unknown_alpha=args.unknown_alpha)
+        live_emb = PredictionLog(args.db).embeddings(since=since) if ref["reference_embeddings"] is not None else None
+        summary = summarize(rows, live_embeddings=live_emb, unknown_alpha=args.unknown_alpha, **ref)
         if since is not None:  # the window before, so that a gradual change shows too
             earlier = [r for r in load_log(args.db, since=since - 3600 * args.since) if r["time"] < since]
             summary["previous_window"] = previous_window(earlier, rows, classes=classes)
         alerts = find_alerts(summary, max_psi=args.max_psi, max_domain_auc=args.max_domain_auc,
                              min_live_accuracy=args.min_live_accuracy, max_p99_ms=args.max_p99_ms)
         summary["alerts"] = alerts
-        write_monitor_report(args.out, rows, summary, classes=classes, reference_scores=reference,
-                             reference_presence=ref_presence)
+        write_monitor_report(args.out, rows, summary, classes=classes, reference_scores=ref.get("reference_scores"),
+                             reference_presence=ref.get("reference_presence"))
         if args.json:
             _cli.emit_json(summary)
         else:

@@ -64,17 +64,10 @@ def preprocessing(clf):
         ``inputs``: one entry per distinct crop (name, size, crop_pct, layout); ``resize``: the rule;
         ``classes``; ``threshold``; ``outputs``.
     """
-    inputs = []
-    for spec in _specs(clf):
-        key = _input_name(spec)
-        if all(i["name"] != key for i in inputs):
-            inputs.append({"name": key, "size": spec.input_size, "crop_pct": spec.crop_pct,
-                           "shorter_side": int(spec.input_size / spec.crop_pct),
-                           "layout": "NHWC", "dtype": "uint8", "channels": "RGB"})
     from ..preprocess import MAX_ASPECT_RATIO
 
     return {
-        "inputs": inputs,
+        "inputs": _inputs(_specs(clf)),
         "resize": (f"Decode to RGB (EXIF orientation applied). If the longer side exceeds {MAX_ASPECT_RATIO:g} times "
                    f"the shorter, keep its centre {MAX_ASPECT_RATIO:g} : 1. Resize with a bicubic filter so the "
                    f"shorter side is shorter_side pixels (the other side int(shorter_side * long / short)), "
@@ -103,6 +96,33 @@ def _input_name(spec):
     return f"image_{spec.input_size}_{int(round(spec.crop_pct * 1000))}"
 
 
+def _inputs(specs):
+    """The graph's inputs: one per distinct crop (backbones with the same crop share one), in first-use order."""
+    inputs = {}
+    for spec in specs:
+        inputs.setdefault(_input_name(spec), {
+            "name": _input_name(spec), "size": spec.input_size, "crop_pct": spec.crop_pct,
+            "shorter_side": int(spec.input_size / spec.crop_pct), "layout": "NHWC", "dtype": "uint8",
+            "channels": "RGB"})
+    return list(inputs.values())
+
+
+def _backbone_parts(clf):
+    """(networks, specs, ImageNet heads) of the model's backbones; ExportError when 'unknown' lacks a head."""
+    from ..features._embed import imagenet_head, load_backbone, split_backbones
+
+    nets, specs, heads = [], [], []
+    for name in split_backbones(clf.feature_backbone()):
+        model, spec, _ = load_backbone(name)
+        head = imagenet_head(name)
+        if head is None and getattr(clf, "presence_", None) is not None:
+            raise ExportError(f"Backbone {name!r} has no ImageNet-1k head, which the model's 'unknown' rule needs.")
+        nets.append(model)
+        specs.append(spec)
+        heads.append(head)
+    return nets, specs, heads
+
+
 def prepare_inputs(images, spec):
     """The graph's inputs for RGB images, following ``spec`` (from :func:`preprocessing`).
 
@@ -126,19 +146,10 @@ def _network_module(clf):
     import torch
 
     from ..features._backbones import IMAGENET_CAT_CLASSES, IMAGENET_DOG_CLASSES
-    from ..features._embed import imagenet_head, load_backbone, split_backbones
 
-    names = split_backbones(clf.feature_backbone())
-    nets, specs, heads = [], [], []
-    for name in names:
-        model, spec, _ = load_backbone(name)
-        head = imagenet_head(name)
-        if head is None and getattr(clf, "presence_", None) is not None:
-            raise ExportError(f"Backbone {name!r} has no ImageNet-1k head, which the model's 'unknown' rule needs.")
-        nets.append(model)
-        specs.append(spec)
-        heads.append(head)
-    input_names = list(dict.fromkeys(_input_name(s) for s in specs))
+    nets, specs, heads = _backbone_parts(clf)
+    inputs = _inputs(specs)
+    input_names = [i["name"] for i in inputs]
     presence = getattr(clf, "presence_", None)
 
     class _Network(torch.nn.Module):
@@ -186,9 +197,7 @@ def _network_module(clf):
             margin = torch.minimum(fused, head_odds - self.head_offset)
             return emb, torch.sigmoid(margin.clamp(-50.0, 50.0))
 
-    module = _Network().eval()
-    sizes = {_input_name(s): s.input_size for s in specs}
-    return module, input_names, sizes
+    return _Network().eval(), input_names, {i["name"]: i["size"] for i in inputs}
 
 
 def _export_network(clf):

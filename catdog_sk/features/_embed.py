@@ -234,30 +234,15 @@ def imagenet_groups(pooled, head):
     """
     if head is None:
         return np.full((len(pooled), len(HEAD_COLUMNS)), np.nan, dtype=np.float32)
-    weight_t, bias, groups = _grouped_head(head)
-    logits = np.asarray(pooled, dtype=np.float32) @ weight_t + bias  # (n, 1000), one small matrix product
+    weight, bias = head
+    logits = np.asarray(pooled, dtype=np.float32) @ weight.T + bias  # (n, 1000), one small matrix product
     probs = np.exp(logits - logits.max(axis=1, keepdims=True), dtype=np.float64)
-    total = probs.sum(axis=1)
-    mass = probs @ groups  # (n, 3): dog, cat, other
+    dog, cat = IMAGENET_DOG_CLASSES, IMAGENET_CAT_CLASSES  # contiguous ranges, dogs before cats
+    mass = np.stack([probs[:, dog.start:dog.stop].sum(axis=1), probs[:, cat.start:cat.stop].sum(axis=1),
+                     probs[:, :dog.start].sum(axis=1) + probs[:, dog.stop:cat.start].sum(axis=1)
+                     + probs[:, cat.stop:].sum(axis=1)], axis=1)  # each group summed directly: no cancellation
     with np.errstate(divide="ignore"):
-        return np.log(np.maximum(mass / total[:, None], 1e-300)).astype(np.float32)
-
-
-_GROUPED = {}
-
-
-def _grouped_head(head):
-    """The head in the form the hot path wants, built once per head: W^T (float32), bias, group indicators."""
-    key = id(head[0])
-    if key not in _GROUPED:
-        weight, bias = head
-        groups = np.zeros((weight.shape[0], 3))
-        groups[np.asarray(IMAGENET_DOG_CLASSES), 0] = 1
-        groups[np.asarray(IMAGENET_CAT_CLASSES), 1] = 1
-        groups[:, 2] = 1 - groups[:, 0] - groups[:, 1]
-        _GROUPED[key] = (np.ascontiguousarray(weight.T, dtype=np.float32), np.asarray(bias, np.float32), groups,
-                         head)  # holding ``head`` keeps id() unique
-    return _GROUPED[key][:3]
+        return np.log(np.maximum(mass / probs.sum(axis=1)[:, None], 1e-300)).astype(np.float32)
 
 
 RUNTIMES = ("openvino", "openvino-bf16", "torch")

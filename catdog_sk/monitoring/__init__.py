@@ -13,7 +13,7 @@ import numpy as np
 from ..models.card import REFERENCE_EMBEDDINGS
 from .log import PredictionLog
 
-__all__ = ["PredictionLog", "psi", "wilson_interval", "unknown_share_test", "domain_classifier_auc", "mmd_rbf",
+__all__ = ["PredictionLog", "load_reference", "psi", "wilson_interval", "unknown_share_test", "domain_classifier_auc", "mmd_rbf",
            "load_log", "summarize", "find_alerts", "previous_window", "write_monitor_report", "plot_monitor",
            "summary_markdown", "monitor_html", "REFERENCE_EMBEDDINGS", "DEFAULT_UNKNOWN_ALPHA", "DEFAULT_MAX_PSI",
            "DEFAULT_MAX_DOMAIN_AUC"]
@@ -132,6 +132,30 @@ def load_log(db_path, *, since=None):
     if since is not None:
         rows = [r for r in rows if r["time"] >= since]
     return rows
+
+
+def load_reference(model_dir, card):
+    """What live traffic is compared with: the card's test-set distributions and the saved embeddings.
+
+    Parameters
+    ----------
+    model_dir : str or os.PathLike
+        The model folder (``reference_embeddings.npy`` is read from it when present).
+    card : ModelCard or None
+        The model's card; None (a model saved without one) gives no reference distributions.
+
+    Returns
+    -------
+    reference : dict
+        ``classes``, ``reference_scores``, ``reference_presence``, ``reference_unknown_rate`` and
+        ``reference_embeddings``: keyword arguments of :func:`summarize`.
+    """
+    ref = card.reference if card is not None else {}
+    emb = Path(model_dir) / REFERENCE_EMBEDDINGS
+    return {"classes": (card.classes if card is not None else None) or ["cat", "dog"],
+            "reference_scores": ref.get("p_positive"), "reference_presence": ref.get("presence"),
+            "reference_unknown_rate": ref.get("unknown_rate"),
+            "reference_embeddings": np.load(emb, allow_pickle=False) if emb.is_file() else None}
 
 
 def summarize(rows, *, classes, reference_scores=None, reference_embeddings=None, live_embeddings=None,

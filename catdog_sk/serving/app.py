@@ -187,21 +187,17 @@ def render_monitor(model, log):
     """The monitoring report over the latest MONITOR_ROWS predictions, as one HTML page (plots inlined)."""
     import tempfile
 
-    from ..monitoring import REFERENCE_EMBEDDINGS, find_alerts, monitor_html, summarize, write_monitor_report
+    from ..monitoring import find_alerts, load_reference, monitor_html, summarize, write_monitor_report
 
-    card = getattr(model["clf"], "card_", None)
-    ref = card.reference if card is not None else {}
-    emb_path = Path(model["dir"]) / REFERENCE_EMBEDDINGS
-    ref_emb = np.load(emb_path, allow_pickle=False) if emb_path.is_file() else None
+    ref = load_reference(model["dir"], getattr(model["clf"], "card_", None))
+    ref["classes"] = model["classes"]
     rows = log.rows(limit=MONITOR_ROWS)
-    live_emb = log.embeddings(limit=500) if ref_emb is not None else None
-    summary = summarize(rows, classes=model["classes"], reference_scores=ref.get("p_positive"),
-                        reference_embeddings=ref_emb, live_embeddings=live_emb,
-                        reference_presence=ref.get("presence"), reference_unknown_rate=ref.get("unknown_rate"))
+    live_emb = log.embeddings(limit=500) if ref["reference_embeddings"] is not None else None
+    summary = summarize(rows, live_embeddings=live_emb, **ref)
     summary["alerts"] = find_alerts(summary)
     with tempfile.TemporaryDirectory() as tmp:
-        write_monitor_report(tmp, rows, summary, classes=model["classes"],
-                             reference_scores=ref.get("p_positive"), reference_presence=ref.get("presence"))
+        write_monitor_report(tmp, rows, summary, classes=ref["classes"], reference_scores=ref["reference_scores"],
+                             reference_presence=ref["reference_presence"])
         md = (Path(tmp) / "monitor.md").read_text().splitlines()
         png = Path(tmp) / "monitor.png"
         image = ("data:image/png;base64," + base64.b64encode(png.read_bytes()).decode()) if png.is_file() else None
