@@ -159,6 +159,23 @@ def _safe_work(item, plans, max_pixels, known=None, learned=None):
         return None, exc
 
 
+def _place(chunk, done, outputs, result, n_plans):
+    """Store cached vectors and errors of one chunk; return, per plan, the (row, key, prepared) left to compute."""
+    to_finalize = [[] for _ in range(n_plans)]
+    for i, (res, err) in zip(chunk, done):
+        if err is not None:
+            result.errors.append(err)
+            continue
+        key, cached, prepared = res
+        result.ok[i] = True
+        for k, vec in cached.items():
+            outputs[k][i] = vec
+            result.hits += 1
+        for k, prep in prepared.items():
+            to_finalize[k].append((i, key, prep))
+    return to_finalize
+
+
 def _finalize(plans, to_finalize, outputs):
     """Run each plan's batch stage (e.g. the CNN) on a chunk's misses; store the rows and cache entries.
 
@@ -243,25 +260,14 @@ def extract_features(images, extractors, *, cache=None, n_jobs=None, chunk_size=
             done = [f if isinstance(f, tuple) else f.result() for f in futures]
             if c + 1 < len(chunks):
                 pending = submit(chunks[c + 1])  # decode ahead while the batch stage runs
-            to_finalize = [[] for _ in plans]
-            for i, (res, err) in zip(chunk, done):
-                if err is not None:
-                    if on_error == "raise":
-                        for f in pending:
-                            if not isinstance(f, tuple):
-                                f.cancel()
-                        bar.close()
-                        raise err
-                    result.errors.append(err)
-                    continue
-                key, cached, prepared = res
-                ok[i] = True
-                for k, vec in cached.items():
-                    outputs[k][i] = vec
-                    result.hits += 1
-                for k, prep in prepared.items():
-                    to_finalize[k].append((i, key, prep))
-            result.misses += _finalize(plans, to_finalize, outputs)
+            first_error = next((err for _, err in done if err is not None), None)
+            if first_error is not None and on_error == "raise":
+                for f in pending:
+                    if not isinstance(f, tuple):
+                        f.cancel()
+                bar.close()
+                raise first_error
+            result.misses += _finalize(plans, _place(chunk, done, outputs, result, len(plans)), outputs)
             if learned:  # hashes computed so far (workers may be appending more)
                 done_n = len(learned)
                 cache.remember_hashes(learned[:done_n])

@@ -172,7 +172,7 @@ def _evaluate(net, crops, y, device, batch_size):
 
 
 def finetune_backbone(bases, y, probe, *, backbone, train, val, epochs=3, learning_rate=5e-5, weight_decay=0.01,
-                      batch_size=32, patience=1, device="cpu", random_state=None, progress=False):
+                      batch_size=32, patience=2, device="cpu", random_state=None, progress=False):
     """Linear probe, then fine-tuning of a bundled backbone with BatchNorm frozen and early stopping.
 
     Parameters
@@ -194,7 +194,7 @@ def finetune_backbone(bases, y, probe, *, backbone, train, val, epochs=3, learni
         Peak AdamW learning rate (linear warm-up over the first 10% of steps, cosine decay after).
     weight_decay : float, default=0.01
     batch_size : int, default=32
-    patience : int, default=1
+    patience : int, default=2
         Stop after this many epochs without a lower validation log loss.
     device : {'cpu', 'cuda'}, default='cpu'
         On CUDA the forward pass runs under bfloat16 (or float16) autocast.
@@ -215,50 +215,29 @@ def finetune_backbone(bases, y, probe, *, backbone, train, val, epochs=3, learni
     rng = check_random_state(random_state)
     torch.manual_seed(int(rng.randint(0, 2**31 - 1)))
     net, spec = _Net.build(backbone, *probe, device)
-    size = spec.input_size
     y = np.asarray(y, dtype=np.float32)
-    val_crops = [_centre(bases[i], size) for i in val]
-    steps_per_epoch = -(-len(train) // batch_size)
-    total = max(1, steps_per_epoch * epochs)
-    params = [p for p in net.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=learning_rate, weight_decay=weight_decay)
-    warmup = max(1, total // 10)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: (s + 1) / warmup if s < warmup else 0.5 * (1 + np.cos(np.pi * (s - warmup) / max(1, total - warmup))))
-
-    t0 = time.perf_counter()
+    val_crops = [_centre(bases[i], spec.input_size) for i in val]
+    opt, sched = _optimizer(net, learning_rate, weight_decay, steps=-(-len(train) // batch_size) * epochs)
     net.eval()  # BatchNorm frozen: running statistics are never updated (and dropout stays off)
-    val_loss, val_acc = _evaluate(net, val_crops, y[val], device, 2 * batch_size)
-    history = [{"epoch": 0, "train_loss": float("nan"), "val_loss": val_loss, "val_accuracy": val_acc,
-                "seconds": round(time.perf_counter() - t0, 2)}]
-    best = (val_loss, 0, _state(net))
+
+    def validate(epoch, train_loss, t0):
+        val_loss, val_acc = _evaluate(net, val_crops, y[val], device, 2 * batch_size)
+        history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "val_accuracy": val_acc,
+                        "seconds": round(time.perf_counter() - t0, 2)})
+        if progress and epoch:
+            tqdm.write(f"fine-tune epoch {epoch}/{epochs}: train loss {train_loss:.4f}, validation loss "
+                       f"{val_loss:.4f}, accuracy {val_acc:.4f}")
+        return val_loss
+
+    history = []
+    best = (validate(0, float("nan"), time.perf_counter()), 0, _state(net))  # epoch 0: the linear probe alone
     for epoch in range(1, epochs + 1):
         t0 = time.perf_counter()
-        order = rng.permutation(np.asarray(train))
-        losses = []
-        bar = tqdm(total=len(order), desc=f"fine-tune epoch {epoch}/{epochs}", unit="img", disable=not progress,
-                   leave=False)
-        for s in range(0, len(order), batch_size):
-            idx = order[s:s + batch_size]
-            batch = torch.from_numpy(np.stack([training_crop(bases[i], size, rng) for i in idx])).to(device)
-            target = torch.from_numpy(y[idx]).to(device)
-            with _autocast(device):
-                logits = net(batch)
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), target)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            losses.append(float(loss.detach()))
-            bar.update(len(idx))
-            bar.set_postfix_str(f"loss {np.mean(losses):.4f}")
-        bar.close()
-        val_loss, val_acc = _evaluate(net, val_crops, y[val], device, 2 * batch_size)
-        history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "val_loss": val_loss,
-                        "val_accuracy": val_acc, "seconds": round(time.perf_counter() - t0, 2)})
-        if progress:
-            tqdm.write(f"fine-tune epoch {epoch}/{epochs}: train loss {np.mean(losses):.4f}, validation loss "
-                       f"{val_loss:.4f}, accuracy {val_acc:.4f}")
+        with tqdm(total=len(train), desc=f"fine-tune epoch {epoch}/{epochs}", unit="img", disable=not progress,
+                  leave=False) as bar:
+            train_loss = _train_epoch(net, opt, sched, bases, y, rng.permutation(np.asarray(train)), spec.input_size,
+                                      rng, batch_size, device, bar)
+        val_loss = validate(epoch, train_loss, t0)
         if val_loss < best[0]:
             best = (val_loss, epoch, _state(net))
         elif epoch - best[1] >= patience:
@@ -267,6 +246,45 @@ def finetune_backbone(bases, y, probe, *, backbone, train, val, epochs=3, learni
     return FinetuneResult(state=state, history=history, best_epoch=best_epoch,
                           val_accuracy=history[best_epoch]["val_accuracy"], n_train=len(train), n_val=len(val),
                           seconds=round(time.perf_counter() - start_time, 2))
+
+
+def _optimizer(net, learning_rate, weight_decay, steps):
+    """AdamW on the trainable parameters; linear warm-up over the first 10% of steps, then cosine decay."""
+    import torch
+
+    total = max(1, steps)
+    warmup = max(1, total // 10)
+
+    def factor(step):
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + np.cos(np.pi * (step - warmup) / max(1, total - warmup)))
+
+    opt = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=learning_rate,
+                            weight_decay=weight_decay)
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
+def _train_epoch(net, opt, sched, bases, y, order, size, rng, batch_size, device, bar):
+    """One pass over ``order`` in batches of random training crops; returns the mean training loss."""
+    import torch
+
+    losses = []
+    for s in range(0, len(order), batch_size):
+        idx = order[s:s + batch_size]
+        batch = torch.from_numpy(np.stack([training_crop(bases[i], size, rng) for i in idx])).to(device)
+        target = torch.from_numpy(y[idx]).to(device)
+        with _autocast(device):
+            logits = net(batch)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), target)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        losses.append(float(loss.detach()))
+        bar.update(len(idx))
+        bar.set_postfix_str(f"loss {np.mean(losses):.4f}")
+    return float(np.mean(losses))
 
 
 def _state(net):

@@ -155,9 +155,35 @@ def _finetune_line(ft):
 
 def card_markdown(card):
     """Human-readable model card from the JSON card."""
-    lines = [f"# Model card: {card.get('run', 'catdog_sk model')}", "",
-             "## Model details", "",
-             f"- Created: {card.get('created')}",
+    lines = [f"# Model card: {card.get('run', 'catdog_sk model')}", "", "## Model details", "", *_details(card)]
+    lines += ["", "## Intended use", "",
+              "Tell photos of domestic cats from photos of dogs. Out of scope: breeds, several animals at "
+              "once, and images showing neither" + (" (it answers 'unknown' for most of them, see above)."
+                                                     if "unknown" in card else
+                                                     " (this model always answers cat or dog)."), ""]
+    lines += _data_and_metrics(card)
+    if card.get("cv_results"):
+        lines += ["## Grid search (CV accuracy on train)", "", "| params | mean | std |", "|---|---|---|"]
+        lines += [f"| `{json.dumps(r['params'], default=str)}` | {r['mean']:.4f} | {r['std']:.4f} |"
+                  for r in card["cv_results"]]
+        lines.append("")
+    if "promotion" in card:
+        p = card["promotion"]
+        lines += ["## Promotion (champion / challenger)", "",
+                  f"- Decision: {'promoted' if p.get('promoted') else 'not promoted'} ({p.get('reason')})"]
+        if "champion_test_accuracy" in p:
+            lines.append(f"- Champion {p.get('champion')}: test accuracy {p['champion_test_accuracy']:.4f}; "
+                         f"this model: {p['challenger_test_accuracy']:.4f}")
+        lines.append("")
+    lines += ["## Limitations", "",
+              "Trained on Asirra/Kaggle pet photos: studio shots, cartoons, other species and "
+              "unusual angles are out of distribution. Some training labels are known to be wrong.", ""]
+    return "\n".join(lines)
+
+
+def _details(card):
+    """The "Model details" bullet points."""
+    lines = [f"- Created: {card.get('created')}",
              f"- Format: {card.get('format')} (`{card.get('model_file')}`, sha256 `{card.get('model_sha256')}`)",
              f"- Classes: {', '.join(card.get('classes', []))}",
              f"- Parameters: `{json.dumps(card.get('params', {}), default=str)}`"]
@@ -178,11 +204,12 @@ def card_markdown(card):
         lines.append(line)
     lines.append(f"- Library versions: {', '.join(f'{k} {v}' for k, v in card.get('versions', {}).items())}")
     lines.append(f"- Seed: {card.get('seed')}")
-    lines += ["", "## Intended use", "",
-              "Tell photos of domestic cats from photos of dogs. Out of scope: breeds, several animals at "
-              "once, and images showing neither" + (" (it answers 'unknown' for most of them, see above)."
-                                                     if "unknown" in card else
-                                                     " (this model always answers cat or dog)."), ""]
+    return lines
+
+
+def _data_and_metrics(card):
+    """The "Training and evaluation data" and "Metrics" sections (empty for cards without them)."""
+    lines = []
     if "data" in card:
         d = card["data"]
         lines += ["## Training and evaluation data", "",
@@ -199,20 +226,4 @@ def card_markdown(card):
                   f"| expected calibration error | {m.get('test_ece'):.4f} |",
                   f"| CV accuracy (train) | {m.get('cv_accuracy', float('nan')):.4f} ± {m.get('cv_std', float('nan')):.4f} |",
                   ""]
-    if "cv_results" in card:
-        lines += ["## Grid search (CV accuracy on train)", "", "| params | mean | std |", "|---|---|---|"]
-        lines += [f"| `{json.dumps(r['params'], default=str)}` | {r['mean']:.4f} | {r['std']:.4f} |"
-                  for r in card["cv_results"]]
-        lines.append("")
-    if "promotion" in card:
-        p = card["promotion"]
-        lines += ["## Promotion (champion / challenger)", "",
-                  f"- Decision: {'promoted' if p.get('promoted') else 'not promoted'} ({p.get('reason')})"]
-        if "champion_test_accuracy" in p:
-            lines.append(f"- Champion {p.get('champion')}: test accuracy {p['champion_test_accuracy']:.4f}; "
-                         f"this model: {p['challenger_test_accuracy']:.4f}")
-        lines.append("")
-    lines += ["## Limitations", "",
-              "Trained on Asirra/Kaggle pet photos: studio shots, cartoons, other species and "
-              "unusual angles are out of distribution. Some training labels are known to be wrong.", ""]
-    return "\n".join(lines)
+    return lines
