@@ -53,6 +53,24 @@ def _negatives_decision(clf, args, cache, errors):
     return decision
 
 
+def _print_summary(metrics, abstains, out, errors):
+    lo, hi = metrics["test_accuracy_ci95"]
+    print(f"accuracy {metrics['test_accuracy']:.4f} (95% CI {lo:.4f}-{hi:.4f}), "
+          f"{metrics['test_errors']} errors of {metrics['test_n']}; ROC AUC {metrics['test_roc_auc']:.4f}; "
+          f"log loss {metrics['test_log_loss']:.4f}; ECE {metrics['test_ece']:.4f}")
+    if abstains:
+        print(f"answers {metrics['test_coverage']:.2%} of the photos ({metrics['unknown']} 'unknown'), "
+              f"accuracy on those {metrics['test_answered_accuracy']:.4f}")
+    if "negatives" in metrics:
+        neg = metrics["negatives"]
+        groups = ", ".join(f"{g} {v['rejected']:.0%}" for g, v in neg["by_group"].items())
+        print(f"photos of neither answered 'unknown': {neg['rejected']:.1%} of {neg['n']} ({groups}); "
+              f"{neg['note']}")
+    print(f"report: {out / 'report.md'}")
+    if errors:
+        print(f"skipped {len(errors)} unreadable file(s)")
+
+
 def main(argv=None):
     parser = build_parser()
 
@@ -92,21 +110,7 @@ def main(argv=None):
         if args.json:
             _cli.emit_json(metrics)
         else:
-            lo, hi = metrics["test_accuracy_ci95"]
-            print(f"accuracy {metrics['test_accuracy']:.4f} (95% CI {lo:.4f}-{hi:.4f}), "
-                  f"{metrics['test_errors']} errors of {metrics['test_n']}; ROC AUC {metrics['test_roc_auc']:.4f}; "
-                  f"log loss {metrics['test_log_loss']:.4f}; ECE {metrics['test_ece']:.4f}")
-            if abstains:
-                print(f"answers {metrics['test_coverage']:.2%} of the photos ({metrics['unknown']} 'unknown'), "
-                      f"accuracy on those {metrics['test_answered_accuracy']:.4f}")
-            if "negatives" in metrics:
-                neg = metrics["negatives"]
-                groups = ", ".join(f"{g} {v['rejected']:.0%}" for g, v in neg["by_group"].items())
-                print(f"photos of neither answered 'unknown': {neg['rejected']:.1%} of {neg['n']} ({groups}); "
-                      f"{neg['note']}")
-            print(f"report: {out / 'report.md'}")
-            if errors:
-                print(f"skipped {len(errors)} unreadable file(s)")
+            _print_summary(metrics, abstains, out, errors)
         return _cli.skipped_status(args, len(errors))
 
     return _cli.run(body, parser, argv)

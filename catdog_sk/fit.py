@@ -487,34 +487,51 @@ def _print_summary(results, best_clf):
         print(f"skipped {len(results['skipped'])} unreadable file(s); listed in {report_dir / 'comparison.json'}")
 
 
+def _claim_run(parser, args):
+    """Name the run and create its model folder (mkdir is atomic: a second run with this name stops here).
+
+    Returns the model folder and the folders above it that this call created, for :func:`_release_run`.
+    """
+    from ._io import check_new_dir
+    from .models.persistence import valid_run_name
+
+    if args.run is not None and not valid_run_name(args.run):
+        parser.error(f"--run must be one folder name of letters, digits, '.', '_' and '-' (not starting "
+                     f"with '.', at most 100 characters); got {args.run!r}")
+    args.run = args.run or _cli.unique_name()
+    art = Path(args.artifacts)
+    model_root, report_dir = art / "models" / args.run, art / "reports" / args.run
+    check_new_dir(report_dir, "report folder of run " + repr(args.run))
+    check_new_dir(model_root, "model folder of run " + repr(args.run))
+    created = [p for p in (model_root, *model_root.parents) if not p.exists()]
+    try:
+        model_root.mkdir(parents=True)
+    except FileExistsError:
+        check_new_dir(model_root, "model folder of run " + repr(args.run))
+    except OSError as exc:
+        from .exceptions import CacheError
+
+        raise CacheError(f"Cannot create {model_root} ({exc.strerror}); check --artifacts.") from None
+    return model_root, created
+
+
+def _release_run(model_root, created):
+    """After a failure: remove what this run created, and nothing else."""
+    import shutil
+
+    shutil.rmtree(model_root, ignore_errors=True)
+    for folder in created[1:]:
+        try:
+            folder.rmdir()  # only when empty: another run may have written there meanwhile
+        except OSError:
+            break
+
+
 def main(argv=None):
     parser = build_parser()
 
     def body(args):
-        import shutil
-
-        from ._io import check_new_dir
-        from .models.persistence import valid_run_name
-
-        if args.run is not None and not valid_run_name(args.run):
-            parser.error(f"--run must be one folder name of letters, digits, '.', '_' and '-' (not starting "
-                         f"with '.', at most 100 characters); got {args.run!r}")
-        args.run = args.run or _cli.unique_name()
-        art = Path(args.artifacts)
-        model_root, report_dir = art / "models" / args.run, art / "reports" / args.run
-        check_new_dir(report_dir, "report folder of run " + repr(args.run))
-        check_new_dir(model_root, "model folder of run " + repr(args.run))
-        # Claim the run's model folder now (mkdir is atomic: a second run with this name stops here), so
-        # saving never overwrites another run; on failure only this run's own folder is removed.
-        created = [p for p in (model_root, *model_root.parents) if not p.exists()]
-        try:
-            model_root.mkdir(parents=True)
-        except FileExistsError:
-            check_new_dir(model_root, "model folder of run " + repr(args.run))
-        except OSError as exc:
-            from .exceptions import CacheError
-
-            raise CacheError(f"Cannot create {model_root} ({exc.strerror}); check --artifacts.") from None
+        model_root, created = _claim_run(parser, args)
         finished = False
         try:
             with _cli.cluster(args) as client:
@@ -522,13 +539,8 @@ def main(argv=None):
             finished = True
             return status
         finally:
-            if not finished:  # remove what this run created, and nothing else
-                shutil.rmtree(model_root, ignore_errors=True)
-                for folder in created[1:]:
-                    try:
-                        folder.rmdir()  # only when empty: another run may have written there meanwhile
-                    except OSError:
-                        break
+            if not finished:  # saving never overwrote another run; only this run's own folder goes
+                _release_run(model_root, created)
 
     def work(args, client):
         plan = _plan(parser, args)
