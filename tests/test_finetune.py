@@ -190,3 +190,16 @@ def test_fit_cli_refuses_bad_model_lists_as_usage_errors(argv, message, tmp_path
     assert exc.value.code == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "art" / "models").exists() or not any((tmp_path / "art" / "models").iterdir())
+
+
+def test_finetuned_model_exports_to_onnx_with_its_tuned_weights(tuned, few, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from catdog_sk.deploy import OnnxModel, write_onnx
+    from catdog_sk.preprocess import read_image
+
+    _, _, X_test, _ = few
+    path = tmp_path / "tuned.onnx"
+    write_onnx(tuned, path)
+    labels, proba, _ = OnnxModel(path).run([read_image(p) for p in X_test[:4]])
+    np.testing.assert_allclose(proba, tuned.predict_proba(X_test[:4]), atol=1e-3)
+    assert list(labels) == list(tuned.predict(X_test[:4]))
