@@ -99,7 +99,8 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
         then a calibrated logistic regression on the tuned embeddings, as for
         ``'logreg'``. It needs ``features='cnn'`` and one bundled backbone.
         Minutes on a CPU for a few thousand photos (about 17 photos/s per
-        epoch on 2 cores), seconds on a GPU. On the shared 2,000 training
+        epoch on 2 cores); it holds each photo's centre square at the resize
+        size in memory (about 200 KB a photo for Lite0). On the shared 2,000 training
         photos it does not beat frozen features: see README ("Fine-tuning").
     C : float, default=0.01
         Inverse regularisation strength.
