@@ -207,6 +207,13 @@ def _details(card):
     return lines
 
 
+def _selection_row(card, m):
+    """The metrics table's training-data row: CV accuracy, or a fine-tuned model's validation accuracy."""
+    if "finetune" in card:
+        return f"| validation accuracy (held-out training photos) | {m.get('cv_accuracy', float('nan')):.4f} |"
+    return f"| CV accuracy (train) | {m.get('cv_accuracy', float('nan')):.4f} ± {m.get('cv_std', float('nan')):.4f} |"
+
+
 def _data_and_metrics(card):
     """The "Training and evaluation data" and "Metrics" sections (empty for cards without them)."""
     lines = []
@@ -224,6 +231,5 @@ def _data_and_metrics(card):
                   f"| ROC AUC | {m.get('test_roc_auc'):.4f} |",
                   f"| log loss | {m.get('test_log_loss'):.4f} |",
                   f"| expected calibration error | {m.get('test_ece'):.4f} |",
-                  f"| CV accuracy (train) | {m.get('cv_accuracy', float('nan')):.4f} ± {m.get('cv_std', float('nan')):.4f} |",
-                  ""]
+                  _selection_row(card, m), ""]
     return lines

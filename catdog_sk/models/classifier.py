@@ -370,7 +370,8 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
 
     def _make_pipeline(self, max_components, calibration_cv):
         # 'finetune': after tuning the network, the head is a calibrated logistic regression on its embeddings
-        return make_pipeline("logreg" if self.model in FINETUNE else self.model, C=self.C, kernel=self.kernel, gamma=self.gamma, pca=self.pca,
+        model = "logreg" if self.model in FINETUNE else self.model
+        return make_pipeline(model, C=self.C, kernel=self.kernel, gamma=self.gamma, pca=self.pca,
                              scale=self.scale, class_weight=self.class_weight, calibrate=True,
                              random_state=self.random_state, max_components=max_components,
                              calibration_cv=calibration_cv, feature_set=self.features)
@@ -438,22 +439,21 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
         """Linear probe on the frozen embeddings, then LP-FT; sets ``tuned_weights_`` and ``finetune_``."""
         from sklearn.model_selection import train_test_split
 
+        from ..features._backbones import state_sha256
         from ..features._embed import resolve_device
         from ._finetune import finetune_backbone, probe_head, training_bases
 
+        seed = self._seed()
         y01 = (y == classes[1]).astype(np.float32)
-        rows = np.arange(len(X))
-        n_val = max(2, int(round(0.1 * len(X))))
-        train, val = train_test_split(rows, test_size=n_val, stratify=y01, random_state=self._seed())
+        n_val = max(2, int(round(0.1 * len(X))))  # the early-stopping split, stratified
+        train, val = train_test_split(np.arange(len(X)), test_size=n_val, stratify=y01, random_state=seed)
         E = self.split_features(self._features(X, "frozen features"))[1]
         probe = probe_head(E[train], y01[train], C=self.C, scale=self.scale, class_weight=self.class_weight)
         bases = training_bases(X, self.backbone, n_jobs=self.n_jobs)
         res = finetune_backbone(bases, y01, probe, backbone=self.backbone, train=train, val=val, epochs=self.epochs,
                                 learning_rate=self.learning_rate,
                                 device=resolve_device(self.device, caller=type(self).__name__),
-                                random_state=self._seed(), progress=bool(self.verbose))
-        from ..features._backbones import state_sha256
-
+                                random_state=seed, progress=bool(self.verbose))
         self.tuned_weights_ = res.state
         self.finetune_ = {"history": res.history, "best_epoch": res.best_epoch, "val_accuracy": res.val_accuracy,
                           "n_train": res.n_train, "n_val": res.n_val, "seconds": res.seconds,
@@ -461,7 +461,7 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
                           "sha256": state_sha256(res.state)}
 
     def _seed(self):
-        """An int seed from ``random_state`` (the same int for an int; drawn once for a RandomState)."""
+        """An int seed from ``random_state``: the int itself, or one draw from a RandomState (or fresh entropy)."""
         if isinstance(self.random_state, numbers.Integral):
             return int(self.random_state)
         return int(check_random_state(self.random_state).randint(0, 2**31 - 1))

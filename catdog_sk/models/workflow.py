@@ -176,6 +176,7 @@ def model_card_fields(row, clf, decision, *, run, seed, data, cv, is_best):
             "cv_folds": cv, "cv_results": row["cv_results"],
             "grid": grid_summary(row["model"], row["features"]) if row["model"] in MODELS else [],
             "selected_by": "highest mean CV accuracy on the training set", "is_best": is_best,
+            **({"validation": row["selection"]} if "selection" in row else {}),
             "reference": {"p_positive": [round(float(v), 5) for v in decision.proba[:, 1]],
                           "source": "held-out test set"}}
     if clf.presence_ is not None:  # what `monitor` compares the "unknown" share with
