@@ -26,6 +26,9 @@ def build_parser():
                              "or artifacts/export/web-<model version>; when that exists, this model was exported "
                              "already and nothing is done)")
     parser.add_argument("--out", dest="out_option", metavar="OUT", help="the same as OUT")
+    parser.add_argument("--onnx", metavar="FILE",
+                        help="--format web: reuse this ONNX file exported from the same model instead of exporting "
+                             "again (default: artifacts/export/<model version>.onnx when it exists)")
     parser.add_argument("--ort-web", metavar="DIR",
                         help="ONNX Runtime Web's dist files for --format web (default: $CATDOG_ORT_WEB, else "
                              "artifacts/vendor/onnxruntime-web, filled by `make web-runtime`)")
@@ -48,6 +51,8 @@ def main(argv=None):
 
         if args.out and args.out_option:
             parser.error("give the output once: OUT or --out")
+        if args.onnx and args.format != "web":
+            parser.error("--onnx reuses an exported ONNX file for --format web; it has no use with --format onnx")
         out = args.out or args.out_option
         clf = load_model(args.model, unsafe=args.unsafe)
         version = model_version(clf)
@@ -71,7 +76,9 @@ def main(argv=None):
         else:
             from .deploy.web import write_web
 
-            folder = write_web(clf, out, ort_dir=args.ort_web, version=version)
+            reuse = args.onnx or (_default_output("onnx", version) if version != "unversioned" else None)
+            folder = write_web(clf, out, ort_dir=args.ort_web, version=version,
+                               onnx_file=reuse if reuse and (args.onnx or os.path.exists(reuse)) else None)
             result = {"web": str(folder), "bytes": sum(f.stat().st_size for f in folder.iterdir()),
                       "model_version": version}
         if args.json:

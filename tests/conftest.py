@@ -12,6 +12,8 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("CATDOG_SHARED_DATA", REPO.parent / "shared" / "data" / "catsdogs"))
 ANIMALS10 = SHARED.parent / "animals10"
+#: ONNX Runtime Web's files for the page export (`make web-runtime` fills this folder).
+ORT_WEB = Path(os.environ.get("CATDOG_ORT_WEB") or REPO / "artifacts" / "vendor" / "onnxruntime-web")
 
 
 @pytest.fixture(scope="session")

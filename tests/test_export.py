@@ -4,9 +4,7 @@ import contextlib
 import functools
 import http.server
 import json
-import os
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,12 +12,9 @@ import pytest
 from catdog_sk import export
 from catdog_sk.models import load_model
 
-from conftest import need, save, textured_image
+from conftest import ORT_WEB, need, save, textured_image
 
 pytestmark = pytest.mark.cnn
-
-ORT_WEB = Path(os.environ.get("CATDOG_ORT_WEB") or Path(__file__).resolve().parents[1] / "artifacts" / "vendor"
-               / "onnxruntime-web")
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +97,36 @@ def test_the_default_output_is_named_by_the_model_version_and_a_rerun_does_nothi
     assert (tmp_path / first["onnx"]).stat().st_mtime_ns == stamp
 
 
+def test_web_reuses_the_onnx_export_of_the_same_model_and_only_that(model_dir, tmp_path, monkeypatch, capsys):
+    """`make demo` exports ONNX, then the page: the page reuses that file; a file of another model is refused."""
+    from catdog_sk.deploy.web import ORT_WEB_FILES
+
+    if not all((ORT_WEB / f).is_file() for f in ORT_WEB_FILES):
+        need(f"ONNX Runtime Web (in {ORT_WEB})", "run `make web-runtime` (npm pack onnxruntime-web)")
+    monkeypatch.chdir(tmp_path)
+    version = load_model(model_dir).card_.version
+    assert export.main(["--model", str(model_dir), "--quiet"]) == 0
+    onnx = tmp_path / "artifacts" / "export" / f"{version}.onnx"
+    assert export.main(["--model", str(model_dir), "--format", "web", "--ort-web", str(ORT_WEB), "--quiet"]) == 0
+    web = tmp_path / "artifacts" / "export" / f"web-{version}"
+    assert (web / "model.onnx").read_bytes() == onnx.read_bytes()
+    assert json.loads((web / "model.json").read_text()) == json.loads(onnx.with_suffix(".json").read_text())
+
+    other = tmp_path / "other.onnx"
+    other.write_bytes(onnx.read_bytes())
+    other.with_suffix(".json").write_text(json.dumps({**json.loads(onnx.with_suffix(".json").read_text()),
+                                                      "model_version": "000000000000"}))
+    capsys.readouterr()
+    assert export.main(["--model", str(model_dir), "--format", "web", "--ort-web", str(ORT_WEB), "--onnx",
+                        str(other), str(tmp_path / "web2")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "exported from model '000000000000'" in err, err
+    assert not (tmp_path / "web2").exists()
+    with pytest.raises(SystemExit) as exc:
+        export.main(["--model", str(model_dir), "--onnx", str(onnx), str(tmp_path / "x.onnx")])
+    assert exc.value.code == 2
+
+
 def test_models_with_features_outside_the_network_fail_in_one_line(tmp_path, capsys):
     from catdog_sk import CatDogClassifier
     from catdog_sk.models import save_model
@@ -143,8 +168,8 @@ def static_server(folder):
         server.server_close()
 
 
-def test_the_offline_page_classifies_in_the_browser_like_python(default_model, browser, shared_data, animals10,
-                                                                feature_cache, tmp_path):
+def test_the_offline_page_classifies_in_the_browser_like_python(default_model, onnx_file, browser, shared_data,
+                                                                animals10, feature_cache, tmp_path):
     """`export --format web`: the page, served statically, shows the labels Python gives, 'unknown' included."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
@@ -155,7 +180,7 @@ def test_the_offline_page_classifies_in_the_browser_like_python(default_model, b
         need(f"ONNX Runtime Web (in {ORT_WEB})", "run `make web-runtime` (npm pack onnxruntime-web)")
     folder = tmp_path / "web"
     assert export.main(["--model", str(default_model), "--format", "web", str(folder), "--ort-web", str(ORT_WEB),
-                        "--quiet"]) == 0
+                        "--onnx", str(onnx_file), "--quiet"]) == 0  # the network is exported once per session
     assert {"index.html", "model.onnx", "model.json", *ORT_WEB_FILES} <= {p.name for p in folder.iterdir()}
     page = (folder / "index.html").read_text()
     assert "http://" not in page and "https://" not in page  # nothing fetched from elsewhere

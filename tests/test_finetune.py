@@ -192,14 +192,20 @@ def test_fit_cli_refuses_bad_model_lists_as_usage_errors(argv, message, tmp_path
     assert not (tmp_path / "art" / "models").exists() or not any((tmp_path / "art" / "models").iterdir())
 
 
-def test_finetuned_model_exports_to_onnx_with_its_tuned_weights(tuned, few, tmp_path):
+def test_finetuned_model_exports_to_a_web_folder_with_its_tuned_weights(tuned, few, tmp_path):
+    """`write_web` exporting the network itself (no ONNX file to reuse): the graph carries the tuned weights."""
     pytest.importorskip("onnxruntime")
-    from catdog_sk.deploy import OnnxModel, write_onnx
+    from conftest import ORT_WEB, need
+
+    from catdog_sk.deploy import OnnxModel
+    from catdog_sk.deploy.web import ORT_WEB_FILES, write_web
     from catdog_sk.preprocess import read_image
 
+    if not all((ORT_WEB / f).is_file() for f in ORT_WEB_FILES):
+        need(f"ONNX Runtime Web (in {ORT_WEB})", "run `make web-runtime` (npm pack onnxruntime-web)")
     _, _, X_test, _ = few
-    path = tmp_path / "tuned.onnx"
-    write_onnx(tuned, path)
-    labels, proba, _ = OnnxModel(path).run([read_image(p) for p in X_test[:4]])
+    folder = write_web(tuned, tmp_path / "web", ort_dir=ORT_WEB, version="tuned")
+    assert json.loads((folder / "model.json").read_text())["backbone"] == tuned.feature_backbone()
+    labels, proba, _ = OnnxModel(folder / "model.onnx").run([read_image(p) for p in X_test[:4]])
     np.testing.assert_allclose(proba, tuned.predict_proba(X_test[:4]), atol=1e-3)
     assert list(labels) == list(tuned.predict(X_test[:4]))

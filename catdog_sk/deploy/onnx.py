@@ -329,7 +329,7 @@ def write_onnx(clf, path, *, version=""):
     model = onnx_graph(clf)
     meta = preprocessing(clf)
     meta.update({"format": "onnx", "opset": OPSET, "model_version": version or "unversioned",
-                 "backbone": clf.backbone, "input_names": [i.name for i in model.graph.input]})
+                 "backbone": clf.feature_backbone(), "input_names": [i.name for i in model.graph.input]})
     path = os.fspath(path)
     meta_path = os.path.splitext(path)[0] + ".json"
     atomic_write(path, model.SerializeToString())

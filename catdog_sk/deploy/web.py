@@ -34,7 +34,7 @@ def check_ort_web(ort_dir):
         )
 
 
-def write_web(clf, folder, *, ort_dir=None, version=""):
+def write_web(clf, folder, *, ort_dir=None, version="", onnx_file=None):
     """Write a static folder that classifies photos entirely in the browser.
 
     Parameters
@@ -47,6 +47,9 @@ def write_web(clf, folder, *, ort_dir=None, version=""):
         Folder holding ONNX Runtime Web's ``dist`` files.
     version : str
         Model version shown on the page.
+    onnx_file : str or os.PathLike, default=None
+        An ONNX file :func:`write_onnx` wrote from this model (its JSON beside it must name the same
+        ``version``): copied instead of exporting the network again.
 
     Returns
     -------
@@ -59,14 +62,37 @@ def write_web(clf, folder, *, ort_dir=None, version=""):
     check_exportable(clf)
     check_new_dir(folder)
     check_ort_web(ort_dir)
+    if onnx_file is not None:
+        _check_onnx_file(onnx_file, version)
     with atomic_dir(folder) as work:
-        write_onnx(clf, work / "model.onnx", version=version)
+        if onnx_file is None:
+            write_onnx(clf, work / "model.onnx", version=version)
+        else:
+            shutil.copyfile(onnx_file, work / "model.onnx")
+            shutil.copyfile(Path(onnx_file).with_suffix(".json"), work / "model.json")
         for name in ORT_WEB_FILES:
             shutil.copyfile(Path(ort_dir) / name, work / name)
         page = resources.files("catdog_sk.deploy").joinpath("page.html").read_text(encoding="utf-8")
         (work / "index.html").write_text(page, encoding="utf-8")
         (work / "NOTICE.txt").write_text(_notice(ort_dir), encoding="utf-8")
     return Path(folder)
+
+
+def _check_onnx_file(onnx_file, version):
+    """ExportError unless ``onnx_file`` and its JSON exist and were exported from the model ``version``."""
+    import json
+
+    meta_path = Path(onnx_file).with_suffix(".json")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ExportError(f"Cannot reuse {onnx_file}: its description {meta_path} cannot be read "
+                          f"({type(exc).__name__}: {exc}).") from None
+    if not Path(onnx_file).is_file():
+        raise ExportError(f"Cannot reuse {onnx_file}: no such file.")
+    if version and meta.get("model_version") != version:
+        raise ExportError(f"Cannot reuse {onnx_file}: it was exported from model {meta.get('model_version')!r}, "
+                          f"not {version!r}.")
 
 
 def _notice(ort_dir):
