@@ -69,6 +69,8 @@ def test_finetune_tunes_the_network_and_records_each_epoch(tuned):
 
     ft = tuned.finetune_
     assert [h["epoch"] for h in ft["history"]] == [0, 1]
+    assert ft["history"][0]["train_loss"] is None and ft["history"][1]["train_loss"] > 0
+    json.dumps(ft, allow_nan=False)  # the model card stays strict JSON
     assert (ft["n_train"], ft["n_val"]) == (22, 2)
     assert ft["best_epoch"] in (0, 1) and 0 <= ft["val_accuracy"] <= 1
     frozen = load_backbone("efficientnet_lite0")[0].state_dict()

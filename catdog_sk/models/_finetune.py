@@ -27,11 +27,11 @@ class FinetuneResult:
     Attributes
     ----------
     state : dict of str to ndarray
-        The backbone's tensors after fine-tuning (timm names, no classifier), float32; the frozen
+        The backbone's tensors after fine-tuning (timm names, no classifier); the frozen
         weights when ``best_epoch`` is 0.
     history : list of dict
-        Per epoch (0 = the linear probe): ``train_loss`` (NaN for epoch 0), ``val_loss``,
-        ``val_accuracy``, ``seconds``.
+        Per epoch (0 = the linear probe): ``train_loss`` (None for epoch 0, so the model card stays
+        strict JSON), ``val_loss``, ``val_accuracy``, ``seconds``.
     best_epoch : int
         The epoch whose weights were kept (lowest validation log loss).
     val_accuracy : float
@@ -230,7 +230,7 @@ def finetune_backbone(bases, y, probe, *, backbone, train, val, epochs=3, learni
         return val_loss
 
     history = []
-    best = (validate(0, float("nan"), time.perf_counter()), 0, _state(net))  # epoch 0: the linear probe alone
+    best = (validate(0, None, time.perf_counter()), 0, _state(net))  # epoch 0: the linear probe alone
     for epoch in range(1, epochs + 1):
         t0 = time.perf_counter()
         with tqdm(total=len(train), desc=f"fine-tune epoch {epoch}/{epochs}", unit="img", disable=not progress,
