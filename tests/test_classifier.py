@@ -78,8 +78,8 @@ def test_init_only_stores_and_params_round_trip():
     # invalid values are accepted by __init__/set_params and refused by fit, before any image is read
     clf.set_params(model="forest")
     with pytest.raises(InvalidParameterError,
-                       match=r"The 'model' parameter of CatDogClassifier must be one of 'logreg' or 'svm'\. "
-                             r"Got 'forest' instead\."):
+                       match=r"The 'model' parameter of CatDogClassifier must be one of 'logreg', 'svm' or "
+                             r"'finetune'\. Got 'forest' instead\."):
         clf.fit(["/does/not/exist.jpg", "/nor/this.jpg"], ["cat", "dog"])
 
 
