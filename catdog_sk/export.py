@@ -76,9 +76,10 @@ def main(argv=None):
         else:
             from .deploy.web import write_web
 
-            reuse = args.onnx or (_default_output("onnx", version) if version != "unversioned" else None)
-            folder = write_web(clf, out, ort_dir=args.ort_web, version=version,
-                               onnx_file=reuse if reuse and (args.onnx or os.path.exists(reuse)) else None)
+            reuse = args.onnx
+            if reuse is None and version != "unversioned" and os.path.exists(_default_output("onnx", version)):
+                reuse = _default_output("onnx", version)  # `make demo`: this model's ONNX export, made just before
+            folder = write_web(clf, out, ort_dir=args.ort_web, version=version, onnx_file=reuse)
             result = {"web": str(folder), "bytes": sum(f.stat().st_size for f in folder.iterdir()),
                       "model_version": version}
         if args.json:

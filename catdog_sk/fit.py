@@ -451,7 +451,9 @@ def _write_report(args, data, feats, rows, best_clf, decision, best, held, work,
         title=f"Best model: {best['features']} + {best['model']} on {data.test_src}",
         short_title=f"{best['features']} + {best['model']}",
         extra_md="## All feature sets x models\n\n" + markdown_table(rows)
-                 + "\n\n![comparison](comparison.png)\n\nBest model chosen by CV accuracy on train.",
+                 + "\n\n![comparison](comparison.png)\n\nBest model chosen by CV accuracy on train."
+                 + "".join(f" The {r['model']} row's CV accuracy is its {r['selection']}." for r in rows
+                           if "selection" in r),
         labels=decision.labels if best_clf.presence_ is not None else None,
         presence=decision.presence, threshold=best_clf.presence_threshold_, negatives=held)
     if "negatives" in report:

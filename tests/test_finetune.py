@@ -172,7 +172,8 @@ def test_fit_cli_compares_the_finetune_row_with_frozen_features(shared_data, fea
     ft = rows["finetune"]
     assert ft["selection"].startswith("validation accuracy on 4 held-out training photos")
     assert ft["cv_accuracy"] == ft["finetune"]["val_accuracy"] and ft["test_accuracy"] >= 0.9
-    assert "finetune" in (art / "reports" / "ft" / "report.md").read_text()
+    assert "The finetune row's CV accuracy is its validation accuracy on 4 held-out" in (
+        art / "reports" / "ft" / "report.md").read_text()
     folder = art / "models" / "ft" if results["best"]["model"] == "finetune" else art / "models" / "ft" / "cnn-finetune"
     card = json.loads((folder / "model_card.json").read_text())
     assert card["model"] == "finetune" and card["finetune"]["sha256"] == ft["finetune"]["sha256"]

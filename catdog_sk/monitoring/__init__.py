@@ -13,8 +13,8 @@ import numpy as np
 from ..models.card import REFERENCE_EMBEDDINGS
 from .log import PredictionLog
 
-__all__ = ["PredictionLog", "load_reference", "psi", "wilson_interval", "unknown_share_test", "domain_classifier_auc", "mmd_rbf",
-           "load_log", "summarize", "find_alerts", "previous_window", "write_monitor_report", "plot_monitor",
+__all__ = ["PredictionLog", "load_reference", "psi", "wilson_interval", "unknown_share_test", "domain_classifier_auc",
+           "mmd_rbf", "load_log", "summarize", "find_alerts", "previous_window", "write_monitor_report", "plot_monitor",
            "summary_markdown", "monitor_html", "REFERENCE_EMBEDDINGS", "DEFAULT_UNKNOWN_ALPHA", "DEFAULT_MAX_PSI",
            "DEFAULT_MAX_DOMAIN_AUC"]
 
