@@ -309,7 +309,7 @@ def _features(args, plan, data, cache, client):
                            extract_s=extract_s, ms_per_image=_uncached_ms_per_image(plan.base_names, data.test, args))
 
 
-def _search(args, plan, data, feats, client):
+def _search(args, plan, data, feats, client, cache):
     """models.workflow.compare with a progress bar, logging each row as it finishes."""
     from sklearn.model_selection import ParameterGrid
     from tqdm.auto import tqdm
@@ -341,11 +341,11 @@ def _search(args, plan, data, feats, client):
                                unknown=plan.unknown, base_negatives=feats.negatives, progress=bar,
                                searching=searching, on_row=on_row)
     if plan.finetune:
-        rows, fitted = _finetune(args, plan, data, feats, rows, fitted, on_row)
+        rows, fitted = _finetune(args, plan, data, feats, rows, fitted, on_row, cache)
     return rows, fitted
 
 
-def _finetune(args, plan, data, feats, rows, fitted, on_row):
+def _finetune(args, plan, data, feats, rows, fitted, on_row, cache):
     """The fine-tuning row (models.workflow.finetune_row), after the frozen-feature rows."""
     from .features._embed import split_backbones
     from .models.workflow import finetune_row
@@ -355,7 +355,7 @@ def _finetune(args, plan, data, feats, rows, fitted, on_row):
     row, clf, test_features = finetune_row(
         data.train.paths, data.train.labels, data.test.paths, data.test.labels, backbone=backbone,
         epochs=args.epochs, negatives=list(data.negatives.paths) if data.negatives is not None else None,
-        unknown=plan.unknown, cache=_cli.open_cache(args), n_jobs=args.jobs, random_state=args.seed,
+        unknown=plan.unknown, cache=cache, n_jobs=args.jobs, random_state=args.seed,
         runtime=args.runtime, device=args.device, verbose=_cli.show_progress(args))
     on_row(row)
     feats.own_test[("cnn", "finetune")] = test_features
@@ -549,7 +549,7 @@ def main(argv=None):
         data = _load_data(args, plan)
         cache = _cli.open_cache(args)
         feats = _features(args, plan, data, cache, client)
-        rows, fitted = _search(args, plan, data, feats, client)
+        rows, fitted = _search(args, plan, data, feats, client, cache)
         results, best_clf = _save_run(args, plan, data, feats, rows, fitted, cache)
         if args.json:
             _cli.emit_json(results)

@@ -9,7 +9,7 @@ import numpy as np
 
 from ._registry import FEATURE_SETS, classifier_params, make_pipeline, param_grid
 
-__all__ = ["make_search", "run_search", "stack_features"]
+__all__ = ["make_search", "run_search", "stack_features", "score_on_test"]
 
 
 class _ProgressScorer:
@@ -176,16 +176,19 @@ def run_search(base_train, y_train, feature_set, model, *, cv=5, n_jobs=None, ra
         "n_features": int(Xc.shape[1]), "search_seconds": round(search_s, 2), "fit_seconds": round(fit_s, 2),
     }
     if base_test is not None:
-        from ..evaluation import classification_metrics
-
-        from ..evaluation import abstention_metrics
-
-        X_test = stack_features(base_test, feature_set)
-        start = time.perf_counter()
-        decision = clf.predict_features(X_test)
-        pred = clf.classes_[np.argmax(decision.proba, axis=1)]
-        predict_s = time.perf_counter() - start
-        row.update(classification_metrics(y_test, pred, decision.proba, clf.classes_))
-        row.update({f"test_{k}": v for k, v in abstention_metrics(y_test, decision.labels).items()})
-        row["classifier_ms_per_image"] = round(1000 * predict_s / len(X_test), 4)
+        row.update(score_on_test(clf, stack_features(base_test, feature_set), y_test))
     return row, clf
+
+
+def score_on_test(clf, X_test, y_test):
+    """A fitted classifier scored once on test features: the row's ``test_*`` metrics and classifier ms/image."""
+    from ..evaluation import abstention_metrics, classification_metrics
+
+    start = time.perf_counter()
+    decision = clf.predict_features(X_test)
+    pred = clf.classes_[np.argmax(decision.proba, axis=1)]
+    predict_s = time.perf_counter() - start
+    out = classification_metrics(y_test, pred, decision.proba, clf.classes_)
+    out.update({f"test_{k}": v for k, v in abstention_metrics(y_test, decision.labels).items()})
+    out["classifier_ms_per_image"] = round(1000 * predict_s / max(1, len(X_test)), 4)
+    return out

@@ -89,8 +89,8 @@ def finetune_row(train_paths, y_train, test_paths, y_test, *, backbone="efficien
     """
     import time
 
-    from ..evaluation import abstention_metrics, classification_metrics
     from .classifier import CatDogClassifier
+    from .search import score_on_test
 
     clf = CatDogClassifier(model="finetune", features="cnn", backbone=backbone, epochs=epochs,
                            learning_rate=learning_rate, C=C, scale=None, unknown=unknown, cache=cache, n_jobs=n_jobs,
@@ -99,13 +99,10 @@ def finetune_row(train_paths, y_train, test_paths, y_test, *, backbone="efficien
     clf.fit(train_paths, y_train, negatives=negatives if unknown is not None else None)
     fit_s = time.perf_counter() - start
     F, ok, _ = clf.featurize(test_paths, on_error="skip")
-    start = time.perf_counter()
-    decision = clf.predict_features(F)
-    classifier_s = time.perf_counter() - start
-    y_test = np.asarray(y_test)[ok]
+    scores = score_on_test(clf, F, np.asarray(y_test)[ok])
     start = time.perf_counter()
     clf.featurize(list(test_paths[:32]), cache=None, progress=False)  # end to end, uncached
-    ms = 1000 * (time.perf_counter() - start) / min(32, len(test_paths)) + 1000 * classifier_s / max(1, len(F))
+    ms = 1000 * (time.perf_counter() - start) / min(32, len(test_paths)) + scores["classifier_ms_per_image"]
     ft = clf.finetune_
     row = {"features": "cnn", "model": "finetune",
            "best_params": {"backbone": backbone, "epochs": f"{ft['best_epoch']}/{epochs}", "lr": learning_rate,
@@ -113,11 +110,7 @@ def finetune_row(train_paths, y_train, test_paths, y_test, *, backbone="efficien
            "cv_accuracy": float(ft["val_accuracy"]), "cv_std": 0.0, "cv_results": [],
            "selection": f"validation accuracy on {ft['n_val']} held-out training photos (early stopping)",
            "finetune": ft, "n_features": int(clf.split_features(F)[0].shape[1]), "search_seconds": 0.0,
-           "fit_seconds": round(fit_s, 2), "classifier_ms_per_image": round(1000 * classifier_s / max(1, len(F)), 4),
-           "predict_ms_per_image": round(ms, 2)}
-    pred = clf.classes_[np.argmax(decision.proba, axis=1)]
-    row.update(classification_metrics(y_test, pred, decision.proba, clf.classes_))
-    row.update({f"test_{k}": v for k, v in abstention_metrics(y_test, decision.labels).items()})
+           "fit_seconds": round(fit_s, 2), **scores, "predict_ms_per_image": round(ms, 2)}
     return row, clf, F
 
 
