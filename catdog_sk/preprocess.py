@@ -23,6 +23,7 @@ __all__ = [
     "decode_image",
     "read_image",
     "image_size",
+    "jpeg_orientation",
     "resize_exact",
     "resize_shorter_center_crop",
     "Augmentation",
@@ -155,6 +156,28 @@ def image_size(data, *, path=None, max_pixels=DEFAULT_MAX_PIXELS):
     """
     with _open_checked(data, path, max_pixels) as im:
         return im.size
+
+
+def jpeg_orientation(data, *, path=None, max_pixels=DEFAULT_MAX_PIXELS):
+    """The EXIF orientation (1-8) of a colour or greyscale JPEG, from its header; None for anything else.
+
+    It lets a GPU decoder (which ignores EXIF) take the file and turn the pixels
+    upright afterwards, while everything it cannot take (PNG, CMYK JPEG, ...)
+    goes to :func:`decode_image`. The header checks are those of ``decode_image``.
+
+    Raises
+    ------
+    ImageDecodeError
+        As :func:`decode_image` would for the header (not for the pixel data).
+    """
+    with _open_checked(data, path, max_pixels) as im:
+        if im.format != "JPEG" or im.mode not in ("RGB", "L"):
+            return None
+        try:
+            orientation = int(im.getexif().get(0x0112, 1))
+        except Exception:  # a damaged EXIF block: Pillow's path decides what that means
+            return None
+        return orientation if 1 <= orientation <= 8 else 1
 
 
 def _open_checked(data, path, max_pixels):

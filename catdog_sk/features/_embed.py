@@ -253,6 +253,10 @@ DEVICES = ("auto", "cpu", "cuda")
 #: Images per forward pass on a GPU (large batches keep it busy; the CPU default stays small).
 CUDA_BATCH_SIZE = 256
 
+#: Who decodes JPEG files for the CNN. 'auto': nvjpeg on the GPU when the network runs there, else Pillow.
+#: 'torch-cpu' is the GPU pipeline run on the CPU (torchvision's decoder, torch's resize): the tests' check.
+DECODERS = ("auto", "pillow", "torch-cpu", "nvjpeg")
+
 
 def cuda_available():
     """Whether PyTorch sees a CUDA GPU. Without NVIDIA device files, answered without importing torch."""
@@ -369,6 +373,16 @@ def _load_cuda(name):
     return copy.deepcopy(model).to("cuda", memory_format=torch.channels_last).eval(), spec
 
 
+def _cuda_batch(crops):
+    """(n, 3, H, W) uint8 on the GPU from HWC numpy crops (pinned, one copy) and/or CHW GPU tensors."""
+    import torch
+
+    if all(isinstance(c, np.ndarray) for c in crops):
+        return torch.from_numpy(np.stack(crops)).pin_memory().to("cuda", non_blocking=True).permute(0, 3, 1, 2)
+    return torch.stack([c.to("cuda") if isinstance(c, torch.Tensor) else
+                        torch.from_numpy(c).permute(2, 0, 1).to("cuda") for c in crops])
+
+
 def _to_tensor_batch(crops, spec):
     import torch
 
@@ -451,17 +465,28 @@ class EmbeddingExtractor:
     version = 3  # bump whenever the output changes (3: thin strips keep their centre 4:1 before resizing)
 
     def __init__(self, *, backbone="efficientnet_lite0", batch_size=DEFAULT_BATCH_SIZE, runtime="openvino",
-                 head=False, device="auto", caller="EmbeddingTransformer"):
+                 head=False, device="auto", decoder="auto", caller="EmbeddingTransformer"):
         from .._validation import check_choice, check_number
 
         check_number(batch_size, name="batch_size", caller=caller, low=1, high=4096)
         check_choice(runtime, RUNTIMES, name="runtime", caller=caller)
+        check_choice(decoder, DECODERS, name="decoder", caller=caller)
         self.backbone = backbone
         self.batch_size = batch_size
         self.runtime = runtime
         self.head = bool(head)
         self.device = device
+        self.decoder = decoder
         self._device = resolve_device(device, caller=caller)  # 'cuda' without a GPU fails here, at once
+        if decoder == "auto":
+            decoder = "nvjpeg" if self._device == "cuda" else "pillow"
+        if decoder == "nvjpeg" and self._device != "cuda":
+            raise BackboneUnavailableError(
+                f"The 'decoder' parameter of {caller} can be 'nvjpeg' only when the network runs on a CUDA "
+                f"GPU (device='cuda', or 'auto' on a machine with one). Got device={device!r} on a machine "
+                f"where it resolves to 'cpu'."
+            )
+        self._decoder = decoder
         self._names = split_backbones(backbone)
         self._specs = [get_backbone(n) for n in self._names]  # raises at once for unknown names
         self._shas = [None] * len(self._names)
@@ -501,19 +526,76 @@ class EmbeddingExtractor:
                   "normalize": "l2 per backbone", "runtime": self.runtime}
         if self._device == "cuda":  # the cache key says what produced the embeddings
             config["runtime"] = f"torch-cuda-{_cuda_precision()}"
+        if self._decoder != "pillow":
+            config["decoder"] = self._decoder  # JPEGs decoded and resized by torch (others: Pillow)
         if self.head:
             config["head"] = {"columns": list(HEAD_COLUMNS), "classes": "imagenet-1k", "version": 1}
         return config
 
-    def prepare(self, image):
-        from ..preprocess import resize_shorter_center_crop
+    @property
+    def preferred_chunk_size(self):
+        """Images the engine should gather per batch stage: GPU batches are large, CPU ones need not be."""
+        return CUDA_BATCH_SIZE if self._device == "cuda" else None
 
+    def _crops(self, image, crop):
         crops = {}  # backbones with the same preprocessing share one crop
         for spec, _ in self._resolved():
             key = (spec.input_size, spec.crop_pct)
             if key not in crops:
-                crops[key] = resize_shorter_center_crop(image, spec.input_size, crop_pct=spec.crop_pct)
+                crops[key] = crop(image, spec.input_size, crop_pct=spec.crop_pct)
         return tuple(crops[(spec.input_size, spec.crop_pct)] for spec in self._specs)
+
+    def prepare(self, image):
+        from ..preprocess import resize_shorter_center_crop
+
+        return self._crops(image, resize_shorter_center_crop)
+
+    def prepare_encoded(self, data, path, max_pixels):
+        """Worker stage for a file's bytes: an :class:`EncodedImage` for the batch decoder, or None.
+
+        None (Pillow decoder, not an RGB/greyscale JPEG, or no end-of-image marker)
+        means: decode on the CPU and call :meth:`prepare`. Header faults raise ``ImageDecodeError`` here, in
+        the worker, exactly as the CPU decoder would.
+        """
+        if self._decoder == "pillow":
+            return None
+        from ..preprocess import jpeg_orientation
+        from ._device_decode import EncodedImage
+
+        orientation = jpeg_orientation(data, path=path, max_pixels=max_pixels)
+        if orientation is None or not data.rstrip(b"\0\r\n ").endswith(b"\xff\xd9"):
+            return None  # no end-of-image marker (truncated?): Pillow decides, as on the CPU path
+        return EncodedImage(data, path, orientation, max_pixels)
+
+    def decode_prepared(self, prepared):
+        """Batch stage before :meth:`finalize`: decode every :class:`EncodedImage` in ``prepared`` at once.
+
+        JPEGs the torch decoder refuses are decoded by Pillow instead; a file
+        Pillow refuses too gives its ``ImageDecodeError`` in its place. Other
+        items (crops already made by :meth:`prepare`) pass through.
+        """
+        from ..exceptions import ImageDecodeError
+        from ..preprocess import decode_image
+        from ._device_decode import (EncodedImage, decode_jpegs, orient,
+                                     resize_shorter_center_crop_torch)
+
+        todo = [i for i, p in enumerate(prepared) if isinstance(p, EncodedImage)]
+        if not todo:
+            return prepared
+        device = "cuda" if self._decoder == "nvjpeg" else "cpu"
+        out = list(prepared)
+        for i, image in zip(todo, decode_jpegs([prepared[i].data for i in todo], device=device)):
+            item = prepared[i]
+            if image is not None:
+                image = orient(image, item.orientation)
+                crops = self._crops(image, resize_shorter_center_crop_torch)
+                out[i] = crops if device == "cuda" else tuple(c.permute(1, 2, 0).numpy() for c in crops)
+                continue
+            try:
+                out[i] = self.prepare(decode_image(item.data, path=item.path, max_pixels=item.max_pixels))
+            except ImageDecodeError as exc:
+                out[i] = exc
+        return out
 
     def finalize(self, prepared):
         blocks, heads = [], []
@@ -556,8 +638,7 @@ class EmbeddingExtractor:
         step = max(self.batch_size, CUDA_BATCH_SIZE)
         with torch.inference_mode(), torch.autocast("cuda", dtype=dtype):
             for start in range(0, len(crops), step):
-                chunk = torch.from_numpy(np.stack(crops[start:start + step])).pin_memory()
-                x = chunk.to("cuda", non_blocking=True).permute(0, 3, 1, 2).float()
+                x = _cuda_batch(crops[start:start + step]).float()
                 x = ((x - mean) / std).contiguous(memory_format=torch.channels_last)
                 out[start:start + len(x)] = model(x).float().cpu().numpy()
         return out

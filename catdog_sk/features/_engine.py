@@ -87,26 +87,29 @@ def _remembered_sha(path, known):
 
 
 def _load(item, max_pixels, known=None, learned=None):
-    """Return (content key, thunk that decodes) for one item; errors as ImageDecodeError.
+    """Return (content key, thunk that decodes, thunk that reads the bytes) for one item.
 
-    ``known`` maps paths to (size, mtime_ns, inode, sha256) remembered by the
-    cache: when the file's stat still matches, its bytes are not read until
-    (unless) it has to be decoded. Newly hashed files are appended to ``learned``.
+    Errors come as ImageDecodeError. ``known`` maps paths to (size, mtime_ns,
+    inode, sha256) remembered by the cache: when the file's stat still matches,
+    its bytes are not read until (unless) they are needed. Newly hashed files
+    are appended to ``learned``. The third element is None for anything but a
+    plain image file (arrays and augmented copies have no bytes to hand over).
     """
     if isinstance(item, AugmentedImage):
-        key, decode = _load(item.source, max_pixels, known, learned)
+        key, decode, _ = _load(item.source, max_pixels, known, learned)
         suffix = hashlib.sha256(repr((item.seed, item.augmentation.as_dict())).encode()).hexdigest()[:16]
         return f"{key}-aug{suffix}", lambda: augment(decode(), random_state=item.seed,
-                                                     augmentation=item.augmentation)
+                                                     augmentation=item.augmentation), None
     if isinstance(item, np.ndarray):
         arr = _check_array(item)
-        return array_sha256(arr), lambda: arr
+        return array_sha256(arr), lambda: arr, None
     if not isinstance(item, (str, os.PathLike)):
         raise ImageDecodeError(None, "bad_array", f"expected a path or a uint8 array; got {type(item).__name__}")
     path = os.fspath(item)
     sha = _remembered_sha(path, known)
     if sha is not None:
-        return sha, lambda: decode_image(read_bytes(path), path=path, max_pixels=max_pixels)
+        return sha, lambda: decode_image(read_bytes(path), path=path, max_pixels=max_pixels), \
+            lambda: read_bytes(path)
     data = read_bytes(path)
     sha = hashlib.sha256(data).hexdigest()
     if learned is not None:
@@ -115,12 +118,24 @@ def _load(item, max_pixels, known=None, learned=None):
             learned.append((os.path.abspath(path), st.st_size, st.st_mtime_ns, st.st_ino, sha))
         except OSError:
             pass
-    return sha, lambda: decode_image(data, path=path, max_pixels=max_pixels)
+    return sha, lambda: decode_image(data, path=path, max_pixels=max_pixels), lambda: data
+
+
+def _encoded(read, item, extractors, max_pixels):
+    """What every extractor in ``extractors`` takes undecoded (a GPU decoder's input), or None.
+
+    Only when all of them can decode a file in their batch stage is the CPU decode skipped.
+    """
+    if read is None or not all(hasattr(ex, "prepare_encoded") for ex in extractors):
+        return None
+    data, path = read(), os.fspath(item)
+    encoded = [ex.prepare_encoded(data, path, max_pixels) for ex in extractors]
+    return None if any(e is None for e in encoded) else encoded
 
 
 def _work(item, plans, max_pixels, known=None, learned=None):
     """Worker-thread stage for one item: hash, look up the cache, decode and prepare misses."""
-    key, decode = _load(item, max_pixels, known, learned)
+    key, decode, read = _load(item, max_pixels, known, learned)
     cached, prepared = {}, {}
     for k, (extractor, cache, ns, dim) in enumerate(plans):
         vec = cache.get(ns, key, dim) if cache is not None else None
@@ -128,6 +143,9 @@ def _work(item, plans, max_pixels, known=None, learned=None):
             cached[k] = vec
     missing = [k for k in range(len(plans)) if k not in cached]
     if missing:
+        encoded = _encoded(read, item, [plans[k][0] for k in missing], max_pixels)
+        if encoded is not None:
+            return key, cached, dict(zip(missing, encoded))
         image = decode()
         for k in missing:
             prepared[k] = plans[k][0].prepare(image)
@@ -176,6 +194,34 @@ def _place(chunk, done, outputs, result, n_plans):
     return to_finalize
 
 
+def _decode_batches(plans, to_finalize, outputs, result, on_error):
+    """Let each plan decode what it took undecoded (``decode_prepared``); drop the images that fail.
+
+    A failed image fails for every plan, as a CPU decode failure would: its error
+    is raised (``on_error='raise'``) or recorded and its rows set back to NaN.
+    """
+    failed = {}
+    for k, rows in enumerate(to_finalize):
+        decode = getattr(plans[k][0], "decode_prepared", None)
+        if decode is None or not rows:
+            continue
+        decoded = decode([prep for _, _, prep in rows])
+        for (i, _, _), value in zip(rows, decoded):
+            if isinstance(value, ImageDecodeError):
+                if on_error == "raise":
+                    raise value
+                failed.setdefault(i, value)
+        to_finalize[k] = [(i, key, value) for (i, key, _), value in zip(rows, decoded) if i not in failed]
+    for i, err in failed.items():
+        result.errors.append(err)
+        result.ok[i] = False
+        for out in outputs:
+            out[i] = np.nan
+    if failed:
+        to_finalize[:] = [[row for row in rows if row[0] not in failed] for rows in to_finalize]
+    return to_finalize
+
+
 def _finalize(plans, to_finalize, outputs):
     """Run each plan's batch stage (e.g. the CNN) on a chunk's misses; store the rows and cache entries.
 
@@ -195,7 +241,7 @@ def _finalize(plans, to_finalize, outputs):
     return misses
 
 
-def extract_features(images, extractors, *, cache=None, n_jobs=None, chunk_size=64,
+def extract_features(images, extractors, *, cache=None, n_jobs=None, chunk_size=None,
                      on_error="raise", progress=False, max_pixels=DEFAULT_MAX_PIXELS, desc="extract"):
     """Compute features of many images with several extractors, decoding each image once.
 
@@ -210,8 +256,10 @@ def extract_features(images, extractors, *, cache=None, n_jobs=None, chunk_size=
         Where to read and store features; None computes everything.
     n_jobs : int, default=None
         Threads for reading, decoding and per-image features (None: all CPUs).
-    chunk_size : int, default=64
+    chunk_size : int, default=None
         Images per chunk; peak memory is about two chunks of decoded images.
+        None: 64, or more when an extractor asks for larger batches
+        (``preferred_chunk_size``, e.g. 256 for a CNN on a GPU).
     on_error : {'raise', 'skip'}, default='raise'
         What to do with an image that cannot be decoded: raise its
         :class:`ImageDecodeError`, or record it in ``errors``, leave its rows
@@ -232,6 +280,8 @@ def extract_features(images, extractors, *, cache=None, n_jobs=None, chunk_size=
     for ex in extractors:
         ns = cache.namespace(ex.config()) if cache is not None else None
         plans.append((ex, cache, ns, ex.n_features_out))
+    if chunk_size is None:
+        chunk_size = max([64] + [getattr(ex, "preferred_chunk_size", None) or 0 for ex in extractors])
     n = len(images)
     outputs = [np.full((n, dim), np.nan, dtype=np.float32) for (_, _, _, dim) in plans]
     ok = np.zeros(n, dtype=bool)
@@ -261,13 +311,18 @@ def extract_features(images, extractors, *, cache=None, n_jobs=None, chunk_size=
             if c + 1 < len(chunks):
                 pending = submit(chunks[c + 1])  # decode ahead while the batch stage runs
             first_error = next((err for _, err in done if err is not None), None)
-            if first_error is not None and on_error == "raise":
+            try:
+                if first_error is not None and on_error == "raise":
+                    raise first_error
+                to_finalize = _decode_batches(plans, _place(chunk, done, outputs, result, len(plans)),
+                                              outputs, result, on_error)
+            except ImageDecodeError:
                 for f in pending:
                     if not isinstance(f, tuple):
                         f.cancel()
                 bar.close()
-                raise first_error
-            result.misses += _finalize(plans, _place(chunk, done, outputs, result, len(plans)), outputs)
+                raise
+            result.misses += _finalize(plans, to_finalize, outputs)
             if learned:  # hashes computed so far (workers may be appending more)
                 done_n = len(learned)
                 cache.remember_hashes(learned[:done_n])
