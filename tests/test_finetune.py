@@ -78,6 +78,14 @@ def test_finetune_tunes_the_network_and_records_each_epoch(tuned):
     moved = max(float(np.abs(tuned.tuned_weights_[k] - frozen[k].numpy()).max()) for k in frozen
                 if frozen[k].dtype.is_floating_point)
     assert (moved > 0) == (ft["best_epoch"] > 0)
+    import torch
+
+    model = load_backbone("efficientnet_lite0")[0]
+    norm_keys = [f"{m_name}.{k}" for m_name, m in model.named_modules()
+                 if isinstance(m, torch.nn.modules.batchnorm._NormBase) for k in m.state_dict()]
+    assert len(norm_keys) > 100  # every BatchNorm's affine parameters and running statistics ...
+    for k in norm_keys:  # ... stay exactly as pretrained (the recipe that measured best)
+        np.testing.assert_array_equal(tuned.tuned_weights_[k], frozen[k].numpy(), err_msg=k)
     name = tuned.feature_backbone()
     assert name.startswith("efficientnet_lite0@") and name.endswith(ft["sha256"][:12])
     # the cache key says which weights made the features: the tuned ones, not the bundled file

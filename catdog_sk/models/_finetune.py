@@ -114,48 +114,42 @@ def _centre(base, size):
     return base[off:off + size, off:off + size]
 
 
-class _Net:
-    """The backbone + unit normalisation + a linear head, built lazily (torch)."""
-
-    @staticmethod
-    def build(backbone, coef, intercept, device):
-        import torch
-
-        from ..features._embed import load_backbone
-
-        frozen, spec, _ = load_backbone(backbone)
-
-        class Net(torch.nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.body = copy.deepcopy(frozen)
-                self.head = torch.nn.Linear(coef.shape[0], 1)
-                with torch.no_grad():
-                    self.head.weight.copy_(torch.as_tensor(coef, dtype=torch.float32)[None])
-                    self.head.bias.fill_(float(intercept))
-                mean = torch.tensor(spec.mean, dtype=torch.float32).view(1, 3, 1, 1) * 255.0
-                std = torch.tensor(spec.std, dtype=torch.float32).view(1, 3, 1, 1) * 255.0
-                self.register_buffer("mean", mean)
-                self.register_buffer("std", std)
-
-            def forward(self, crops):  # uint8 NHWC
-                x = ((crops.permute(0, 3, 1, 2).float() - self.mean) / self.std).contiguous(
-                    memory_format=torch.channels_last)
-                z = self.body(x)
-                z = z / z.norm(dim=1, keepdim=True).clamp_min(1e-12)
-                return self.head(z)[:, 0]
-
-        net = Net().to(device)
-        for name, p in net.body.named_parameters():
-            p.requires_grad_(not _is_norm_parameter(net.body, name))
-        return net, spec
-
-
-def _is_norm_parameter(model, name):
+def _build_net(backbone, coef, intercept, device):
+    """The backbone + unit normalisation + the probe as a linear head, on ``device`` (norm layers frozen)."""
     import torch
 
-    module = model.get_submodule(name.rsplit(".", 1)[0]) if "." in name else model
-    return isinstance(module, torch.nn.modules.batchnorm._NormBase)
+    from ..features._embed import load_backbone
+
+    frozen, spec, _ = load_backbone(backbone)
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = copy.deepcopy(frozen)
+            self.head = torch.nn.Linear(coef.shape[0], 1)
+            with torch.no_grad():
+                self.head.weight.copy_(torch.as_tensor(coef, dtype=torch.float32)[None])
+                self.head.bias.fill_(float(intercept))
+            mean = torch.tensor(spec.mean, dtype=torch.float32).view(1, 3, 1, 1) * 255.0
+            std = torch.tensor(spec.std, dtype=torch.float32).view(1, 3, 1, 1) * 255.0
+            self.register_buffer("mean", mean)
+            self.register_buffer("std", std)
+
+        def forward(self, crops):  # uint8 NHWC
+            x = ((crops.permute(0, 3, 1, 2).float() - self.mean) / self.std).contiguous(
+                memory_format=torch.channels_last)
+            z = self.body(x)
+            z = z / z.norm(dim=1, keepdim=True).clamp_min(1e-12)
+            return self.head(z)[:, 0]
+
+    net = Net().to(device)
+    for p in net.body.parameters():
+        p.requires_grad_(True)  # the frozen copy came with every gradient off
+    for module in net.body.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._NormBase):  # BatchNorm stays as pretrained
+            for p in module.parameters(recurse=False):
+                p.requires_grad_(False)
+    return net, spec
 
 
 def _evaluate(net, crops, y, device, batch_size):
@@ -214,7 +208,7 @@ def finetune_backbone(bases, y, probe, *, backbone, train, val, epochs=3, learni
     start_time = time.perf_counter()
     rng = check_random_state(random_state)
     torch.manual_seed(int(rng.randint(0, 2**31 - 1)))
-    net, spec = _Net.build(backbone, *probe, device)
+    net, spec = _build_net(backbone, *probe, device)
     y = np.asarray(y, dtype=np.float32)
     val_crops = [_centre(bases[i], spec.input_size) for i in val]
     opt, sched = _optimizer(net, learning_rate, weight_decay, steps=-(-len(train) // batch_size) * epochs)
