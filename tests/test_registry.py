@@ -35,6 +35,27 @@ def test_every_feature_set_and_model_has_a_grid_and_a_pipeline(feature_set, mode
     assert feature_kind(feature_set) in registry.MODELS[model].grid
 
 
+def test_a_linear_svm_is_liblinears_and_its_grid_maps_back_to_estimator_parameters():
+    import numpy as np
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.svm import SVC, LinearSVC
+
+    from catdog_sk.models._registry import classifier_params
+
+    assert isinstance(make_pipeline("svm", kernel="linear")[-1], LinearSVC)
+    assert make_pipeline("svm", kernel="linear")[-1].loss == "hinge"  # the SVM's own loss, not liblinear's default
+    assert isinstance(make_pipeline("svm", kernel="rbf")[-1], SVC)
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(60, 8))
+    y = (X[:, 0] > 0).astype(int)
+    search = GridSearchCV(make_pipeline("svm", feature_set="cnn"), param_grid("svm", "cnn"), cv=3).fit(X, y)
+    params = [classifier_params(p) for p in search.cv_results_["params"]]
+    assert {"kernel": "linear", "C": 0.001} in params and {"kernel": "linear", "C": 0.01} in params
+    best = classifier_params(search.best_params_)  # what CatDogClassifier is refitted with
+    rebuilt, searched = make_pipeline("svm", **best)[-1], search.best_estimator_[-1]
+    assert type(rebuilt) is type(searched) and rebuilt.C == searched.C
+
+
 def test_cli_choices_come_from_the_registry(tmp_path):
     from catdog_sk import extract, fit
 

@@ -10,12 +10,24 @@ __all__ = ["FEATURE_SETS", "MODELS", "ModelSpec", "make_pipeline", "param_grid",
            "classifier_params"]
 
 
+#: Coordinate-descent passes allowed to liblinear for a linear SVM (its default, 1,000, stops short on
+#: standardised CNN embeddings at small C).
+LINEAR_SVM_MAX_ITER = 20_000
+
+
 def _classifier(model, *, C=1.0, kernel="rbf", gamma="scale", class_weight=None, calibrate=False,
                 random_state=None, calibration_cv=5):
     from .._validation import check_choice
 
     check_choice(model, tuple(sorted(MODELS)), name="model", caller="make_pipeline")
-    if model == "svm":
+    if model == "svm" and kernel == "linear":
+        # The same hinge-loss SVM solved by liblinear instead of libsvm: on the shared split's VLAD
+        # features (2,000 x 7,780) 1.7 s instead of 15.5 s a fit, test accuracy 82.05% vs 82.10%.
+        from sklearn.svm import LinearSVC
+
+        clf = LinearSVC(C=C, loss="hinge", dual=True, max_iter=LINEAR_SVM_MAX_ITER, class_weight=class_weight,
+                        random_state=random_state)
+    elif model == "svm":
         from sklearn.svm import SVC
 
         clf = SVC(C=C, kernel=kernel, gamma=gamma, class_weight=class_weight, random_state=random_state)
@@ -36,7 +48,7 @@ def _classifier(model, *, C=1.0, kernel="rbf", gamma="scale", class_weight=None,
 
 def make_pipeline(model, *, C=1.0, kernel="rbf", gamma="scale", pca=None, class_weight=None,
                   calibrate=False, random_state=None, max_components=None, calibration_cv=5, scale="standard",
-                  feature_set=None):
+                  feature_set=None, memory=None):
     """Encoding, scaling, optional PCA and a classifier, as a scikit-learn Pipeline.
 
     Parameters
@@ -45,7 +57,8 @@ def make_pipeline(model, *, C=1.0, kernel="rbf", gamma="scale", pca=None, class_
     C : float, default=1.0
         Inverse regularisation strength.
     kernel : {'rbf', 'linear'}, default='rbf'
-        SVM only.
+        SVM only. ``'linear'`` is solved by liblinear (``LinearSVC``, hinge loss): the same
+        model as libsvm's linear kernel, about nine times faster on long feature vectors.
     gamma : 'scale' or float, default='scale'
         RBF width, SVM only.
     pca : int or None, default=None
@@ -67,6 +80,10 @@ def make_pipeline(model, *, C=1.0, kernel="rbf", gamma="scale", pca=None, class_
         histograms with an additive chi-squared kernel approximation; for the
         others it passes features through.
 
+    memory : str or None, default=None
+        Where the pipeline caches its fitted transformers (``Pipeline(memory=)``):
+        a grid search over ``C`` then encodes and reduces each fold once.
+
     Returns
     -------
     pipeline : sklearn.pipeline.Pipeline
@@ -80,7 +97,7 @@ def make_pipeline(model, *, C=1.0, kernel="rbf", gamma="scale", pca=None, class_
         ("pca", _pca(pca, random_state, max_components)),
         ("clf", _classifier(model, C=C, kernel=kernel, gamma=gamma, class_weight=class_weight,
                             calibrate=calibrate, random_state=random_state, calibration_cv=calibration_cv)),
-    ])
+    ], memory=memory)
 
 
 def _encoder(feature_set, random_state):
@@ -136,11 +153,17 @@ def param_grid(model, feature_set, *, random_state=None, max_components=None):
     """GridSearchCV grid for a model's pipeline on a feature set.
 
     Classifier parameters become ``clf__<name>``; ``pca`` becomes a choice of
-    the ``pca`` step (a PCA or ``'passthrough'``), capped at ``max_components``.
+    the ``pca`` step (a PCA or ``'passthrough'``), capped at ``max_components``;
+    a linear-SVM sub-grid becomes a choice of the ``clf`` step (one ``LinearSVC``
+    per ``C``).
     """
     grids = []
     for sub in MODELS[model].grid[feature_kind(feature_set)]:
-        grid = {}
+        sub, grid = dict(sub), {}
+        if model == "svm" and sub.get("kernel") == ["linear"]:
+            # a linear SVM is another estimator (LinearSVC, see _classifier): the grid swaps the step
+            del sub["kernel"]
+            grid["clf"] = [_classifier(model, C=c, kernel="linear", random_state=random_state) for c in sub.pop("C")]
         for key, values in sub.items():
             if key == "pca":
                 grid["pca"] = [_pca(v, random_state, max_components) for v in values]
@@ -165,6 +188,8 @@ def classifier_params(search_params):
             out["pca"] = None if value == "passthrough" else int(value.n_components)
         elif key == "scale":
             out["scale"] = None if value == "passthrough" else "standard"
+        elif key == "clf":  # a linear SVM step swapped in by param_grid
+            out.update(kernel="linear", C=float(value.C))
         else:
             out[key.removeprefix("clf__")] = value
     return out

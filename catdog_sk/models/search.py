@@ -74,7 +74,7 @@ class _TickWatcher:
 
 
 def make_search(model, feature_set, *, cv=5, n_jobs=None, random_state=0, scoring="accuracy",
-                max_components=None):
+                max_components=None, memory=None):
     """GridSearchCV of a model's pipeline over its grid, with seeded stratified k-fold CV.
 
     Parameters
@@ -89,6 +89,10 @@ def make_search(model, feature_set, *, cv=5, n_jobs=None, random_state=0, scorin
     scoring : str or callable, default='accuracy'
     max_components : int, default=None
         Cap on PCA sizes in the grid (the smallest training fold bounds it).
+    memory : str or None, default=None
+        A folder where each fold's fitted transformers (VLAD encoder, scaler,
+        PCA) are cached, so candidates that differ only in the classifier's
+        parameters share them (see :func:`make_pipeline`).
 
     Returns
     -------
@@ -98,7 +102,7 @@ def make_search(model, feature_set, *, cv=5, n_jobs=None, random_state=0, scorin
     from sklearn.model_selection import GridSearchCV, StratifiedKFold
 
     folds = StratifiedKFold(n_splits=cv, shuffle=True, random_state=random_state)
-    return GridSearchCV(make_pipeline(model, random_state=random_state, feature_set=feature_set),
+    return GridSearchCV(make_pipeline(model, random_state=random_state, feature_set=feature_set, memory=memory),
                         param_grid(model, feature_set, random_state=random_state, max_components=max_components),
                         cv=folds, n_jobs=n_jobs, scoring=scoring, refit=False, error_score="raise")
 
@@ -149,10 +153,11 @@ def run_search(base_train, y_train, feature_set, model, *, cv=5, n_jobs=None, ra
     probe = CatDogClassifier(features=feature_set, backbone=backbone)
     Xc = probe.split_features(X)[0]  # the cat/dog classifier never sees the ImageNet head columns
     start = time.perf_counter()
-    with _TickWatcher(progress) as ticks:
+    with _TickWatcher(progress) as ticks, tempfile.TemporaryDirectory(prefix="catdog-search-") as memory:
         smallest_fold = len(Xc) - -(-len(Xc) // cv)  # training rows in the smallest CV split
         search = make_search(model, feature_set, cv=cv, n_jobs=n_jobs, random_state=random_state,
-                             scoring=_ProgressScorer(ticks), max_components=min(smallest_fold, Xc.shape[1]))
+                             scoring=_ProgressScorer(ticks), max_components=min(smallest_fold, Xc.shape[1]),
+                             memory=memory)
         search.fit(Xc, y_train)
     search_s = time.perf_counter() - start
     best = classifier_params(search.best_params_)
