@@ -19,6 +19,27 @@ from .exceptions import CatDogError
 __all__ = ["connect", "extract_features_on_cluster", "extract_features_with", "joblib_on_cluster"]
 
 
+def _check_listening(scheduler):
+    """Fail at once when nothing listens at a ``tcp://host:port`` address.
+
+    The Dask client retries a refused connection until its timeout (10 s);
+    a closed port deserves the one-line error without the wait. Other
+    address kinds go straight to the client.
+    """
+    import socket
+    from urllib.parse import urlparse
+
+    parsed = urlparse(scheduler)
+    if parsed.scheme != "tcp" or not parsed.hostname or not parsed.port:
+        return
+    try:
+        with socket.create_connection((parsed.hostname, parsed.port), timeout=5):
+            return
+    except OSError as exc:
+        raise CatDogError(f"Cannot reach the Dask scheduler at {scheduler!r} "
+                          f"({exc.strerror or type(exc).__name__}).") from None
+
+
 @contextlib.contextmanager
 def connect(scheduler=None, *, n_workers=None):
     """A ``distributed.Client``: on the cluster at ``scheduler``, or on a new LocalCluster.
@@ -45,6 +66,7 @@ def connect(scheduler=None, *, n_workers=None):
     except ImportError:
         raise CatDogError("--backend dask needs dask.distributed: pip install 'catdog_sk[dask]'") from None
     if scheduler:
+        _check_listening(scheduler)
         try:
             client = Client(scheduler, timeout="10s")
         except (OSError, TimeoutError) as exc:

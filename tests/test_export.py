@@ -30,6 +30,26 @@ def onnx_file(default_model, tmp_path_factory):
     return out
 
 
+@pytest.fixture(scope="module")
+def small_export(model_dir, tmp_path_factory):
+    """`export --model DIR` of the small Lite0 model, run once in a folder of its own: (folder, its JSON reply).
+
+    The tests below share it (each export of a network costs ~12 s) and never change what it wrote.
+    """
+    import io
+    import os
+
+    folder = tmp_path_factory.mktemp("small-export")
+    out, here = io.StringIO(), os.getcwd()
+    os.chdir(folder)  # the default output is relative: artifacts/export/<version>.onnx
+    try:
+        with contextlib.redirect_stdout(out):
+            assert export.main(["--model", str(model_dir), "--quiet", "--json"]) == 0
+    finally:
+        os.chdir(here)
+    return folder, json.loads(out.getvalue())
+
+
 def test_onnx_runtime_agrees_with_the_estimator_on_the_shared_test_photos(onnx_file, default_model, shared_data,
                                                                            feature_cache):
     """The issue's parity target: >= 99.9% identical labels ('unknown' included), probabilities within 1e-3."""
@@ -64,12 +84,12 @@ def test_onnx_runtime_agrees_with_the_estimator_on_the_shared_test_photos(onnx_f
     assert sum(lab == "unknown" for lab in labels) == int(np.sum(expected.labels == "unknown"))
 
 
-def test_a_model_that_never_abstains_exports_with_presence_one(model_dir, tmp_path, few_photos, feature_cache):
+def test_a_model_that_never_abstains_exports_with_presence_one(model_dir, small_export, few_photos):
     from catdog_sk.deploy import OnnxModel
     from catdog_sk.preprocess import read_image
 
-    out = tmp_path / "m.onnx"
-    assert export.main(["--model", str(model_dir), str(out), "--quiet"]) == 0
+    folder, reply = small_export
+    out = folder / reply["onnx"]
     model = OnnxModel(out)
     assert model.meta["threshold"] is None and len(model.meta["inputs"]) == 1
     labels, proba, presence = model.run([read_image(p) for p in few_photos])
@@ -83,32 +103,32 @@ def test_a_model_that_never_abstains_exports_with_presence_one(model_dir, tmp_pa
     assert out.read_bytes() == before
 
 
-def test_the_default_output_is_named_by_the_model_version_and_a_rerun_does_nothing(model_dir, tmp_path,
+def test_the_default_output_is_named_by_the_model_version_and_a_rerun_does_nothing(model_dir, small_export,
                                                                                      monkeypatch, capsys):
     """`make demo` run twice: the second export finds this very model exported and exits 0."""
-    monkeypatch.chdir(tmp_path)
+    folder, first = small_export  # the first run
+    monkeypatch.chdir(folder)
     version = load_model(model_dir).card_.version
-    assert export.main(["--model", str(model_dir), "--quiet", "--json"]) == 0
-    first = json.loads(capsys.readouterr().out)
-    assert first["onnx"] == f"artifacts/export/{version}.onnx" and (tmp_path / first["json"]).is_file()
-    stamp = (tmp_path / first["onnx"]).stat().st_mtime_ns
+    assert first["onnx"] == f"artifacts/export/{version}.onnx" and (folder / first["json"]).is_file()
+    stamp = (folder / first["onnx"]).stat().st_mtime_ns
     assert export.main(["--model", str(model_dir), "--quiet", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == {"existing": first["onnx"], "model_version": version}
-    assert (tmp_path / first["onnx"]).stat().st_mtime_ns == stamp
+    assert (folder / first["onnx"]).stat().st_mtime_ns == stamp
 
 
-def test_web_reuses_the_onnx_export_of_the_same_model_and_only_that(model_dir, tmp_path, monkeypatch, capsys):
+def test_web_reuses_the_onnx_export_of_the_same_model_and_only_that(model_dir, small_export, tmp_path,
+                                                                    monkeypatch, capsys):
     """`make demo` exports ONNX, then the page: the page reuses that file; a file of another model is refused."""
     from catdog_sk.deploy.web import ORT_WEB_FILES
 
     if not all((ORT_WEB / f).is_file() for f in ORT_WEB_FILES):
         need(f"ONNX Runtime Web (in {ORT_WEB})", "run `make web-runtime` (npm pack onnxruntime-web)")
-    monkeypatch.chdir(tmp_path)
+    folder, _ = small_export  # `export --model DIR` already ran there
+    monkeypatch.chdir(folder)
     version = load_model(model_dir).card_.version
-    assert export.main(["--model", str(model_dir), "--quiet"]) == 0
-    onnx = tmp_path / "artifacts" / "export" / f"{version}.onnx"
+    onnx = folder / "artifacts" / "export" / f"{version}.onnx"
     assert export.main(["--model", str(model_dir), "--format", "web", "--ort-web", str(ORT_WEB), "--quiet"]) == 0
-    web = tmp_path / "artifacts" / "export" / f"web-{version}"
+    web = folder / "artifacts" / "export" / f"web-{version}"
     assert (web / "model.onnx").read_bytes() == onnx.read_bytes()
     assert json.loads((web / "model.json").read_text()) == json.loads(onnx.with_suffix(".json").read_text())
 
