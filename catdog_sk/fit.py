@@ -339,7 +339,8 @@ def _search(args, plan, data, feats, client, cache):
                                cv=args.cv, n_jobs=-1 if client is not None else args.jobs, random_state=args.seed,
                                backbone=args.backbone, runtime=args.runtime, device=args.device,
                                unknown=plan.unknown, base_negatives=feats.negatives, progress=bar,
-                               searching=searching, on_row=on_row)
+                               searching=searching, on_row=on_row,
+                               fold_cache=not args.scheduler)  # a remote cluster's workers cannot see our /tmp
     if plan.finetune:
         rows, fitted = _finetune(args, plan, data, feats, rows, fitted, on_row, cache)
     return rows, fitted

@@ -1,5 +1,6 @@
 """Grid searches over feature sets x models on precomputed features, compared side by side."""
 
+import contextlib
 import os
 import tempfile
 import threading
@@ -115,7 +116,7 @@ def stack_features(base, feature_set):
 
 def run_search(base_train, y_train, feature_set, model, *, cv=5, n_jobs=None, random_state=0,
                progress=None, base_test=None, y_test=None, backbone="efficientnet_lite0", runtime="openvino",
-               unknown=None, base_negatives=None, device="auto"):
+               unknown=None, base_negatives=None, device="auto", fold_cache=True):
     """Tune one (feature set, model) pair, refit the best on all training data, score on test.
 
     Parameters
@@ -137,6 +138,11 @@ def run_search(base_train, y_train, feature_set, model, *, cv=5, n_jobs=None, ra
     base_negatives : dict of str to ndarray, default=None
         Base features of photos of neither (the check set and user negatives),
         for the presence model; needed with ``unknown``.
+    fold_cache : bool, default=True
+        Cache each CV fold's fitted transformers in a temporary folder, shared
+        by the candidates that differ only in the classifier (same scores,
+        fewer fits). The search's workers must see this machine's disk: pass
+        False when they run elsewhere (a remote Dask cluster).
 
     Returns
     -------
@@ -153,7 +159,8 @@ def run_search(base_train, y_train, feature_set, model, *, cv=5, n_jobs=None, ra
     probe = CatDogClassifier(features=feature_set, backbone=backbone)
     Xc = probe.split_features(X)[0]  # the cat/dog classifier never sees the ImageNet head columns
     start = time.perf_counter()
-    with _TickWatcher(progress) as ticks, tempfile.TemporaryDirectory(prefix="catdog-search-") as memory:
+    folder = tempfile.TemporaryDirectory(prefix="catdog-search-") if fold_cache else contextlib.nullcontext()
+    with _TickWatcher(progress) as ticks, folder as memory:
         smallest_fold = len(Xc) - -(-len(Xc) // cv)  # training rows in the smallest CV split
         search = make_search(model, feature_set, cv=cv, n_jobs=n_jobs, random_state=random_state,
                              scoring=_ProgressScorer(ticks), max_components=min(smallest_fold, Xc.shape[1]),

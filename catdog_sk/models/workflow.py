@@ -21,7 +21,7 @@ __all__ = ["compare", "finetune_row", "choose_best", "champion_decision", "model
 
 def compare(base_train, y_train, base_test, y_test, feature_sets, models, *, cv=5, n_jobs=None, random_state=0,
             backbone="efficientnet_lite0", runtime="openvino", device="auto", unknown=None, base_negatives=None,
-            progress=None, searching=contextlib.nullcontext, on_row=None):
+            progress=None, searching=contextlib.nullcontext, on_row=None, fold_cache=True):
     """Grid-search every feature set x model on train (stratified CV) and score each once on test.
 
     Parameters
@@ -33,7 +33,7 @@ def compare(base_train, y_train, base_test, y_test, feature_sets, models, *, cv=
         Names from :data:`catdog_sk.registry.FEATURE_SETS`.
     models : list of str
         Names from :data:`catdog_sk.registry.MODELS`.
-    cv, n_jobs, random_state, backbone, runtime, device, unknown
+    cv, n_jobs, random_state, backbone, runtime, device, unknown, fold_cache
         As for :func:`catdog_sk.models.run_search`.
     base_negatives : dict of str to ndarray, default=None
         Base features of photos of neither (needed with ``unknown``).
@@ -62,7 +62,7 @@ def compare(base_train, y_train, base_test, y_test, feature_sets, models, *, cv=
                 row, clf = run_search(base_train, y_train, fs, m, cv=cv, n_jobs=n_jobs, random_state=random_state,
                                       progress=progress, base_test=base_test, y_test=y_test, backbone=backbone,
                                       runtime=runtime, unknown=unknown, base_negatives=base_negatives,
-                                      device=device)
+                                      device=device, fold_cache=fold_cache)
             rows.append(row)
             fitted[(fs, m)] = clf
             if on_row is not None:
