@@ -142,6 +142,25 @@ def test_a_truncated_jpeg_is_reported_not_padded(tmp_path, few_photos):
     assert exc.value.reason == "truncated" and exc.value.path == str(broken)
 
 
+@pytest.mark.cnn
+def test_the_gpu_code_path_runs_on_the_cpu_and_matches_the_reference(few_photos):
+    """`_run_cuda` (batching, normalisation, autocast) run on the CPU, fed as `decode_prepared` feeds it."""
+    import torch
+
+    from catdog_sk.features._embed import _cuda_batch
+    from catdog_sk.preprocess import read_image
+
+    ex = EmbeddingExtractor(device="cpu")
+    crops = [ex.prepare(read_image(p))[0] for p in few_photos]
+    mixed = [c if i % 2 else torch.from_numpy(c).permute(2, 0, 1) for i, c in enumerate(crops)]  # HWC and CHW
+    assert torch.equal(_cuda_batch(crops, "cpu"), _cuda_batch(mixed, "cpu"))
+    reference = ex._run_torch("efficientnet_lite0", crops)  # eager float32
+    ours = ex._run_cuda("efficientnet_lite0", mixed, device="cpu")  # bfloat16 autocast
+    cosine = _cosine(reference, ours)
+    print(f"GPU code path on the CPU (bf16) vs float32: min cosine {cosine.min():.5f}")
+    assert cosine.min() >= 0.99  # bfloat16 throughout; the GPU's own check (>= 0.999) is marked gpu
+
+
 def test_decoder_errors_are_one_line_before_any_image():
     with pytest.raises(InvalidParameterError, match=r"The 'decoder' parameter of EmbeddingTransformer must be "
                                                     r"one of .*Got 'gpu' instead"):

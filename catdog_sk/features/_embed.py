@@ -363,24 +363,27 @@ def _cuda_precision():
 
 
 @lru_cache(maxsize=4)
-def _load_cuda(name):
-    """The frozen backbone copied onto the GPU once per process."""
+def _load_cuda(name, device="cuda"):
+    """The frozen backbone copied onto the GPU once per process (``device='cpu'``: a copy, for the tests)."""
     import copy
 
     import torch
 
     model, spec, _ = load_backbone(name)
-    return copy.deepcopy(model).to("cuda", memory_format=torch.channels_last).eval(), spec
+    return copy.deepcopy(model).to(device, memory_format=torch.channels_last).eval(), spec
 
 
-def _cuda_batch(crops):
+def _cuda_batch(crops, device="cuda"):
     """(n, 3, H, W) uint8 on the GPU from HWC numpy crops (pinned, one copy) and/or CHW GPU tensors."""
     import torch
 
     if all(isinstance(c, np.ndarray) for c in crops):
-        return torch.from_numpy(np.stack(crops)).pin_memory().to("cuda", non_blocking=True).permute(0, 3, 1, 2)
-    return torch.stack([c.to("cuda") if isinstance(c, torch.Tensor) else
-                        torch.from_numpy(c).permute(2, 0, 1).to("cuda") for c in crops])
+        batch = torch.from_numpy(np.stack(crops))
+        if device == "cuda":
+            batch = batch.pin_memory().to(device, non_blocking=True)
+        return batch.permute(0, 3, 1, 2)
+    return torch.stack([c.to(device) if isinstance(c, torch.Tensor) else
+                        torch.from_numpy(c).permute(2, 0, 1).to(device) for c in crops])
 
 
 def _to_tensor_batch(crops, spec):
@@ -625,20 +628,22 @@ class EmbeddingExtractor:
                 out[start:start + len(chunk)] = model(_to_tensor_batch(chunk, spec)).numpy()
         return out
 
-    def _run_cuda(self, name, crops):
-        """The network on the GPU: pinned uint8 crops in, normalised there, bf16 (or fp16) autocast."""
+    def _run_cuda(self, name, crops, device="cuda"):
+        """The network on the GPU: pinned uint8 crops in, normalised there, bf16 (or fp16) autocast.
+
+        ``device='cpu'`` runs this very code on the CPU under bfloat16 autocast: the tests' check of it.
+        """
         import torch
 
-        model, spec = _load_cuda(name)
-        precision = _cuda_precision()
-        dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-        mean = torch.tensor(spec.mean, device="cuda").view(1, 3, 1, 1) * 255.0
-        std = torch.tensor(spec.std, device="cuda").view(1, 3, 1, 1) * 255.0
+        model, spec = _load_cuda(name, device)
+        dtype = torch.bfloat16 if device == "cpu" or _cuda_precision() == "bf16" else torch.float16
+        mean = torch.tensor(spec.mean, device=device).view(1, 3, 1, 1) * 255.0
+        std = torch.tensor(spec.std, device=device).view(1, 3, 1, 1) * 255.0
         out = np.empty((len(crops), spec.embed_dim), dtype=np.float32)
         step = max(self.batch_size, CUDA_BATCH_SIZE)
-        with torch.inference_mode(), torch.autocast("cuda", dtype=dtype):
+        with torch.inference_mode(), torch.autocast(device, dtype=dtype):
             for start in range(0, len(crops), step):
-                x = _cuda_batch(crops[start:start + step]).float()
+                x = _cuda_batch(crops[start:start + step], device).float()
                 x = ((x - mean) / std).contiguous(memory_format=torch.channels_last)
                 out[start:start + len(x)] = model(x).float().cpu().numpy()
         return out
