@@ -92,6 +92,7 @@ class _GpuCropOnly:
         self._cnn = EmbeddingExtractor(device="cuda", decoder="nvjpeg")
         self.prepare, self.prepare_encoded = self._cnn.prepare, self._cnn.prepare_encoded
         self.decode_prepared = self._cnn.decode_prepared
+        self.preferred_chunk_size = self._cnn.preferred_chunk_size  # the same chunks as the CNN's GPU run
 
     def config(self):
         return {"name": self.name}
