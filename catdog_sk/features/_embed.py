@@ -556,9 +556,9 @@ class EmbeddingExtractor:
     def prepare_encoded(self, data, path, max_pixels):
         """Worker stage for a file's bytes: an :class:`EncodedImage` for the batch decoder, or None.
 
-        None (Pillow decoder, not an RGB/greyscale JPEG, or no end-of-image marker)
-        means: decode on the CPU and call :meth:`prepare`. Header faults raise ``ImageDecodeError`` here, in
-        the worker, exactly as the CPU decoder would.
+        None (Pillow decoder, not an RGB/greyscale JPEG, or no end-of-image
+        marker) means: decode on the CPU and call :meth:`prepare`. Header faults
+        raise ``ImageDecodeError`` here, in the worker, as the CPU decoder would.
         """
         if self._decoder == "pillow":
             return None

@@ -106,8 +106,8 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
         Inverse regularisation strength.
     kernel : {'rbf', 'linear'}, default='rbf'
         SVM kernel (``model='svm'`` only). ``'linear'`` is solved by liblinear
-        (``LinearSVC`` with the hinge loss: the same model, about nine times
-        faster than libsvm on long feature vectors).
+        (``LinearSVC`` with the hinge loss: libsvm's model but for a regularised
+        intercept, about nine times faster on long feature vectors).
     gamma : 'scale' or float, default='scale'
         RBF kernel width (``model='svm'`` only).
     pca : int or None, default=None
