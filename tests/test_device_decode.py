@@ -110,6 +110,20 @@ def test_hostile_files_get_the_same_outcome_through_the_torch_decoder(tmp_path, 
 
 
 @pytest.mark.cnn
+def test_torch_decoded_embeddings_are_cached_under_their_own_key(tmp_path, few_photos):
+    paths = [str(p) for p in few_photos]
+    ex = EmbeddingExtractor(decoder="torch-cpu")
+    first = extract_features(paths[:4], [ex], cache=tmp_path / "cache")
+    again = extract_features(paths, [ex], cache=tmp_path / "cache")  # 4 hits, 2 decoded by torch
+    assert (first.misses, again.hits, again.misses) == (4, 4, 2)
+    np.testing.assert_array_equal(again.features[0][:4], first.features[0])
+    fresh = extract_features(paths, [EmbeddingExtractor(decoder="torch-cpu")]).features[0]
+    np.testing.assert_allclose(again.features[0], fresh, atol=1e-6)
+    pillow = extract_features(paths, [EmbeddingExtractor()], cache=tmp_path / "cache")
+    assert pillow.hits == 0  # Pillow-path embeddings never come from the torch decoder's entries
+
+
+@pytest.mark.cnn
 def test_a_jpeg_the_torch_decoder_refuses_is_decoded_by_pillow(monkeypatch, few_photos):
     from catdog_sk.features import _device_decode
 
