@@ -241,6 +241,13 @@ def _finalize(plans, to_finalize, outputs):
     return misses
 
 
+def _cancel(pending):
+    """Cancel the decode-ahead work of the next chunk (futures not yet started)."""
+    for f in pending:
+        if not isinstance(f, tuple):
+            f.cancel()
+
+
 def extract_features(images, extractors, *, cache=None, n_jobs=None, chunk_size=None,
                      on_error="raise", progress=False, max_pixels=DEFAULT_MAX_PIXELS, desc="extract"):
     """Compute features of many images with several extractors, decoding each image once.
@@ -276,11 +283,9 @@ def extract_features(images, extractors, *, cache=None, n_jobs=None, chunk_size=
     start = time.perf_counter()
     images = list(images)
     cache = resolve_cache(cache)
-    plans = []
-    for ex in extractors:
-        ns = cache.namespace(ex.config()) if cache is not None else None
-        plans.append((ex, cache, ns, ex.n_features_out))
-    if chunk_size is None:
+    plans = [(ex, cache, cache.namespace(ex.config()) if cache is not None else None, ex.n_features_out)
+             for ex in extractors]
+    if chunk_size is None:  # 64, or what the largest batch stage asks for (a CNN on a GPU: 256)
         chunk_size = max([64] + [getattr(ex, "preferred_chunk_size", None) or 0 for ex in extractors])
     n = len(images)
     outputs = [np.full((n, dim), np.nan, dtype=np.float32) for (_, _, _, dim) in plans]
@@ -317,9 +322,7 @@ def extract_features(images, extractors, *, cache=None, n_jobs=None, chunk_size=
                 to_finalize = _decode_batches(plans, _place(chunk, done, outputs, result, len(plans)),
                                               outputs, result, on_error)
             except ImageDecodeError:
-                for f in pending:
-                    if not isinstance(f, tuple):
-                        f.cancel()
+                _cancel(pending)
                 bar.close()
                 raise
             result.misses += _finalize(plans, to_finalize, outputs)
