@@ -26,6 +26,7 @@ __all__ = [
     "jpeg_orientation",
     "resize_exact",
     "resize_shorter_center_crop",
+    "center_crop_geometry",
     "Augmentation",
     "augment",
 ]
@@ -258,6 +259,41 @@ def resize_exact(image, size):
     return cv2.resize(image, (size, size), interpolation=interp)
 
 
+def center_crop_geometry(height, width, size, *, crop_pct=1.0):
+    """Where :func:`resize_shorter_center_crop` trims, to what it resizes and where it crops.
+
+    One place for the geometry, so every implementation of the transform (Pillow here, torch on a GPU in
+    :mod:`catdog_sk.features._device_decode`) gives the same sizes and offsets.
+
+    Returns
+    -------
+    trim : (slice, slice)
+        Rows and columns kept before resizing: only the centre of a thin strip can reach the crop, so at
+        most ``MAX_ASPECT_RATIO : 1`` of it is kept (photos of ordinary aspect are untouched). This
+        bounds every intermediate image before upscaling.
+    resized : (int, int)
+        ``(new_height, new_width)``: the shorter side becomes ``int(size / crop_pct)``.
+    offset : (int, int)
+        ``(top, left)`` of the ``size x size`` crop in the resized image.
+    """
+    h, w = height, width
+    rows, cols = slice(0, h), slice(0, w)
+    if max(h, w) > MAX_ASPECT_RATIO * min(h, w):
+        keep = int(np.ceil(MAX_ASPECT_RATIO * min(h, w)))
+        if h > w:
+            top = (h - keep) // 2
+            rows, h = slice(top, top + keep), keep
+        else:
+            left = (w - keep) // 2
+            cols, w = slice(left, left + keep), keep
+    short = int(size / crop_pct)
+    if w <= h:
+        new_w, new_h = short, int(short * h / w)
+    else:
+        new_w, new_h = int(short * w / h), short
+    return (rows, cols), (new_h, new_w), (int(round((new_h - size) / 2.0)), int(round((new_w - size) / 2.0)))
+
+
 def resize_shorter_center_crop(image, size, *, crop_pct=1.0):
     """Resize so the shorter side is ``int(size / crop_pct)``, then center-crop ``size x size``.
 
@@ -266,27 +302,13 @@ def resize_shorter_center_crop(image, size, *, crop_pct=1.0):
     ``CenterCrop(size)`` on a Pillow image, as timm's eval transform does):
     Pillow's anti-aliased bicubic filter, the same output sizes and the same
     crop offsets, so embeddings match the reference pipeline to cosine > 0.9999.
+    Thin strips keep their centre ``MAX_ASPECT_RATIO : 1`` first (see
+    :func:`center_crop_geometry`).
     """
-    h, w = image.shape[:2]
-    short = int(size / crop_pct)
-    # Bound every intermediate image: only the centre of a thin strip can reach the crop, so keep at
-    # most MAX_ASPECT_RATIO : 1 of it before upscaling. Photos of ordinary aspect are untouched.
-    if max(h, w) > MAX_ASPECT_RATIO * min(h, w):
-        keep = int(np.ceil(MAX_ASPECT_RATIO * min(h, w)))
-        if h > w:
-            top = (h - keep) // 2
-            image, h = image[top:top + keep], keep
-        else:
-            left = (w - keep) // 2
-            image, w = image[:, left:left + keep], keep
-    if w <= h:
-        new_w, new_h = short, int(short * h / w)
-    else:
-        new_w, new_h = int(short * w / h), short
-    if (new_w, new_h) != (w, h):
-        image = np.asarray(Image.fromarray(image).resize((new_w, new_h), Image.BICUBIC))
-    top = int(round((new_h - size) / 2.0))
-    left = int(round((new_w - size) / 2.0))
+    (rows, cols), (new_h, new_w), (top, left) = center_crop_geometry(*image.shape[:2], size, crop_pct=crop_pct)
+    image = image[rows, cols]
+    if (new_h, new_w) != image.shape[:2]:
+        image = np.asarray(Image.fromarray(np.ascontiguousarray(image)).resize((new_w, new_h), Image.BICUBIC))
     return np.ascontiguousarray(image[top:top + size, left:left + size])
 
 

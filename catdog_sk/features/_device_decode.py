@@ -18,9 +18,7 @@ grey levels on average.
 import warnings
 from dataclasses import dataclass
 
-import numpy as np
-
-from ..preprocess import MAX_ASPECT_RATIO
+from ..preprocess import center_crop_geometry
 
 __all__ = ["EncodedImage", "decode_jpegs", "orient", "resize_shorter_center_crop_torch"]
 
@@ -96,30 +94,17 @@ def orient(image, orientation):
 def resize_shorter_center_crop_torch(image, size, *, crop_pct=1.0):
     """:func:`catdog_sk.preprocess.resize_shorter_center_crop` for a (3, H, W) uint8 tensor, on its device.
 
-    Same output sizes, crop offsets and aspect bound; torch's anti-aliased
+    Same output sizes, crop offsets and aspect bound
+    (:func:`~catdog_sk.preprocess.center_crop_geometry`); torch's anti-aliased
     bicubic filter in place of Pillow's (mean absolute difference about 0.2
     grey levels on the shared photos).
     """
     import torch.nn.functional as F
 
-    _, h, w = image.shape
-    short = int(size / crop_pct)
-    if max(h, w) > MAX_ASPECT_RATIO * min(h, w):
-        keep = int(np.ceil(MAX_ASPECT_RATIO * min(h, w)))
-        if h > w:
-            top = (h - keep) // 2
-            image, h = image[:, top:top + keep], keep
-        else:
-            left = (w - keep) // 2
-            image, w = image[:, :, left:left + keep], keep
-    if w <= h:
-        new_w, new_h = short, int(short * h / w)
-    else:
-        new_w, new_h = int(short * w / h), short
-    if (new_w, new_h) != (w, h):
+    (rows, cols), (new_h, new_w), (top, left) = center_crop_geometry(*image.shape[1:], size, crop_pct=crop_pct)
+    image = image[:, rows, cols]
+    if (new_h, new_w) != tuple(image.shape[1:]):
         resized = F.interpolate(image.unsqueeze(0).float(), size=(new_h, new_w), mode="bicubic",
                                 antialias=True, align_corners=False)
         image = resized[0].round_().clamp_(0, 255).to(image.dtype)
-    top = int(round((new_h - size) / 2.0))
-    left = int(round((new_w - size) / 2.0))
     return image[:, top:top + size, left:left + size].contiguous()
