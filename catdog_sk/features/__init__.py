@@ -1,13 +1,18 @@
 """Feature extraction: HOG, colour histograms and frozen-CNN embeddings, cached by content."""
 
 from ..registry import EXTRACTORS
-from ._backbones import BackboneSpec, get_backbone, list_backbones
+from ._backbones import (BUNDLED_BACKBONES, DEFAULT_CLI_BACKBONE, IMAGENET_CAT_CLASSES, IMAGENET_DOG_CLASSES,
+                         BackboneSpec, get_backbone, list_backbones)
 from ._cache import FeatureCache, default_cache_dir
 from ._color import ColorHistogramExtractor, color_histogram
 from ._engine import ExtractionResult, extract_features
 from ._hog import HOGExtractor, hog_features
 from ._local import DenseDescriptorExtractor, TextureExtractor, dense_descriptors, texture_histograms
 from .transformers import ColorHistogramTransformer, EmbeddingTransformer, HOGTransformer
+
+#: Names of the CNN module, loaded on first use (it pulls in torch when a network is built).
+_EMBED_NAMES = ("embed", "EmbeddingExtractor", "load_backbone", "imagenet_head", "imagenet_groups", "split_backbones",
+                "resolve_device", "cuda_available", "RUNTIMES", "DEVICES", "HEAD_COLUMNS")
 
 __all__ = [
     "BackboneSpec",
@@ -24,14 +29,17 @@ __all__ = [
     "HOGTransformer",
     "color_histogram",
     "default_cache_dir",
-    "embed",
     "extract_features",
     "get_backbone",
     "hog_features",
     "list_backbones",
     "make_extractor",
-    "EmbeddingExtractor",
     "FEATURE_NAMES",
+    "BUNDLED_BACKBONES",
+    "DEFAULT_CLI_BACKBONE",
+    "IMAGENET_CAT_CLASSES",
+    "IMAGENET_DOG_CLASSES",
+    *_EMBED_NAMES,
 ]
 
 #: The base extractor names, in catdog_sk.registry.EXTRACTORS order.
@@ -75,7 +83,7 @@ def make_extractor(name, *, backbone="efficientnet_lite0", batch_size=4, runtime
 
 
 def __getattr__(name):  # torch-dependent names load on first use
-    if name in ("embed", "EmbeddingExtractor", "load_backbone"):
+    if name in _EMBED_NAMES:
         from . import _embed
 
         return getattr(_embed, name)
