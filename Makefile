@@ -18,7 +18,7 @@ ORT_WEB_VERSION ?= 1.30.0
 ORT_WEB_DIR := artifacts/vendor/onnxruntime-web
 ORT_WEB_FILES := ort.wasm.bundle.min.mjs ort-wasm-simd-threaded.mjs ort-wasm-simd-threaded.wasm
 
-.PHONY: venv browser web-runtime demo test bench clean
+.PHONY: venv browser web-runtime demo test docs bench clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -56,7 +56,14 @@ browser:
 test: venv $(if $(filter true 1 yes,$(CI)),browser)
 	@if command -v npm >/dev/null; then $(MAKE) --no-print-directory web-runtime; \
 	  else echo "npm not found: the in-browser page test will be skipped (make browser installs npm)"; fi
+	$(MAKE) --no-print-directory docs
 	$(PY) -m pytest
+
+# The documentation site (Sphinx, numpydoc, pydata theme, sphinx-gallery): warnings are errors, and the
+# gallery's examples run on a few dozen shared photos (features cached in docs/_build), so a broken example
+# or docstring fails the build. `make test` builds it first, and tests/test_docs.py opens it in Chromium.
+docs: venv
+	$(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
 
 bench: venv
 	$(PY) benchmarks/bench_extract.py
