@@ -12,6 +12,9 @@ __all__ = [
     "BackboneUnavailableError",
     "DatasetError",
     "ModelVersionWarning",
+    "CacheError",
+    "ModelLoadError",
+    "ExportError",
 ]
 
 
@@ -79,3 +82,11 @@ class ModelVersionWarning(UserWarning):
 
 class CacheError(CatDogError, OSError):
     """The feature cache (or another output folder) cannot be used: not a folder, read-only, full."""
+
+
+class ModelLoadError(CatDogError, ValueError):
+    """A model file was refused: unknown types, checksum mismatch, or not a model."""
+
+
+class ExportError(CatDogError, ValueError):
+    """The model cannot be exported to the requested format (the message says why)."""

@@ -68,3 +68,41 @@ def test_missing_fields_give_safe_defaults():
     card = ModelCard({})
     assert (card.sha256, card.version, card.classes, card.reference) == ("", "unversioned", [], {})
     assert ModelCard({"model_sha256": 5}).version == "unversioned"
+
+
+@pytest.mark.parametrize("checksum", ["", None, 12345, ["a" * 64], "ab" * 16, "A" * 64, "g" * 64, " " + "a" * 63],
+                         ids=["empty", "null", "int", "list", "short", "uppercase", "non-hex", "space"])
+def test_a_card_without_a_well_formed_checksum_is_refused_like_a_missing_one(small_model, tmp_path, checksum):
+    clf, images, _ = small_model
+    folder = save_model(clf, tmp_path / "m")
+    model_file = folder / "model.skops"
+    with open(model_file, "ab") as fh:  # modify the model: only the checksum would notice
+        fh.write(b"\0")
+    before = model_file.read_bytes()
+    card = json.loads((folder / CARD_FILE).read_text())
+    card["model_sha256"] = checksum
+    (folder / CARD_FILE).write_text(json.dumps(card))
+    with pytest.raises(ModelLoadError, match="no well-formed model_sha256.*--unsafe") as exc:
+        load_model(folder)
+    assert len(str(exc.value).splitlines()) == 1
+    assert model_file.read_bytes() == before  # the model file is untouched
+
+
+def test_an_unchanged_model_with_a_damaged_checksum_still_loads_with_unsafe(small_model, tmp_path):
+    clf, images, _ = small_model
+    folder = save_model(clf, tmp_path / "m")
+    card = json.loads((folder / CARD_FILE).read_text())
+    card["model_sha256"] = ""
+    (folder / CARD_FILE).write_text(json.dumps(card))
+    with pytest.raises(ModelLoadError, match="no well-formed model_sha256"):
+        load_model(folder)
+    np.testing.assert_array_equal(load_model(folder, unsafe=True).predict(images), clf.predict(images))
+
+
+def test_model_folder_file_names_do_not_import_scikit_learn():
+    import subprocess
+    import sys
+
+    code = "import sys, catdog_sk.serving; print(any(m.split('.')[0] == 'sklearn' for m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

@@ -23,7 +23,7 @@ import os
 
 import numpy as np
 
-from ..exceptions import CatDogError
+from ..exceptions import ExportError  # re-exported here
 
 __all__ = ["ExportError", "OPSET", "check_exportable", "onnx_graph", "preprocessing", "prepare_inputs", "write_onnx",
            "OnnxModel"]
@@ -33,10 +33,6 @@ OPSET = 18
 _ML_OPSET = 3
 #: Output names of the graph, in order.
 OUTPUTS = ("probabilities", "presence", "label")
-
-
-class ExportError(CatDogError, ValueError):
-    """The model cannot be exported to the requested format (the message says why)."""
 
 
 def check_exportable(clf):

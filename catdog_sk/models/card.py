@@ -14,12 +14,11 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from ..exceptions import ModelLoadError
+
 __all__ = ["CARD_FILE", "REFERENCE_EMBEDDINGS", "ModelCard", "model_version", "read_card", "card_markdown"]
 
-CARD_FILE = "model_card.json"
-CARD_MARKDOWN = "model_card.md"
-#: Beside the model: a seeded sample of held-out test-set CNN embeddings, the reference for drift monitoring.
-REFERENCE_EMBEDDINGS = "reference_embeddings.npy"
+from .._filenames import CARD_FILE, CARD_MARKDOWN, REFERENCE_EMBEDDINGS  # noqa: E402 - re-exported
 
 
 class ModelCard(Mapping):
@@ -114,8 +113,6 @@ class ModelCard(Mapping):
         ModelLoadError
             The file is not UTF-8 JSON holding an object.
         """
-        from .persistence import ModelLoadError
-
         path = Path(path)
         if path.is_dir():
             path = path / CARD_FILE

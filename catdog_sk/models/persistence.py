@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .._hashing import file_sha256
 from .._version import __version__
-from ..exceptions import CatDogError, ModelVersionWarning
+from ..exceptions import ModelLoadError, ModelVersionWarning  # ModelLoadError re-exported here
 from .card import CARD_FILE, ModelCard, read_card
 
 __all__ = ["MODEL_FILE", "CARD_FILE", "PROMOTED_FILE", "save_model", "load_model", "library_versions",
@@ -30,10 +30,6 @@ TRUSTED_TYPES = frozenset({
     "sklearn.calibration._CalibratedClassifier",
     "sklearn.calibration._SigmoidCalibration",
 })
-
-
-class ModelLoadError(CatDogError, ValueError):
-    """A model file was refused: unknown types, checksum mismatch, or not a model."""
 
 
 def library_versions():
@@ -158,6 +154,22 @@ def promote(models_root, run_dir):
     os.replace(tmp, models_root / PROMOTED_FILE)
 
 
+def well_formed_sha256(value):
+    """Whether ``value`` is a SHA-256 as :func:`save_model` records it.
+
+    Parameters
+    ----------
+    value : object
+        The card's ``model_sha256`` field (any JSON value, or None when absent).
+
+    Returns
+    -------
+    bool
+        True only for a string of exactly 64 lowercase hexadecimal digits.
+    """
+    return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
+
+
 def _resolve(path):
     path = promoted_model_dir(path)
     if path.is_dir():
@@ -197,7 +209,8 @@ def load_model(path, *, unsafe=False):
     if not model_path.is_file():
         raise ModelLoadError(f"No model file at {model_path}.")
     card = read_card(card_path) if card_path.is_file() else None
-    if card is not None and card.get("model_sha256") and file_sha256(model_path) != card["model_sha256"]:
+    recorded = card.get("model_sha256") if card is not None else None
+    if card is not None and well_formed_sha256(recorded) and file_sha256(model_path) != recorded:
         raise ModelLoadError(
             f"Refusing {model_path}: its SHA-256 does not match the one recorded in {card_path.name}; "
             f"the file was changed after it was saved."
@@ -215,8 +228,10 @@ def load_model(path, *, unsafe=False):
     if card is None and not unsafe:
         raise ModelLoadError(f"Refusing {model_path}: no {CARD_FILE} beside it, so its SHA-256 cannot be "
                              f"checked. Load it with unsafe=True (--unsafe) only if you made the file yourself.")
-    if card is not None and not unsafe and not isinstance(card.get("model_sha256"), str):
-        raise ModelLoadError(f"Refusing {model_path}: {card_path.name} records no model_sha256 to check it against.")
+    if not well_formed_sha256(recorded) and not unsafe:
+        raise ModelLoadError(f"Refusing {model_path}: {card_path.name} records no well-formed model_sha256 "
+                             f"(64 lowercase hex digits), so its SHA-256 cannot be checked. Load it with "
+                             f"unsafe=True (--unsafe) only if you made the file yourself.")
     try:
         model = sio.load(model_path, trusted=untrusted)
     except Exception as exc:  # noqa: BLE001 - a file skops cannot rebuild is not a model

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 # The file beside a saved model with a sample of CNN embeddings of its held-out test set (re-exported).
-from ..models.card import REFERENCE_EMBEDDINGS
+from .._filenames import REFERENCE_EMBEDDINGS  # not models.card: that would import scikit-learn
 from .log import PredictionLog
 
 __all__ = ["PredictionLog", "load_reference", "psi", "wilson_interval", "unknown_share_test", "domain_classifier_auc",
