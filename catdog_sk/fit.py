@@ -233,9 +233,9 @@ def markdown_table(rows):
 
 
 def _plot_comparison(rows, path):
-    from .evaluation import _plt
+    from .plotting import pyplot
 
-    plt = _plt()
+    plt = pyplot()
     labels = [f"{r['features']}\n{r['model']}" for r in rows]
     fig, ax = plt.subplots(figsize=(max(5, 0.9 * len(rows)), 3.8))
     x = np.arange(len(rows))

@@ -16,9 +16,10 @@ sys.path.insert(0, str(ROOT))
 
 import catdog_sk  # noqa: E402
 
-# The gallery runs on the shared photos beside the clone and keeps its features in docs/_build,
-# so a second build reads them from the cache (the examples read these two variables).
-os.environ.setdefault("CATDOG_SHARED_DATA", str((ROOT / ".." / "shared" / "data").resolve()))
+# The gallery runs on the shared photos beside the clone (as the tests: $CATDOG_SHARED_DATA is the
+# catsdogs folder, animals10/ and breeds/ beside it) and keeps its features in docs/_build, so a
+# second build reads them from the cache (the examples read these two variables).
+os.environ.setdefault("CATDOG_SHARED_DATA", str((ROOT / ".." / "shared" / "data" / "catsdogs").resolve()))
 os.environ.setdefault("CATDOG_DOCS_CACHE", str(DOCS / "_build" / "feature-cache"))
 os.environ.setdefault("MPLBACKEND", "agg")
 
@@ -166,7 +167,18 @@ def escape_bars(app, what, name, obj, options, lines):
             lines[i] = _BARS.sub(r"\\|\1\\|", line)
 
 
+def check_shared_data(app, config):
+    """The examples need the shared photos: say where they were looked for, before any example runs."""
+    catsdogs = Path(os.environ["CATDOG_SHARED_DATA"])
+    if str(config.plot_gallery).lower() not in ("0", "false", "no") and not (catsdogs / "train").is_dir():
+        from sphinx.errors import ConfigError
+
+        raise ConfigError(f"Shared photos not found at {catsdogs}: clone the repo beside ../shared or set "
+                          f"CATDOG_SHARED_DATA (or build without running the examples: -D plot_gallery=0).")
+
+
 def setup(app):
+    app.connect("config-inited", check_shared_data)
     app.connect("autodoc-skip-member", skip_member)
     app.connect("autodoc-process-docstring", escape_bars)
     # Before Sphinx lists the source files: autosummary writes the per-object stubs of the pages it finds.

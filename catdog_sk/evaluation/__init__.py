@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..plotting import pyplot
+
 __all__ = ["classification_metrics", "expected_calibration_error", "bootstrap_ci", "write_report",
            "plot_confusion", "plot_curves", "plot_top_losses", "unknown_tradeoff", "plot_unknown_tradeoff",
            "abstention_metrics", "negatives_metrics", "negatives_decision", "plot_unknown_gallery",
@@ -86,19 +88,10 @@ def classification_metrics(y_true, pred, proba, classes):
     }
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_confusion(y_true, pred, classes, path, title=""):
     from sklearn.metrics import ConfusionMatrixDisplay
 
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(4.2, 4))
     ConfusionMatrixDisplay.from_predictions(y_true, pred, labels=classes, ax=ax, colorbar=False, cmap="Blues")
     ax.set_title(title or "Confusion matrix")
@@ -112,7 +105,7 @@ def plot_curves(y_true, proba, classes, out_dir, title=""):
     from sklearn.calibration import CalibrationDisplay
     from sklearn.metrics import PrecisionRecallDisplay, RocCurveDisplay
 
-    plt = _plt()
+    plt = pyplot()
     y_true = np.asarray(y_true)
     p1 = proba[:, 1]
     pos = classes[1]
@@ -137,7 +130,7 @@ def plot_top_losses(paths, y_true, proba, classes, path, *, k=12):
     """Gallery of the most confidently wrong images, with file names and probabilities."""
     from ..preprocess import read_image
 
-    plt = _plt()
+    plt = pyplot()
     y_true = np.asarray(y_true)
     true_idx = np.searchsorted(classes, y_true)
     p_true = proba[np.arange(len(y_true)), true_idx]
@@ -263,7 +256,7 @@ def unknown_tradeoff(presence_in, presence_out, threshold=0.5):
 
 def plot_unknown_tradeoff(summary, path, title=""):
     """Answered cat/dog photos vs rejected photos of neither as the presence threshold moves."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(4.8, 4.2))
     ax.plot(summary["curve_rejected"], summary["curve_kept"], drawstyle="steps-post")
     ax.plot([summary["rejected"]], [summary["kept"]], "o", color="C3",
@@ -282,7 +275,7 @@ def _gallery(paths, captions, path, title, *, k=12):
     """Up to ``k`` images in a grid with captions (a gallery never fails on one unreadable file)."""
     from ..preprocess import read_image
 
-    plt = _plt()
+    plt = pyplot()
     n = min(k, len(paths))
     cols = min(4, max(1, n))
     rows = max(1, int(np.ceil(n / cols)))

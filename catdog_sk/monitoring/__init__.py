@@ -307,9 +307,9 @@ def write_monitor_report(out_dir, rows, summary, *, classes, reference_scores=No
 
 def plot_monitor(rows, summary, path, *, classes, reference_scores=None, reference_presence=None):
     """One PNG of five panels: volume and latency over time, P(positive), the 'unknown' share, presence."""
-    from ..evaluation import _plt
+    from ..plotting import pyplot
 
-    plt = _plt()
+    plt = pyplot()
     times = np.array([r["time"] for r in rows])
     latency = np.array([r["latency_ms"] for r in rows])
     positive = np.array([json.loads(r["probabilities"]).get(str(classes[1]), np.nan) for r in rows])

@@ -23,7 +23,7 @@ import numpy as np
 
 from catdog_sk.data import find_images
 
-shared = Path(os.environ.get("CATDOG_SHARED_DATA", "../../../shared/data"))
+catsdogs = Path(os.environ.get("CATDOG_SHARED_DATA", "../../../shared/data/catsdogs"))  # train/, test/
 cache = os.environ.get("CATDOG_DOCS_CACHE", "../_build/feature-cache")  # features are kept by image content
 
 
@@ -33,8 +33,8 @@ def subset(images, n_per_class):
     return [images.paths[i] for i in keep], images.labels[keep]
 
 
-train = find_images(shared / "catsdogs" / "train")
-test = find_images(shared / "catsdogs" / "test")
+train = find_images(catsdogs / "train")
+test = find_images(catsdogs / "test")
 print(f"{train.layout}: {len(train.paths)} training photos, {len(test.paths)} test photos")
 X_train, y_train = subset(train, 20)
 X_test, y_test = subset(test, 20)

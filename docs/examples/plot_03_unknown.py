@@ -19,7 +19,7 @@ import numpy as np
 from catdog_sk import CatDogClassifier
 from catdog_sk.data import find_images
 
-shared = Path(os.environ.get("CATDOG_SHARED_DATA", "../../../shared/data"))
+catsdogs = Path(os.environ.get("CATDOG_SHARED_DATA", "../../../shared/data/catsdogs"))  # train/, test/
 cache = os.environ.get("CATDOG_DOCS_CACHE", "../_build/feature-cache")
 
 
@@ -28,9 +28,9 @@ def first(images, n):
     return [images.paths[i] for i in keep], images.labels[keep]
 
 
-X_train, y_train = first(find_images(shared / "catsdogs" / "train"), 20)
-X_pets, _ = first(find_images(shared / "catsdogs" / "test"), 20)
-animals = shared / "animals10"
+X_train, y_train = first(find_images(catsdogs / "train"), 20)
+X_pets, _ = first(find_images(catsdogs / "test"), 20)
+animals = catsdogs.parent / "animals10"
 others = sorted(p.name for p in animals.iterdir() if p.is_dir() and p.name not in ("cat", "dog"))
 photos = {kind: sorted(str(p) for p in (animals / kind).iterdir()) for kind in others + ["cat", "dog"]}
 negatives = [p for kind in others for p in photos[kind][:4]]  # fitted on

@@ -25,7 +25,7 @@ import numpy as np
 from catdog_sk import CatDogClassifier
 from catdog_sk.data import find_images
 
-shared = Path(os.environ.get("CATDOG_SHARED_DATA", "../../../shared/data"))
+catsdogs = Path(os.environ.get("CATDOG_SHARED_DATA", "../../../shared/data/catsdogs"))  # train/, test/
 cache = os.environ.get("CATDOG_DOCS_CACHE", "../_build/feature-cache")
 
 
@@ -34,9 +34,9 @@ def first(images, n):
     return [images.paths[i] for i in keep], images.labels[keep]
 
 
-X_train, y_train = first(find_images(shared / "catsdogs" / "train"), 20)
-X_test, _ = first(find_images(shared / "catsdogs" / "test"), 20)
-animals = shared / "animals10"
+X_train, y_train = first(find_images(catsdogs / "train"), 20)
+X_test, _ = first(find_images(catsdogs / "test"), 20)
+animals = catsdogs.parent / "animals10"
 kinds = sorted(d.name for d in animals.iterdir() if d.is_dir() and d.name not in ("cat", "dog"))
 negatives = [str(p) for k in kinds for p in sorted((animals / k).iterdir())[:2]]
 elsewhere = [str(p) for k in kinds for p in sorted((animals / k).iterdir())[2:3]]  # not fitted on
