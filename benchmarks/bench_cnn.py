@@ -57,7 +57,7 @@ def naive_embeddings(paths, batch_size=64):
 def ours(paths, runtime, batch_size, head=True, device="cpu", decoder="auto"):
     """catdog_sk's extractor (with the ImageNet head columns, as the catalogue computes it); embeddings only."""
     from catdog_sk.features import extract_features
-    from catdog_sk.features._embed import EmbeddingExtractor
+    from catdog_sk.features import EmbeddingExtractor
 
     ex = EmbeddingExtractor(runtime=runtime, batch_size=batch_size, head=head, device=device, decoder=decoder)
     res = extract_features(paths, [ex])  # the engine's chunks: 64 images on the CPU, 256 on a GPU
@@ -87,7 +87,7 @@ class _GpuCropOnly:
     name, version, n_features_out = "gpu-crop-only", 1, 1
 
     def __init__(self):
-        from catdog_sk.features._embed import EmbeddingExtractor
+        from catdog_sk.features import EmbeddingExtractor
 
         self._cnn = EmbeddingExtractor(device="cuda", decoder="nvjpeg")
         self.prepare, self.prepare_encoded = self._cnn.prepare, self._cnn.prepare_encoded
@@ -114,10 +114,10 @@ def network_alone_cuda(n, batch_size=256):
     """Images/s of Lite0 on the GPU, bf16 autocast, inputs already on the device (the physical limit)."""
     import torch
 
-    from catdog_sk.features._embed import _cuda_precision, _load_cuda
+    from catdog_sk.features import cuda_precision, load_cuda
 
-    model, _ = _load_cuda("efficientnet_lite0")
-    dtype = torch.bfloat16 if _cuda_precision() == "bf16" else torch.float16
+    model, _ = load_cuda("efficientnet_lite0")
+    dtype = torch.bfloat16 if cuda_precision() == "bf16" else torch.float16
     x = torch.randint(0, 255, (batch_size, 3, 224, 224), device="cuda").float().contiguous(
         memory_format=torch.channels_last)
     with torch.inference_mode(), torch.autocast("cuda", dtype=dtype):
@@ -171,7 +171,7 @@ def cosine(a, b):
 
 
 def main(argv=None):
-    from catdog_sk.features._embed import DEFAULT_BATCH_SIZE, _load_openvino
+    from catdog_sk.features import DEFAULT_BATCH_SIZE, load_openvino
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default=str(SHARED))
@@ -189,7 +189,7 @@ def main(argv=None):
     if args.repeat < 1:
         parser.error(f"--repeat must be >= 1; got {args.repeat}")
     if args.device == "cuda":
-        from catdog_sk.features._embed import cuda_available
+        from catdog_sk.features import cuda_available
 
         if not cuda_available():
             parser.error("--device cuda: PyTorch sees no CUDA GPU on this machine (torch.cuda.is_available() is False)")
@@ -209,7 +209,7 @@ def main(argv=None):
     load_backbone("efficientnet_lite0")  # one-off costs outside the timings
     for rt in runtimes:
         if rt.startswith("openvino"):
-            _load_openvino("efficientnet_lite0", "bf16" if rt.endswith("bf16") else "f32")
+            load_openvino("efficientnet_lite0", "bf16" if rt.endswith("bf16") else "f32")
     naive_embeddings(sample[:8])
     for rt, bs in configs:
         ours(sample[:8], rt, bs)

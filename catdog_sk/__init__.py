@@ -26,7 +26,7 @@ def __getattr__(name):
 
         return CatDogClassifier
     if name == "list_backbones":
-        from .features._backbones import list_backbones
+        from .features import list_backbones
 
         return list_backbones
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -62,7 +62,7 @@ def add_model_args(parser):
 
 def add_backbone_arg(parser):
     """``--backbone``, defaulting to both bundled backbones concatenated (the same for extract and fit)."""
-    from .features._backbones import DEFAULT_CLI_BACKBONE
+    from .features import DEFAULT_CLI_BACKBONE
 
     parser.add_argument("--backbone", default=DEFAULT_CLI_BACKBONE, metavar="NAME",
                         help="CNN backbone: efficientnet_lite0 or efficientnet_lite2 (bundled, offline), a timm "
@@ -72,7 +72,7 @@ def add_backbone_arg(parser):
 
 def add_runtime_arg(parser):
     """``--runtime``: what runs the CNN (the same for extract and fit)."""
-    from .features._embed import RUNTIMES
+    from .features import RUNTIMES
 
     parser.add_argument("--runtime", default="openvino", choices=RUNTIMES,
                         help="what runs the CNN: OpenVINO float32 (default; same embeddings as PyTorch), "
@@ -93,7 +93,7 @@ def load_model(args):
 
 def add_device_arg(parser, default="auto"):
     """``--device``: where the CNN runs (a CUDA GPU when there is one, by default)."""
-    from .features._embed import DEVICES
+    from .features import DEVICES
 
     parser.add_argument("--device", default=default, choices=DEVICES,
                         help="where the CNN runs: 'auto' is a CUDA GPU when PyTorch sees one (bfloat16, large "

@@ -348,7 +348,7 @@ def _search(args, plan, data, feats, client, cache):
 
 def _finetune(args, plan, data, feats, rows, fitted, on_row, cache):
     """The fine-tuning row (models.workflow.finetune_row), after the frozen-feature rows."""
-    from .features._embed import split_backbones
+    from .features import split_backbones
     from .models.workflow import finetune_row
 
     backbone = split_backbones(args.backbone)[0]

@@ -2,31 +2,34 @@
 
 from ..registry import EXTRACTORS
 from ._backbones import (BUNDLED_BACKBONES, DEFAULT_CLI_BACKBONE, IMAGENET_CAT_CLASSES, IMAGENET_DOG_CLASSES,
-                         BackboneSpec, get_backbone, list_backbones)
+                         BackboneSpec, get_backbone, list_backbones, state_sha256)
 from ._cache import FeatureCache, default_cache_dir
 from ._color import ColorHistogramExtractor, color_histogram
-from ._engine import ExtractionResult, extract_features
+from ._engine import ExtractionResult, effective_n_jobs, extract_features
 from ._hog import HOGExtractor, hog_features
 from ._local import DenseDescriptorExtractor, TextureExtractor, dense_descriptors, texture_histograms
-from .transformers import ColorHistogramTransformer, EmbeddingTransformer, HOGTransformer
 
-#: Names of the CNN module, loaded on first use (it pulls in torch when a network is built).
-_EMBED_NAMES = ("embed", "EmbeddingExtractor", "load_backbone", "imagenet_head", "imagenet_groups", "split_backbones",
-                "resolve_device", "cuda_available", "RUNTIMES", "DEVICES", "HEAD_COLUMNS")
+#: Names loaded on first use, by module: the CNN modules (torch when a network is built) and the
+#: scikit-learn transformers (scikit-learn costs 1.4 s to import; the CLI's --help needs none of it).
+_LAZY = {
+    "_embed": ("embed", "EmbeddingExtractor", "split_backbones"),
+    "_loading": ("load_backbone", "imagenet_head", "imagenet_groups", "HEAD_COLUMNS"),
+    "_runtimes": ("resolve_device", "cuda_available", "cuda_precision", "load_cuda", "load_openvino", "RUNTIMES",
+                  "DEVICES", "DECODERS", "CUDA_BATCH_SIZE", "DEFAULT_BATCH_SIZE"),
+    "transformers": ("ColorHistogramTransformer", "EmbeddingTransformer", "HOGTransformer"),
+}
+_LAZY_MODULE = {name: module for module, names in _LAZY.items() for name in names}
 
 __all__ = [
     "BackboneSpec",
     "ColorHistogramExtractor",
-    "ColorHistogramTransformer",
     "DenseDescriptorExtractor",
     "TextureExtractor",
     "dense_descriptors",
     "texture_histograms",
-    "EmbeddingTransformer",
     "ExtractionResult",
     "FeatureCache",
     "HOGExtractor",
-    "HOGTransformer",
     "color_histogram",
     "default_cache_dir",
     "extract_features",
@@ -39,7 +42,9 @@ __all__ = [
     "DEFAULT_CLI_BACKBONE",
     "IMAGENET_CAT_CLASSES",
     "IMAGENET_DOG_CLASSES",
-    *_EMBED_NAMES,
+    "effective_n_jobs",
+    "state_sha256",
+    *_LAZY_MODULE,
 ]
 
 #: The base extractor names, in catdog_sk.registry.EXTRACTORS order.
@@ -82,9 +87,9 @@ def make_extractor(name, *, backbone="efficientnet_lite0", batch_size=4, runtime
     return _FACTORIES[name](backbone=backbone, batch_size=batch_size, runtime=runtime, device=device, caller=caller)
 
 
-def __getattr__(name):  # torch-dependent names load on first use
-    if name in _EMBED_NAMES:
-        from . import _embed
+def __getattr__(name):  # see _LAZY
+    if name in _LAZY_MODULE:
+        import importlib
 
-        return getattr(_embed, name)
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY_MODULE[name]}"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -8,7 +8,7 @@ validation split. Epoch 0 is the linear probe alone: when no epoch of fine-tunin
 validation split, the frozen weights are kept, so fine-tuning never returns a worse network than it
 was given (on that split).
 
-Only this module (and :mod:`catdog_sk.features._embed`) imports torch, lazily.
+Only this module (and the CNN modules of :mod:`catdog_sk.features`) imports torch, lazily.
 """
 
 import copy
@@ -78,8 +78,8 @@ def training_bases(images, backbone, *, n_jobs=None):
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    from ..features._backbones import get_backbone
-    from ..features._engine import effective_n_jobs
+    from ..features import get_backbone
+    from ..features import effective_n_jobs
     from ..preprocess import read_image, resize_shorter_center_crop
 
     spec = get_backbone(backbone)
@@ -118,7 +118,7 @@ def _build_net(backbone, coef, intercept, device):
     """The backbone + unit normalisation + the probe as a linear head, on ``device`` (norm layers frozen)."""
     import torch
 
-    from ..features._embed import load_backbone
+    from ..features import load_backbone
 
     frozen, spec, _ = load_backbone(backbone)
 

@@ -41,7 +41,7 @@ def head_log_odds(head):
     ----------
     head : ndarray of shape (n_images, 3 * n_backbones)
         ``log P(dog), log P(cat), log P(other)`` per backbone
-        (see :data:`catdog_sk.features._embed.HEAD_COLUMNS`).
+        (see :data:`catdog_sk.features.HEAD_COLUMNS`).
 
     Returns
     -------

@@ -69,7 +69,7 @@ def n_head_columns(features, backbone):
     """
     if "cnn" not in FEATURE_SETS[features]:
         return 0
-    from ..features._embed import HEAD_COLUMNS, split_backbones
+    from ..features import HEAD_COLUMNS, split_backbones
 
     return len(HEAD_COLUMNS) * len(split_backbones(backbone))
 
@@ -259,9 +259,7 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
     def _validate_cnn_params(self, name):
         """backbone (known names, no download), runtime, device, cache and random_state."""
         from ..exceptions import BackboneUnavailableError
-        from ..features import FeatureCache
-        from ..features._backbones import get_backbone
-        from ..features._embed import DEVICES, RUNTIMES, split_backbones
+        from ..features import DEVICES, RUNTIMES, FeatureCache, get_backbone, split_backbones
 
         check_choice(self.runtime, RUNTIMES, name="runtime", caller=name)
         check_choice(self.device, DEVICES, name="device", caller=name)
@@ -285,7 +283,7 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
         check_number(self.learning_rate, name="learning_rate", caller=name, kind=numbers.Real, low=1e-12, high=1.0)
         if self.model not in FINETUNE:
             return
-        from ..features._backbones import BUNDLED_BACKBONES
+        from ..features import BUNDLED_BACKBONES
 
         if self.features != "cnn":
             raise InvalidParameterError(f"The 'features' parameter of {name} must be 'cnn' with model='finetune' "
@@ -441,8 +439,7 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
         """Linear probe on the frozen embeddings, then LP-FT; sets ``tuned_weights_`` and ``finetune_``."""
         from sklearn.model_selection import train_test_split
 
-        from ..features._backbones import state_sha256
-        from ..features._embed import resolve_device
+        from ..features import resolve_device, state_sha256
         from ._finetune import finetune_backbone, probe_head, training_bases
 
         seed = self._seed()
