@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 
+from ._io import unique_name
 from ._version import __version__
 from .exceptions import CatDogError
 
@@ -151,14 +152,6 @@ def open_cache(args, default=True):
     if location:
         FeatureCache(location).check_usable()
     return location
-
-
-def unique_name(prefix=""):
-    """A run or report name no other run can have: UTC time to the second plus 8 random hex digits."""
-    import datetime as dt
-    import secrets
-
-    return f"{prefix}{dt.datetime.now(dt.timezone.utc).strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(4)}"
 
 
 def check_output_file(path, option):

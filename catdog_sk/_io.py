@@ -76,3 +76,11 @@ def atomic_write(final, data):
                              f"and this run's output was discarded.") from None
     finally:
         os.unlink(tmp)
+
+
+def unique_name(prefix=""):
+    """A run or report name no other run can have: UTC time to the second plus 8 random hex digits."""
+    import datetime as dt
+    import secrets
+
+    return f"{prefix}{dt.datetime.now(dt.timezone.utc).strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(4)}"

@@ -111,3 +111,25 @@ def non_animal_images(*, n_crops=2, random_state=0):
             pairs.append((f"{name}#crop{c + 1}", np.ascontiguousarray(image[y:y + ch, x:x + cw])))
     pairs += _synthetic(rng)
     return [n for n, _ in pairs], [im for _, im in pairs]
+
+
+def negative_images(negatives=(), *, random_state=0):
+    """What a presence model is fitted on as "neither": :func:`non_animal_images` plus ``negatives``.
+
+    The one list both :meth:`catdog_sk.CatDogClassifier.negative_features` and the training
+    workflow (:func:`catdog_sk.training.extract_features_for_run`) featurize.
+
+    Parameters
+    ----------
+    negatives : sequence of str, os.PathLike or ndarray, default=()
+        The user's photos of neither (for example the fitting part of ``--negatives``).
+    random_state : int, default=0
+        Seeds the crops of the check set.
+
+    Returns
+    -------
+    images : list
+        The check set's arrays, then ``negatives`` in order.
+    """
+    return non_animal_images(random_state=random_state)[1] + list(negatives)
+

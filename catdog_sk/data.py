@@ -12,6 +12,7 @@ Supported layouts (the label comes from the layout):
 import csv
 import os
 import re
+import stat
 import sys
 import zipfile
 from dataclasses import dataclass, field
@@ -30,6 +31,12 @@ __all__ = [
     "LabeledImages",
     "find_images",
     "find_splits",
+    "walk_images",
+    "expand_inputs",
+    "special_file_reason",
+    "special_files",
+    "TrainingData",
+    "load_training_data",
     "load_dataset",
     "normalize_label",
     "content_hashes",
@@ -112,25 +119,126 @@ def _class_dirs(root):
     return found
 
 
-def _walk_files(folder):
-    out = []
+#: Why a file whose name is not an image name was left out.
+NOT_AN_IMAGE_NAME = "not an image file extension"
+_SPECIAL_FILE = ", not a regular file: not opened"
+
+
+def special_file_reason(path):
+    """Why ``path`` must not be opened as an image, or None for a regular file (or a missing one).
+
+    FIFOs, sockets and devices would block or never end when opened for reading, so every
+    folder walk and every path given by a user is checked with ``stat`` first (symbolic links
+    followed); a missing or broken path is left to the decoder, which reports it.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    reason : str or None
+        For example ``'a FIFO (named pipe), not a regular file: not opened'``.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    for test, kind in ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return f"{kind}{_SPECIAL_FILE}"
+    return None
+
+
+def special_files(ignored):
+    """The ``(path, reason)`` pairs of ``ignored`` that are special files (see :func:`special_file_reason`).
+
+    Parameters
+    ----------
+    ignored : list of (str, str)
+        As :func:`walk_images` and :attr:`LabeledImages.ignored` give them.
+
+    Returns
+    -------
+    special : list of (str, str)
+    """
+    return [(path, why) for path, why in ignored if why.endswith(_SPECIAL_FILE)]
+
+
+def walk_images(folder, *, skip_dirs=()):
+    """The one folder walk: image files under ``folder``, recursively, in sorted order.
+
+    Every command that reads a folder (``fit``, ``evaluate``, ``predict``, ``--negatives``,
+    ``extract``) walks it here, so all of them skip the same files for the same reasons.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+    skip_dirs : collection of str, default=()
+        Sub-folder names (compared in lower case) not to enter, e.g. the class folders when
+        walking photos of neither.
+
+    Returns
+    -------
+    paths : list of str
+        Regular files (or links to them) with an image extension (:data:`IMAGE_EXTENSIONS`).
+    ignored : list of (str, str)
+        ``(path, reason)`` of every other file: special files (see :func:`special_file_reason`)
+        and names without an image extension (reason :data:`NOT_AN_IMAGE_NAME`).
+    """
+    skip = {d.lower() for d in skip_dirs}
+    paths, ignored = [], []
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
-        dirnames.sort()
+        dirnames[:] = sorted(d for d in dirnames if d.lower() not in skip)
         for name in sorted(filenames):
-            out.append(os.path.join(dirpath, name))
-    return out
+            path = os.path.join(dirpath, name)
+            reason = special_file_reason(path)
+            if reason is None and not _is_image_name(name):
+                reason = NOT_AN_IMAGE_NAME
+            if reason is None:
+                paths.append(path)
+            else:
+                ignored.append((path, reason))
+    return paths, ignored
+
+
+def expand_inputs(inputs):
+    """Files as given and folders replaced by their image files (:func:`walk_images`), for ``predict``.
+
+    Parameters
+    ----------
+    inputs : iterable of str or os.PathLike
+
+    Returns
+    -------
+    paths : list of str
+        In input order; a folder's files sorted.
+    ignored : list of (str, str)
+        ``(path, reason)`` of special files given or found (never opened) and, inside folders,
+        of files without an image extension.
+    """
+    paths, ignored = [], []
+    for item in map(os.fspath, inputs):
+        if os.path.isdir(item):
+            found, skipped = walk_images(item)
+            paths += found
+            ignored += skipped
+        elif (reason := special_file_reason(item)) is not None:
+            ignored.append((item, reason))
+        else:
+            paths.append(item)
+    return paths, ignored
 
 
 def _from_class_dirs(root, dirs, layout):
     paths, labels, ignored = [], [], []
     for label in CLASSES:
         for folder in dirs.get(label, []):
-            for path in _walk_files(folder):
-                if _is_image_name(path):
-                    paths.append(path)
-                    labels.append(label)
-                else:
-                    ignored.append((path, "not an image file extension"))
+            found, skipped = walk_images(folder)
+            paths += found
+            labels += [label] * len(found)
+            ignored += skipped
     return LabeledImages(paths, np.array(labels, dtype=object), layout, str(root), ignored)
 
 
@@ -153,6 +261,8 @@ def _from_csv(csv_path):
                 ignored.append((path, f"unknown label {row[cols['label']]!r}"))
             elif not os.path.lexists(path):
                 ignored.append((path, "listed in the manifest but missing"))
+            elif (reason := special_file_reason(path)) is not None:
+                ignored.append((path, reason))
             else:
                 paths.append(path)
                 labels.append(label)
@@ -179,6 +289,8 @@ def find_images(source):
     source = os.fspath(source)
     if not os.path.exists(source):
         raise DatasetError(f"Data path {source!r} does not exist.")
+    if (reason := special_file_reason(source)) is not None:
+        raise DatasetError(f"Data path {source!r} is {reason}; give a folder or a CSV manifest.")
     if os.path.isfile(source):
         if source.lower().endswith(".csv"):
             found = _from_csv(source)
@@ -193,14 +305,15 @@ def find_images(source):
             found = _from_class_dirs(source, _class_dirs(pet), "petimages")
         else:
             manifests = sorted(p for p in os.listdir(source) if p.lower().endswith(".csv"))
-            paths, labels, ignored = [], [], []
-            for path in _walk_files(source):
-                name = os.path.basename(path)
-                match = _KAGGLE_NAME.match(name)
-                if match and _is_image_name(name):
+            paths, labels = [], []
+            found, skipped = walk_images(source)
+            ignored = [(p, why) for p, why in skipped if why != NOT_AN_IMAGE_NAME]
+            for path in found:
+                match = _KAGGLE_NAME.match(os.path.basename(path))
+                if match:
                     paths.append(path)
                     labels.append(match.group(1).lower())
-                elif _is_image_name(name):
+                else:
                     ignored.append((path, "name does not start with cat. or dog."))
             if not paths and len(manifests) == 1:
                 found = _from_csv(os.path.join(source, manifests[0]))
@@ -271,12 +384,15 @@ class Negatives:
     sha256 : list of str
         Content hash of each file.
     root : str
+    ignored : list of (str, str)
+        Files passed over, each with the reason (special files, see :func:`walk_images`).
     """
 
     paths: list
     groups: list
     sha256: list
     root: str
+    ignored: list = field(default_factory=list)
 
     def __len__(self):
         return len(self.paths)
@@ -284,7 +400,7 @@ class Negatives:
     def subset(self, mask):
         idx = np.flatnonzero(np.asarray(mask, dtype=bool))
         return Negatives([self.paths[i] for i in idx], [self.groups[i] for i in idx],
-                         [self.sha256[i] for i in idx], self.root)
+                         [self.sha256[i] for i in idx], self.root, list(self.ignored))
 
     def split(self, fraction, *, random_state=0):
         """Seeded split by content hash, within each group: ``(used, held_out)``.
@@ -326,16 +442,11 @@ def find_negatives(source):
     root = Path(source)
     if not root.is_dir():
         raise DatasetError(f"Negatives {os.fspath(source)!r} is not a folder.")
-    paths, groups = [], []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        dirnames[:] = sorted(d for d in dirnames if d.lower() not in _CLASS_DIRS)
-        for name in sorted(filenames):
-            if _is_image_name(name):
-                paths.append(os.path.join(dirpath, name))
-                groups.append(os.path.relpath(dirpath, root))
+    paths, ignored = walk_images(root, skip_dirs=_CLASS_DIRS)
+    groups = [os.path.relpath(os.path.dirname(p), root) for p in paths]
     if not paths:
         raise DatasetError(f"No image files under {os.fspath(source)!r} (class folders cat/ and dog/ are skipped).")
-    return Negatives(paths, groups, content_hashes(paths), str(root))
+    return Negatives(paths, groups, content_hashes(paths), str(root), special_files(ignored))
 
 
 def split_dataset(labels, *, hashes, val_size=0.1, test_size=0.2, random_state=0):
@@ -384,6 +495,111 @@ def split_dataset(labels, *, hashes, val_size=0.1, test_size=0.2, random_state=0
             split = "test" if rank < n_test else "val" if rank < n_test + n_val else "train"
             out[split].extend(groups[keys[k]])
     return {k: np.array(sorted(v), dtype=int) for k, v in out.items()}
+
+
+@dataclass
+class TrainingData:
+    """What a training run reads: train and test images, and the photos of neither.
+
+    Attributes
+    ----------
+    train, test : LabeledImages
+    train_source, test_source : str
+        Where they came from, as the model card and the report name them (``'<root> (seeded 80%)'``
+        when the test set was split off the training folder, ``' + <extra> (n images)'`` per extra set).
+    negatives, held_out : Negatives or None
+        The part of the photos of neither used for fitting and the part held out for the report
+        (see :meth:`Negatives.split`); None without photos of neither.
+    negatives_fraction : float
+    random_state : int
+    """
+
+    train: LabeledImages
+    test: LabeledImages
+    train_source: str
+    test_source: str
+    negatives: "Negatives | None" = None
+    held_out: "Negatives | None" = None
+    negatives_fraction: float = 0.5
+    random_state: int = 0
+
+    def check_trainable(self, cv):
+        """Raise a :class:`DatasetError` unless both classes have at least ``cv`` training images."""
+        counts = self.train.counts()
+        present = [c for c, n in counts.items() if n]
+        if len(present) < 2:
+            raise DatasetError(f"Training data has a single class ({', '.join(present) or 'none'}: "
+                               f"{sum(counts.values())} images); fitting needs both cats and dogs.")
+        if min(counts.values()) < cv:
+            raise DatasetError(f"Training data has too few images for {cv}-fold CV: {counts}; "
+                               f"need at least {cv} of each class (or lower --cv).")
+
+
+def _concat(images, extra):
+    return LabeledImages(images.paths + extra.paths, np.concatenate([images.labels, extra.labels]),
+                         images.layout, images.root, images.ignored + extra.ignored)
+
+
+def load_training_data(source=None, *, test=None, extra=(), negatives=None, negatives_fraction=0.5,
+                       random_state=0, log=None):
+    """Find a training run's images: the first step of ``fit``, as one call.
+
+    Parameters
+    ----------
+    source : str or os.PathLike, default=None
+        Training images in any layout :func:`find_images` reads, or a split root holding
+        ``train/`` (and ``test/``). None: :func:`default_data_dir` (downloads PetImages once).
+    test : str or os.PathLike, default=None
+        Held-out test images. Default: the split root's ``test/``, else a seeded 20% of ``source``
+        split by content hash (:func:`split_dataset`), so copies never straddle the split.
+    extra : sequence of LabeledImages, str or os.PathLike, default=()
+        More training images: found sets (for example
+        :meth:`catdog_sk.monitoring.log.PredictionLog.feedback_dataset`) or folders / CSV manifests.
+    negatives : str or os.PathLike, default=None
+        A folder of photos of neither (see :func:`find_negatives`), split by
+        ``negatives_fraction`` into a fitting part and a held-out part.
+    negatives_fraction : float, default=0.5
+    random_state : int, default=0
+        Seeds the 80/20 split and the negatives split.
+    log : callable(str), default=None
+        Receives one line per step (counts found).
+
+    Returns
+    -------
+    data : TrainingData
+
+    Raises
+    ------
+    DatasetError
+        A path does not exist or holds no labelled image, or a class is missing.
+    """
+    log = log or (lambda message: None)
+    neg = held = None
+    if negatives is not None:
+        neg, held = find_negatives(negatives).split(negatives_fraction, random_state=random_state)
+        log(f"negatives: {len(neg)} photos for fitting, {len(held)} held out ({os.fspath(negatives)})")
+        for path, why in neg.ignored:
+            log(f"skipped negative {path}: {why}")
+    source = os.fspath(source) if source is not None else str(default_data_dir())
+    splits = find_splits(source)
+    train = find_images(splits["train"] if splits else source)
+    test_source = os.fspath(test) if test is not None else splits.get("test")
+    if test_source:
+        test_set, train_src = find_images(test_source), str(splits.get("train", source))
+    else:
+        idx = split_dataset(train.labels, hashes=content_hashes(train.paths), val_size=0.0, test_size=0.2,
+                            random_state=random_state)
+        train, test_set = train.subset(idx["train"]), train.subset(idx["test"])
+        train_src, test_source = f"{source} (seeded 80%)", f"{source} (seeded 20%)"
+    for item in extra:
+        found = item if isinstance(item, LabeledImages) else find_images(item)
+        name = found.root if isinstance(item, LabeledImages) else os.fspath(item)
+        log(f"extra training data {name}: {len(found)} images {found.counts()}")
+        train, train_src = _concat(train, found), f"{train_src} + {name} ({len(found)} images)"
+    for path, why in special_files(train.ignored + test_set.ignored):
+        log(f"skipped {path}: {why}")
+    log(f"train: {len(train)} images {train.counts()}; test: {len(test_set)} images {test_set.counts()}")
+    return TrainingData(train, test_set, train_src, str(test_source), neg, held, negatives_fraction, random_state)
 
 
 def default_data_dir():

@@ -41,6 +41,8 @@ def _negatives_decision(clf, args, cache, errors):
         raise DatasetError(f"--negatives: the model at {args.model} never answers 'unknown' (it was fitted "
                            f"without it); refit with fit --unknown auto.")
     found = find_negatives(args.negatives)
+    for path, why in found.ignored:
+        _cli.log(args, f"skipped negative {path}: {why}")
     used = set(getattr(clf, "negatives_sha256_", ()))
     fresh = found.subset([h not in used for h in found.sha256])
     left_out = len(found) - len(fresh)
@@ -76,12 +78,15 @@ def main(argv=None):
 
     def body(args):
         from ._io import atomic_dir, check_new_dir
-        from .data import find_images
+        from .data import find_images, special_files
         from .evaluation import write_report
+
         out = Path(args.out or Path("artifacts") / "reports" / _cli.unique_name("eval-"))
         check_new_dir(out, "report folder (--out)")  # before any work: an existing folder is never replaced
         clf = _cli.load_model(args)
         found = find_images(args.data)
+        for path, why in special_files(found.ignored):
+            _cli.log(args, f"skipped {path}: {why}")
         cache = _cli.open_cache(args)
         F, keep, errors = clf.featurize(found.paths, on_error="skip", cache=cache, n_jobs=args.jobs,
                                         progress=_cli.show_progress(args), desc="evaluate")

@@ -2,11 +2,9 @@
 
 import csv
 import json
-import os
 import sys
 
 from . import _cli
-from .data import IMAGE_EXTENSIONS
 
 
 def build_parser():
@@ -30,68 +28,20 @@ def build_parser():
     return parser
 
 
-def expand(inputs):
-    """Files as given, folders replaced by their image files (sorted, recursive)."""
-    out = []
-    for item in inputs:
-        if os.path.isdir(item):
-            for dirpath, dirnames, filenames in os.walk(item):
-                dirnames.sort()
-                out += [os.path.join(dirpath, f) for f in sorted(filenames)
-                        if os.path.splitext(f)[1].lower() in IMAGE_EXTENSIONS]
-        else:
-            out.append(item)
-    return out
-
-
-def predict_paths(clf, paths, *, cache=None, n_jobs=None, progress=False, chunk_size=256):
-    """Yield one result dict per path, in order, computing features chunk by chunk.
-
-    Parameters
-    ----------
-    clf : CatDogClassifier
-        Fitted.
-    paths : list of str
-
-    Yields
-    ------
-    result : dict
-        ``{'path', 'label', 'probabilities': {class: p}, 'presence', 'model_version'}``
-        (label ``'unknown'`` when the model abstains, see ``CatDogClassifier(unknown=...)``;
-        ``presence`` is its presence score, 1.0 for a model that never abstains), or
-        ``{'path', 'error', 'detail', 'model_version'}`` for an unreadable file.
-    """
-    from .models.card import model_version
-
-    version = model_version(clf)
-    classes = [str(c) for c in clf.classes_]
-    for start in range(0, len(paths), chunk_size):
-        chunk = paths[start:start + chunk_size]
-        F, ok, errs = clf.featurize(chunk, on_error="skip", cache=cache, n_jobs=n_jobs, progress=progress,
-                                    desc="predict")
-        errors = {e.path: e for e in errs}
-        labels, proba, presence = clf.predict_features(F) if len(ok) else ([], [], [])
-        row_of = {i: r for r, i in enumerate(ok)}
-        for i, path in enumerate(chunk):
-            if i in row_of:
-                r = row_of[i]
-                yield {"path": path, "label": str(labels[r]),
-                       "probabilities": {c: round(float(v), 6) for c, v in zip(classes, proba[r])},
-                       "presence": round(float(presence[r]), 6), "model_version": version}
-            else:
-                err = errors.get(os.fspath(path))
-                yield {"path": path, "error": err.reason if err else "unreadable",
-                       "detail": err.detail if err else "", "model_version": version}
-
-
 def main(argv=None):
     parser = build_parser()
 
     def body(args):
-        clf = _cli.load_model(args)
-        paths = expand(args.images)
+        from .data import expand_inputs, special_files
+        from .models.inference import predict_paths
+
+        paths, ignored = expand_inputs(args.images)
+        special = special_files(ignored)
+        for path, why in special:
+            _cli.log(args, f"skipped {path}: {why}")
         if not paths:
             parser.error("no image files found in the given paths")
+        clf = _cli.load_model(args)
         classes = [str(c) for c in clf.classes_]
         writer = None
         if args.format == "csv":
@@ -111,7 +61,7 @@ def main(argv=None):
                                  *[result["probabilities"][c] for c in classes], result["model_version"], ""])
         if failed:
             _cli.log(args, f"{failed} of {len(paths)} image(s) could not be read")
-        return _cli.skipped_status(args, failed)
+        return _cli.skipped_status(args, failed + len(special))
 
     return _cli.run(body, parser, argv)
 

@@ -5,6 +5,7 @@ from ._presence import PresenceDetector
 from ._vlad import VLADEncoder
 from .card import ModelCard
 from .classifier import CatDogClassifier, Decision
+from .inference import predict_paths
 from .persistence import ModelLoadError, load_model, save_model
 from .search import make_search, run_search, stack_features
 
@@ -20,6 +21,7 @@ __all__ = [
     "make_pipeline",
     "make_search",
     "param_grid",
+    "predict_paths",
     "run_search",
     "save_model",
     "stack_features",

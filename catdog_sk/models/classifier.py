@@ -474,17 +474,15 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
         sha256 : tuple of str
             Content hashes of the decoded ``negatives`` (not of the check set).
         """
-        from ..checkset import non_animal_images
+        from ..checkset import negative_images
         from ..data import content_hashes
 
-        _, images = non_animal_images(random_state=random_state)
-        F = self.featurize(images, cache=cache, n_jobs=n_jobs, desc="negatives").features
-        if negatives is None or len(negatives) == 0:
-            return F, ()
-        negatives = self._as_image_list(negatives)
-        res = self.featurize(negatives, on_error="skip", cache=cache, n_jobs=n_jobs, desc="negatives")
-        paths = [negatives[i] for i in res.ok if isinstance(negatives[i], (str, os.PathLike))]
-        return np.vstack([F, res.features]), tuple(content_hashes(paths)) if paths else ()
+        user = self._as_image_list(negatives) if negatives is not None and len(negatives) else []
+        items = negative_images(user, random_state=random_state)
+        res = self.featurize(items, on_error="skip", cache=cache, n_jobs=n_jobs, desc="negatives")
+        first = len(items) - len(user)  # the check set's images come first and always decode
+        paths = [items[i] for i in res.ok if i >= first and isinstance(items[i], (str, os.PathLike))]
+        return res.features, tuple(content_hashes(paths)) if paths else ()
 
     def split_features(self, F):
         """Split a feature matrix into what the cat/dog classifier sees, the CNN embeddings, and the head.

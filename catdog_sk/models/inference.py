@@ -1,0 +1,54 @@
+"""Predictions of a fitted classifier for image files, streamed chunk by chunk."""
+
+import os
+
+__all__ = ["predict_paths"]
+
+
+def predict_paths(clf, paths, *, cache=None, n_jobs=None, progress=False, chunk_size=256):
+    """Yield one result dict per path, in order, computing features chunk by chunk.
+
+    Parameters
+    ----------
+    clf : CatDogClassifier
+        Fitted.
+    paths : list of str
+        Image files (see :func:`catdog_sk.data.expand_inputs` for folders).
+    cache : str or os.PathLike, default=None
+        Feature cache folder (none: features are computed).
+    n_jobs : int, default=None
+        Decoding threads.
+    progress : bool, default=False
+        A progress bar on stderr.
+    chunk_size : int, default=256
+        Images featurized at once: memory stays bounded on any number of paths.
+
+    Yields
+    ------
+    result : dict
+        ``{'path', 'label', 'probabilities': {class: p}, 'presence', 'model_version'}``
+        (label ``'unknown'`` when the model abstains, see ``CatDogClassifier(unknown=...)``;
+        ``presence`` is its presence score, 1.0 for a model that never abstains), or
+        ``{'path', 'error', 'detail', 'model_version'}`` for an unreadable file.
+    """
+    from .card import model_version
+
+    version = model_version(clf)
+    classes = [str(c) for c in clf.classes_]
+    for start in range(0, len(paths), chunk_size):
+        chunk = paths[start:start + chunk_size]
+        F, ok, errs = clf.featurize(chunk, on_error="skip", cache=cache, n_jobs=n_jobs, progress=progress,
+                                    desc="predict")
+        errors = {e.path: e for e in errs}
+        labels, proba, presence = clf.predict_features(F) if len(ok) else ([], [], [])
+        row_of = {i: r for r, i in enumerate(ok)}
+        for i, path in enumerate(chunk):
+            if i in row_of:
+                r = row_of[i]
+                yield {"path": path, "label": str(labels[r]),
+                       "probabilities": {c: round(float(v), 6) for c, v in zip(classes, proba[r])},
+                       "presence": round(float(presence[r]), 6), "model_version": version}
+            else:
+                err = errors.get(os.fspath(path))
+                yield {"path": path, "error": err.reason if err else "unreadable",
+                       "detail": err.detail if err else "", "model_version": version}
