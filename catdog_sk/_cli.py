@@ -9,6 +9,7 @@ terminal or with ``--quiet``.
 
 import argparse
 import json
+import math
 import sys
 
 from ._io import unique_name
@@ -18,7 +19,7 @@ from .exceptions import CatDogError
 __all__ = ["EXIT_SKIPPED", "SKIPPED_EPILOG", "HelpFormatter", "make_parser", "add_model_args", "add_backbone_arg",
            "add_runtime_arg", "add_device_arg", "add_backend_args", "add_strict_arg", "skipped_status", "cluster", "run",
            "show_progress", "log", "emit_json", "load_model", "open_cache", "check_output_file", "unique_name",
-           "parse_names"]
+           "parse_names", "real", "integer", "jobs"]
 
 
 #: Exit status of a command that finished but skipped unreadable image files.
@@ -152,6 +153,58 @@ def open_cache(args, default=True):
     if location:
         FeatureCache(location).check_usable()
     return location
+
+
+def _number(text, parse, what):
+    try:
+        value = parse(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be {what}; got {text!r}") from None
+    if isinstance(value, float) and not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be {what}; got {text!r}")
+    return value
+
+
+def real(low=None, high=None, *, open_low=False, open_high=False):
+    """An argparse ``type``: a finite float in the range, else a usage error (exit 2) before any work.
+
+    ``nan``, ``inf`` and out-of-range values are refused, as the estimators' own constraints do.
+    """
+    if low is not None and high is not None:
+        what = f"a finite number in {'(' if open_low else '['}{low}, {high}{')' if open_high else ']'}"
+    elif low is not None:
+        what = f"a finite number {'>' if open_low else '>='} {low}"
+    else:
+        what = "a finite number" + (f" <= {high}" if high is not None else "")
+
+    def parse(text):
+        value = _number(text, float, what)
+        if ((low is not None and (value < low or (open_low and value == low)))
+                or (high is not None and (value > high or (open_high and value == high)))):
+            raise argparse.ArgumentTypeError(f"must be {what}; got {text!r}")
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
+def integer(low=None, high=None, *, nonzero=False):
+    """An argparse ``type``: an int in ``[low, high]`` (``nonzero``: any int but 0), else a usage error."""
+    what = ("an int" + (f" in [{low}, {high}]" if low is not None and high is not None else
+                        f" >= {low}" if low is not None else "") + (" other than 0" if nonzero else ""))
+
+    def parse(text):
+        value = _number(text, int, what)
+        if (low is not None and value < low) or (high is not None and value > high) or (nonzero and value == 0):
+            raise argparse.ArgumentTypeError(f"must be {what}; got {text!r}")
+        return value
+
+    parse.__name__ = "int"
+    return parse
+
+
+#: ``--jobs``: a positive count, or negative counting back from the number of CPUs (-1: all), as in joblib.
+jobs = integer(nonzero=True)
 
 
 def check_output_file(path, option):

@@ -4,9 +4,13 @@ Messages follow scikit-learn's ``_param_validation`` wording:
 "The 'backbone' parameter of CatDogClassifier must be one of 'a' or 'b'. Got 'x' instead."
 """
 
+import math
 import numbers
+from dataclasses import dataclass
 
 from .exceptions import InvalidParameterError
+
+__all__ = ["check_choice", "check_number", "Interval", "Options", "Satisfies", "validate_params"]
 
 
 def _join(choices):
@@ -29,16 +33,22 @@ def check_choice(value, choices, *, name, caller):
 
 def check_number(value, *, name, caller, kind=numbers.Integral, low=None, high=None,
                  allow_none=False):
-    """Return ``value`` if it is a number of ``kind`` within [low, high], else raise."""
+    """Return ``value`` if it is a finite number of ``kind`` within [low, high], else raise.
+
+    NaN and infinities are refused whatever the bounds (``nan < low`` is False, so a plain range
+    check would let NaN through to scikit-learn or torch).
+    """
     if value is None and allow_none:
         return value
     ok = isinstance(value, kind) and not isinstance(value, bool)
+    if ok and isinstance(value, numbers.Real) and not math.isfinite(value):
+        ok = False
     if ok and low is not None and value < low:
         ok = False
     if ok and high is not None and value > high:
         ok = False
     if not ok:
-        what = "an int" if kind is numbers.Integral else "a number"
+        what = "an int" if kind is numbers.Integral else "a finite number"
         if low is not None and high is not None:
             what += f" in the range [{low}, {high}]"
         elif low is not None:
@@ -51,3 +61,67 @@ def check_number(value, *, name, caller, kind=numbers.Integral, low=None, high=N
             f"The {name!r} parameter of {caller} must be {what}. Got {value!r} instead."
         )
     return value
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A finite number of ``kind`` in ``[low, high]`` (either bound may be None), optionally None."""
+
+    kind: type
+    low: object = None
+    high: object = None
+    allow_none: bool = False
+
+    def check(self, value, *, name, caller):
+        return check_number(value, name=name, caller=caller, kind=self.kind, low=self.low, high=self.high,
+                            allow_none=self.allow_none)
+
+
+@dataclass(frozen=True)
+class Options:
+    """One of ``values`` (compared with ``in``: strings, None, numbers)."""
+
+    values: tuple
+
+    def check(self, value, *, name, caller):
+        return check_choice(value, self.values, name=name, caller=caller)
+
+
+@dataclass(frozen=True)
+class Satisfies:
+    """Any value for which ``test(value)`` is true; ``description`` completes "must be ..."."""
+
+    test: object
+    description: str
+
+    def check(self, value, *, name, caller):
+        try:
+            ok = bool(self.test(value))
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise InvalidParameterError(f"The {name!r} parameter of {caller} must be {self.description}. "
+                                        f"Got {value!r} instead.")
+        return value
+
+
+def validate_params(constraints, params, *, caller):
+    """Check every parameter against its declared constraint, in the table's order.
+
+    Parameters
+    ----------
+    constraints : dict of str to Interval, Options or Satisfies
+        An estimator's ``_parameter_constraints``: every parameter declared once.
+    params : dict of str to object
+        ``estimator.get_params(deep=False)``.
+    caller : str
+        Named in the message ("The 'C' parameter of CatDogClassifier must be ...").
+
+    Raises
+    ------
+    InvalidParameterError
+        On the first parameter that breaks its constraint.
+    """
+    for name, constraint in constraints.items():
+        constraint.check(params[name], name=name, caller=caller)
+

@@ -166,7 +166,7 @@ def special_files(ignored):
     return [(path, why) for path, why in ignored if why.endswith(_SPECIAL_FILE)]
 
 
-def walk_images(folder, *, skip_dirs=()):
+def walk_images(folder, *, skip_dirs=(), keep_special=False):
     """The one folder walk: image files under ``folder``, recursively, in sorted order.
 
     Every command that reads a folder (``fit``, ``evaluate``, ``predict``, ``--negatives``,
@@ -178,6 +178,10 @@ def walk_images(folder, *, skip_dirs=()):
     skip_dirs : collection of str, default=()
         Sub-folder names (compared in lower case) not to enter, e.g. the class folders when
         walking photos of neither.
+    keep_special : bool, default=False
+        Keep special files with image names in ``paths``, in walk order, for a caller that answers
+        each one itself without opening it (``predict`` prints an error line per file); they are
+        listed in ``ignored`` too.
 
     Returns
     -------
@@ -196,15 +200,18 @@ def walk_images(folder, *, skip_dirs=()):
             reason = special_file_reason(path)
             if reason is None and not _is_image_name(name):
                 reason = NOT_AN_IMAGE_NAME
-            if reason is None:
+            if reason is None or (keep_special and reason != NOT_AN_IMAGE_NAME):
                 paths.append(path)
-            else:
+            if reason is not None:
                 ignored.append((path, reason))
     return paths, ignored
 
 
 def expand_inputs(inputs):
     """Files as given and folders replaced by their image files (:func:`walk_images`), for ``predict``.
+
+    Special files (FIFOs, sockets, devices) given or found stay in the list, in order, so that the
+    caller answers each one (see :func:`special_file_reason`); nothing is opened here.
 
     Parameters
     ----------
@@ -213,19 +220,16 @@ def expand_inputs(inputs):
     Returns
     -------
     paths : list of str
-        In input order; a folder's files sorted.
+        In input order; a folder's files in walk order (sorted, recursive).
     ignored : list of (str, str)
-        ``(path, reason)`` of special files given or found (never opened) and, inside folders,
-        of files without an image extension.
+        ``(path, reason)`` of the files inside folders left out for their name (no image extension).
     """
     paths, ignored = [], []
     for item in map(os.fspath, inputs):
         if os.path.isdir(item):
-            found, skipped = walk_images(item)
+            found, skipped = walk_images(item, keep_special=True)
             paths += found
-            ignored += skipped
-        elif (reason := special_file_reason(item)) is not None:
-            ignored.append((item, reason))
+            ignored += [(p, why) for p, why in skipped if why == NOT_AN_IMAGE_NAME]
         else:
             paths.append(item)
     return paths, ignored

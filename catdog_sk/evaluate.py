@@ -27,7 +27,7 @@ def build_parser():
     cache = parser.add_mutually_exclusive_group()
     cache.add_argument("--cache", metavar="DIR", help="feature cache (default: $CATDOG_CACHE or artifacts/cache)")
     cache.add_argument("--no-cache", action="store_true", help="compute features without the cache")
-    parser.add_argument("--jobs", type=int, default=None, metavar="N", help="worker threads (default: all CPUs)")
+    parser.add_argument("--jobs", type=_cli.jobs, default=None, metavar="N", help="worker threads (default: all CPUs)")
     _cli.add_strict_arg(parser)
     return parser
 

@@ -26,15 +26,15 @@ def build_parser():
     _cli.add_backbone_arg(parser)
     _cli.add_runtime_arg(parser)
     _cli.add_device_arg(parser)
-    parser.add_argument("--batch-size", type=int, default=4, metavar="N",
+    parser.add_argument("--batch-size", type=_cli.integer(1), default=4, metavar="N",
                         help="images per CNN forward pass (default 4: small batches are fastest on CPU)")
     cache = parser.add_mutually_exclusive_group()
     cache.add_argument("--cache", metavar="DIR", default=None,
                        help="feature cache directory (default: $CATDOG_CACHE or artifacts/cache)")
     cache.add_argument("--no-cache", action="store_true", help="compute without reading or writing the cache")
-    parser.add_argument("--jobs", type=int, default=None, metavar="N",
+    parser.add_argument("--jobs", type=_cli.jobs, default=None, metavar="N",
                         help="worker threads for decoding and per-image features (default: all CPUs)")
-    parser.add_argument("--max-pixels", type=int, default=None, metavar="N",
+    parser.add_argument("--max-pixels", type=_cli.integer(1), default=None, metavar="N",
                         help="reject images declaring more pixels than this (default: 40,000,000)")
     parser.add_argument("--skipped-csv", metavar="FILE", help="also write skipped files as path,reason,detail")
     _cli.add_strict_arg(parser)

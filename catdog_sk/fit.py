@@ -25,7 +25,7 @@ def build_parser():
                              f"{' and '.join(ALL_MODELS)} on every feature set (frozen features); 'finetune' adds one "
                              f"row that fine-tunes the first --backbone on the training photos (cnn features; "
                              f"minutes per epoch on a CPU), e.g. --model all,finetune")
-    parser.add_argument("--epochs", type=int, default=3, metavar="N",
+    parser.add_argument("--epochs", type=_cli.integer(1, 1000), default=3, metavar="N",
                         help="most epochs of fine-tuning (--model finetune; early stopping on a held-out 10%%)")
     parser.add_argument("--features", default=",".join(ALL_SETS), metavar="LIST",
                         help=f"comma-separated feature sets from {', '.join(ALL_SETS)}")
@@ -34,8 +34,8 @@ def build_parser():
                              "(default: $CATDOG_DATA, else download PetImages once)")
     parser.add_argument("--test", metavar="PATH",
                         help="held-out test images (default: test/ of a split root, else a seeded 20%% split)")
-    parser.add_argument("--cv", type=int, default=5, metavar="K", help="stratified CV folds")
-    parser.add_argument("--jobs", type=int, default=None, metavar="N",
+    parser.add_argument("--cv", type=_cli.integer(2), default=5, metavar="K", help="stratified CV folds")
+    parser.add_argument("--jobs", type=_cli.jobs, default=None, metavar="N",
                         help="parallel workers for extraction and grid search (default: all CPUs)")
     _cli.add_backbone_arg(parser)
     _cli.add_runtime_arg(parser)
@@ -43,7 +43,7 @@ def build_parser():
     cache = parser.add_mutually_exclusive_group()
     cache.add_argument("--cache", metavar="DIR", help="feature cache (default: $CATDOG_CACHE or artifacts/cache)")
     cache.add_argument("--no-cache", action="store_true", help="compute features without the cache")
-    parser.add_argument("--seed", type=int, default=0, help="seed for folds, splits and models")
+    parser.add_argument("--seed", type=_cli.integer(0, 2**32 - 1), default=0, help="seed for folds, splits and models")
     parser.add_argument("--run", metavar="NAME", help="run name (default: a UTC timestamp)")
     parser.add_argument("--artifacts", default="artifacts", metavar="DIR",
                         help="where models/<run>/ and reports/<run>/ are written")
@@ -62,7 +62,7 @@ def build_parser():
                         help="photos of neither cats nor dogs (sub-folders cat/ and dog/ are skipped), part of "
                              "which trains the presence model and the rest is reported on "
                              "(default: $CATDOG_NEGATIVES; the offline check set is always used)")
-    parser.add_argument("--negatives-fraction", type=float, default=0.5, metavar="F",
+    parser.add_argument("--negatives-fraction", type=_cli.real(0, 1), default=0.5, metavar="F",
                         help="share of --negatives used for fitting, split by content hash within each sub-folder "
                              "(seeded by --seed); the rest is held out for the report (default 0.5)")
     _cli.add_strict_arg(parser)
@@ -96,15 +96,7 @@ def _plan(parser, args):
     finetune = "finetune" in chosen
     if finetune and "cnn" not in sets:
         parser.error(f"--model finetune fine-tunes the CNN: it needs cnn in --features; got {args.features!r}")
-    if finetune and not 1 <= args.epochs <= 1000:
-        parser.error(f"--epochs must be between 1 and 1000; got {args.epochs}")
-    if args.cv < 2:
-        parser.error(f"--cv must be >= 2; got {args.cv}")
     unknown = parse_unknown(parser, args.unknown)
-    if not 0 <= args.negatives_fraction <= 1:
-        parser.error(f"--negatives-fraction must be between 0 and 1; got {args.negatives_fraction}")
-    if args.jobs is not None and args.jobs == 0:
-        parser.error("--jobs must be a positive number or -1 for all CPUs; got 0")
     base_names = [n for n in FEATURE_NAMES if any(n in FEATURE_SETS[s] for s in sets)]
     if "cnn" in base_names:  # fail fast (offline backbone, no GPU for --device cuda)
         make_extractor("cnn", backbone=args.backbone, runtime=args.runtime, device=args.device, caller="fit").config()
@@ -151,16 +143,16 @@ def _work(args, plan, client):
 
 def main(argv=None):
     """``python -m catdog_sk.fit``: tune, compare, save and promote (see ``--help``); returns the exit status."""
-    from .exceptions import InvalidParameterError
+    from .models.persistence import valid_run_name
     from .training import claim_run, release_run
 
     parser = build_parser()
 
     def body(args):
-        try:
-            args.run, created = claim_run(args.artifacts, args.run)
-        except InvalidParameterError as exc:
-            parser.error(str(exc))
+        if args.run is not None and not valid_run_name(args.run):
+            parser.error(f"--run must be one folder name of letters, digits, '.', '_' and '-' (not starting "
+                         f"with '.', at most 100 characters); got {args.run!r}")
+        args.run, created = claim_run(args.artifacts, args.run)
         try:
             with _cli.cluster(args) as client:
                 return _work(args, _plan(parser, args), client)

@@ -18,15 +18,15 @@ def build_parser():
     )
     parser.add_argument("--db", required=True, metavar="FILE", help="SQLite prediction log written by serve")
     parser.add_argument("--model", metavar="PATH", help="model directory, for the reference score distribution")
-    parser.add_argument("--since", type=float, metavar="HOURS", help="only the last HOURS hours")
+    parser.add_argument("--since", type=_cli.real(0, open_low=True), metavar="HOURS", help="only the last HOURS hours")
     parser.add_argument("--out", metavar="DIR", default="artifacts/reports/monitor", help="report directory")
-    parser.add_argument("--max-psi", type=float, default=DEFAULT_MAX_PSI, metavar="X", help="alert above this PSI")
-    parser.add_argument("--min-live-accuracy", type=float, default=None, metavar="X",
+    parser.add_argument("--max-psi", type=_cli.real(0), default=DEFAULT_MAX_PSI, metavar="X", help="alert above this PSI")
+    parser.add_argument("--min-live-accuracy", type=_cli.real(0, 1), default=None, metavar="X",
                         help="alert when the upper end of the live-accuracy CI is below this")
-    parser.add_argument("--max-p99-ms", type=float, default=None, metavar="MS", help="alert above this p99 latency")
-    parser.add_argument("--max-domain-auc", type=float, default=DEFAULT_MAX_DOMAIN_AUC, metavar="X",
+    parser.add_argument("--max-p99-ms", type=_cli.real(0), default=None, metavar="MS", help="alert above this p99 latency")
+    parser.add_argument("--max-domain-auc", type=_cli.real(0, 1), default=DEFAULT_MAX_DOMAIN_AUC, metavar="X",
                         help="alert when a classifier tells live embeddings from the reference with AUC above this")
-    parser.add_argument("--unknown-alpha", type=float, default=DEFAULT_UNKNOWN_ALPHA, metavar="A",
+    parser.add_argument("--unknown-alpha", type=_cli.real(0, 1, open_low=True, open_high=True), default=DEFAULT_UNKNOWN_ALPHA, metavar="A",
                         help="alert when a one-sided binomial test says the share answered 'unknown' is above "
                              f"the test set's at this significance level (default {DEFAULT_UNKNOWN_ALPHA})")
     return parser

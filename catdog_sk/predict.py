@@ -23,7 +23,7 @@ def build_parser():
     cache = parser.add_mutually_exclusive_group()
     cache.add_argument("--cache", metavar="DIR", help="feature cache (default: none, features are computed)")
     cache.add_argument("--no-cache", action="store_true", help="compute features without a cache (the default)")
-    parser.add_argument("--jobs", type=int, default=None, metavar="N", help="worker threads (default: all CPUs)")
+    parser.add_argument("--jobs", type=_cli.jobs, default=None, metavar="N", help="worker threads (default: all CPUs)")
     _cli.add_strict_arg(parser)
     return parser
 
@@ -32,13 +32,10 @@ def main(argv=None):
     parser = build_parser()
 
     def body(args):
-        from .data import expand_inputs, special_files
+        from .data import expand_inputs
         from .models.inference import predict_paths
 
-        paths, ignored = expand_inputs(args.images)
-        special = special_files(ignored)
-        for path, why in special:
-            _cli.log(args, f"skipped {path}: {why}")
+        paths, _ = expand_inputs(args.images)  # special files stay: each gets its error line, unopened
         if not paths:
             parser.error("no image files found in the given paths")
         clf = _cli.load_model(args)
@@ -61,7 +58,7 @@ def main(argv=None):
                                  *[result["probabilities"][c] for c in classes], result["model_version"], ""])
         if failed:
             _cli.log(args, f"{failed} of {len(paths)} image(s) could not be read")
-        return _cli.skipped_status(args, failed + len(special))
+        return _cli.skipped_status(args, failed)
 
     return _cli.run(body, parser, argv)
 

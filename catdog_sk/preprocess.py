@@ -19,6 +19,9 @@ from .exceptions import ImageDecodeError
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
+    "centre_squares",
+    "training_crop",
+    "check_image_array",
     "read_bytes",
     "decode_image",
     "read_image",
@@ -82,7 +85,11 @@ def _to_rgb(im):
         # High-bit-depth greyscale: Pillow's convert('L') clips at 255 and would
         # turn a 16-bit photo white, so rescale the actual range instead.
         arr = np.asarray(im).astype(np.float64)
-        hi = 65535.0 if (mode.startswith("I;16") or arr.max(initial=0) > 255) else 255.0
+        finite = np.isfinite(arr)
+        top = arr.max(initial=0) if finite.all() else arr[finite].max(initial=0)
+        hi = 65535.0 if (mode.startswith("I;16") or top > 255) else 255.0
+        if not finite.all():  # a float TIFF's NaN is black, +inf white: no numpy warning about the cast
+            arr = np.nan_to_num(arr, nan=0.0, posinf=hi, neginf=0.0)
         grey = np.clip(arr / hi * 255.0 + 0.5, 0, 255).astype(np.uint8)
         return np.repeat(grey[:, :, None], 3, axis=2)
     if mode == "P" and "transparency" in im.info:
@@ -216,7 +223,22 @@ def _open_checked(data, path, max_pixels):
     return im
 
 
-def _check_array(image):
+def check_image_array(image):
+    """An in-memory image as contiguous RGB uint8: grey is repeated, an alpha channel dropped.
+
+    Parameters
+    ----------
+    image : array-like of shape (H, W), (H, W, 3) or (H, W, 4), dtype uint8
+
+    Returns
+    -------
+    rgb : ndarray of shape (H, W, 3), dtype uint8
+
+    Raises
+    ------
+    ImageDecodeError
+        Reason ``'bad_array'`` for any other dtype or shape.
+    """
     arr = np.asarray(image)
     if arr.dtype != np.uint8 or arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
         raise ImageDecodeError(
@@ -243,7 +265,7 @@ def read_image(source, *, max_pixels=DEFAULT_MAX_PIXELS, draft_size=None):
     image : ndarray of shape (height, width, 3), dtype uint8
     """
     if isinstance(source, np.ndarray):
-        return _check_array(source)
+        return check_image_array(source)
     return decode_image(read_bytes(source), path=os.fspath(source), max_pixels=max_pixels,
                         draft_size=draft_size)
 
@@ -384,3 +406,58 @@ class AugmentedImage:
     source: object
     seed: int
     augmentation: Augmentation = Augmentation()
+
+
+def centre_squares(images, side, *, n_jobs=1):
+    """Each image decoded and cut to its centre square at ``side`` x ``side`` pixels: fine-tuning's bases.
+
+    Parameters
+    ----------
+    images : sequence of str, os.PathLike or ndarray
+        Paths are decoded with :func:`read_image` (an unreadable one raises its
+        :class:`~catdog_sk.exceptions.ImageDecodeError`).
+    side : int
+    n_jobs : int, default=1
+        Decoding threads.
+
+    Returns
+    -------
+    squares : list of ndarray of shape (side, side, 3), dtype uint8
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    def square(image):
+        return resize_shorter_center_crop(read_image(image), side, crop_pct=1.0)
+
+    with ThreadPoolExecutor(max(1, int(n_jobs))) as pool:
+        return list(pool.map(square, images))
+
+
+def training_crop(base, size, rng, *, min_scale=0.6):
+    """A random square crop of ``base`` (side ``min_scale``..1 of it), resized to ``size``, flipped half the time.
+
+    ``base`` is the photo's centre square at the network's resize size (see :func:`centre_squares`),
+    so the crop always shows most of what the evaluation crop shows, at a slightly varied scale and
+    position.
+
+    Parameters
+    ----------
+    base : ndarray of shape (side, side, 3), dtype uint8
+    size : int
+        The network's input size.
+    rng : numpy.random.RandomState
+    min_scale : float, default=0.6
+        Smallest share of the base's area a crop keeps.
+
+    Returns
+    -------
+    crop : ndarray of shape (size, size, 3), dtype uint8
+    """
+    import cv2
+
+    side = base.shape[0]
+    crop = int(round(side * np.sqrt(rng.uniform(min_scale, 1.0))))
+    top, left = rng.randint(0, side - crop + 1, size=2)
+    out = base[top:top + crop, left:left + crop]
+    out = cv2.resize(out, (size, size), interpolation=cv2.INTER_AREA if crop >= size else cv2.INTER_LINEAR)
+    return np.ascontiguousarray(out[:, ::-1] if rng.rand() < 0.5 else out)

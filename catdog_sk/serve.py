@@ -12,14 +12,14 @@ def build_parser():
     )
     _cli.add_model_args(parser)
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on")
-    parser.add_argument("--port", type=int, default=8000, help="TCP port")
+    parser.add_argument("--port", type=_cli.integer(1, 65535), default=8000, help="TCP port")
     parser.add_argument("--log-db", metavar="FILE",
                         help="SQLite prediction log (default: prediction_log.sqlite beside the model)")
-    parser.add_argument("--max-upload-mb", type=float, default=10.0, help="larger uploads get HTTP 413")
-    parser.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
+    parser.add_argument("--max-upload-mb", type=_cli.real(0, open_low=True), default=10.0, help="larger uploads get HTTP 413")
+    parser.add_argument("--timeout", type=_cli.real(0), default=30.0, metavar="SECONDS",
                         help="answer 408 (upload still arriving) or 503 (server too slow) to requests that take "
                              "longer; 0 turns the limit off")
-    parser.add_argument("--workers", type=int, default=1, metavar="N",
+    parser.add_argument("--workers", type=_cli.integer(1), default=1, metavar="N",
                         help="worker processes; /metrics adds up all of them (Prometheus multiprocess mode)")
     _cli.add_device_arg(parser, default=None)
     return parser

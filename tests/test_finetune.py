@@ -11,7 +11,8 @@ from sklearn.base import clone
 from catdog_sk import CatDogClassifier
 from catdog_sk.data import load_dataset
 from catdog_sk.exceptions import BackboneUnavailableError, DatasetError, InvalidParameterError
-from catdog_sk.models._finetune import probe_head, training_crop
+from catdog_sk.models._finetune import probe_head
+from catdog_sk.preprocess import training_crop
 
 
 def test_training_crop_is_a_seeded_random_square_of_the_base():
@@ -191,7 +192,7 @@ def test_fit_cli_compares_the_finetune_row_with_frozen_features(shared_data, fea
 @pytest.mark.parametrize("argv, message", [
     (["--model", "finetune", "--features", "hog"], "--model finetune fine-tunes the CNN: it needs cnn in --features"),
     (["--model", "logreg,xgboost"], "--model must be a comma-separated list of svm, logreg, finetune, all"),
-    (["--model", "finetune", "--epochs", "0"], "--epochs must be between 1 and 1000"),
+    (["--model", "finetune", "--epochs", "0"], "argument --epochs: must be an int in [1, 1000]; got '0'"),
 ])
 def test_fit_cli_refuses_bad_model_lists_as_usage_errors(argv, message, tmp_path, capsys):
     from catdog_sk import fit

@@ -17,7 +17,7 @@ import numpy as np
 
 from .._hashing import array_sha256
 from ..exceptions import ImageDecodeError
-from ..preprocess import DEFAULT_MAX_PIXELS, AugmentedImage, augment, decode_image, read_bytes, _check_array
+from ..preprocess import DEFAULT_MAX_PIXELS, AugmentedImage, augment, check_image_array, decode_image, read_bytes
 from ._cache import resolve_cache
 
 __all__ = ["ExtractionResult", "extract_features", "effective_n_jobs"]
@@ -101,7 +101,7 @@ def _load(item, max_pixels, known=None, learned=None):
         return f"{key}-aug{suffix}", lambda: augment(decode(), random_state=item.seed,
                                                      augmentation=item.augmentation), None
     if isinstance(item, np.ndarray):
-        arr = _check_array(item)
+        arr = check_image_array(item)
         return array_sha256(arr), lambda: arr, None
     if not isinstance(item, (str, os.PathLike)):
         raise ImageDecodeError(None, "bad_array", f"expected a path or a uint8 array; got {type(item).__name__}")

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["FinetuneResult", "finetune_backbone", "probe_head", "training_bases", "training_crop"]
+__all__ = ["FinetuneResult", "finetune_backbone", "probe_head", "training_bases"]
 
 
 @dataclass
@@ -73,40 +73,26 @@ def probe_head(embeddings, y, *, C=1.0, scale="standard", class_weight=None):
 def training_bases(images, backbone, *, n_jobs=None):
     """Each image's centre square at the backbone's resize size (``int(input_size / crop_pct)``), uint8.
 
-    The evaluation crop is its centre; :func:`training_crop` draws the training crops from it. Decoded
-    in threads; an unreadable image raises its :class:`~catdog_sk.exceptions.ImageDecodeError`.
-    """
-    from concurrent.futures import ThreadPoolExecutor
+    The evaluation crop is its centre; :func:`catdog_sk.preprocess.training_crop` draws the training
+    crops from it. Decoding is :func:`catdog_sk.preprocess.centre_squares`' (models open no image).
 
-    from ..features import get_backbone
-    from ..features import effective_n_jobs
-    from ..preprocess import read_image, resize_shorter_center_crop
+    Parameters
+    ----------
+    images : sequence of str, os.PathLike or ndarray
+    backbone : str
+        A bundled backbone name.
+    n_jobs : int, default=None
+        Decoding threads (None or -1: all CPUs).
+
+    Returns
+    -------
+    bases : list of ndarray of shape (side, side, 3), dtype uint8
+    """
+    from ..features import effective_n_jobs, get_backbone
+    from ..preprocess import centre_squares
 
     spec = get_backbone(backbone)
-    side = int(spec.input_size / spec.crop_pct)
-
-    def base(image):
-        return resize_shorter_center_crop(read_image(image), side, crop_pct=1.0)
-
-    with ThreadPoolExecutor(effective_n_jobs(n_jobs)) as pool:
-        return list(pool.map(base, images))
-
-
-def training_crop(base, size, rng, *, min_scale=0.6):
-    """A random square crop of ``base`` (side ``min_scale``..1 of it), resized to ``size``, flipped half the time.
-
-    ``base`` is the photo's centre square at the network's resize size (see
-    :func:`catdog_sk.preprocess.resize_shorter_center_crop`), so the crop always shows most of what
-    the evaluation crop shows, at a slightly varied scale and position.
-    """
-    import cv2
-
-    side = base.shape[0]
-    crop = int(round(side * np.sqrt(rng.uniform(min_scale, 1.0))))
-    top, left = rng.randint(0, side - crop + 1, size=2)
-    out = base[top:top + crop, left:left + crop]
-    out = cv2.resize(out, (size, size), interpolation=cv2.INTER_AREA if crop >= size else cv2.INTER_LINEAR)
-    return np.ascontiguousarray(out[:, ::-1] if rng.rand() < 0.5 else out)
+    return centre_squares(images, int(spec.input_size / spec.crop_pct), n_jobs=effective_n_jobs(n_jobs))
 
 
 def _centre(base, size):
@@ -262,6 +248,8 @@ def _optimizer(net, learning_rate, weight_decay, steps):
 def _train_epoch(net, opt, sched, bases, y, order, size, rng, batch_size, device, bar):
     """One pass over ``order`` in batches of random training crops; returns the mean training loss."""
     import torch
+
+    from ..preprocess import training_crop
 
     losses = []
     for s in range(0, len(order), batch_size):

@@ -9,7 +9,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from .._validation import check_choice, check_number
+from .._validation import Interval, Options, Satisfies, check_choice, validate_params
 from ..exceptions import DatasetError, InvalidParameterError
 from ..registry import FINETUNE
 from ._registry import FEATURE_SETS, MODELS, make_pipeline
@@ -20,6 +20,54 @@ __all__ = ["CatDogClassifier", "Decision", "Featurized", "UNKNOWN", "n_head_colu
 UNKNOWN = "unknown"
 
 _OWN_CACHE = object()  # featurize(cache=...) default: the estimator's own ``cache`` parameter
+
+
+def _real(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _positive_weights(value):
+    return isinstance(value, dict) and bool(value) and all(_real(w) and 0 < w < float("inf") for w in value.values())
+
+
+def _is_cache(value):
+    from ..features import FeatureCache
+
+    return value is None or isinstance(value, (str, os.PathLike, FeatureCache))
+
+
+def _parameter_constraints():
+    """Every parameter of CatDogClassifier and what it may be, declared once (checked at the start of fit)."""
+    from ..features import DEVICES, RUNTIMES
+
+    return {
+        "features": Options(tuple(FEATURE_SETS)),
+        "backbone": Satisfies(lambda v: isinstance(v, str) and v.strip() != "", "a backbone name such as "
+                              "'efficientnet_lite0', or several joined with '+'"),
+        "model": Options((*sorted(MODELS), *FINETUNE)),
+        "C": Interval(numbers.Real, 1e-12, None),
+        "kernel": Options(("rbf", "linear")),
+        "gamma": Satisfies(lambda v: v == "scale" or (_real(v) and 0 < v < float("inf")), "'scale' or a float > 0"),
+        "pca": Interval(numbers.Integral, 1, None, allow_none=True),
+        "scale": Options(("standard", None)),
+        "class_weight": Satisfies(lambda v: v is None or v == "balanced" or _positive_weights(v),
+                                  "None, 'balanced' or a dict of class label -> weight > 0"),
+        "unknown": Satisfies(lambda v: v is None or v == "auto" or (_real(v) and 0 < v < 1),
+                             "None, 'auto' or a float in the open interval (0, 1)"),
+        "augment": Interval(numbers.Integral, 0, 32),
+        "cache": Satisfies(_is_cache, "None, a folder path or a FeatureCache"),
+        "batch_size": Interval(numbers.Integral, 1, None),
+        "runtime": Options(RUNTIMES),
+        "device": Options(DEVICES),
+        "n_jobs": Satisfies(lambda v: v is None or (isinstance(v, numbers.Integral) and not isinstance(v, bool)
+                                                    and v != 0), "None, -1 (all CPUs) or a positive int"),
+        "epochs": Interval(numbers.Integral, 1, 1000),
+        "learning_rate": Interval(numbers.Real, 1e-12, 1.0),
+        "random_state": Satisfies(lambda v: v is None or isinstance(v, np.random.RandomState) or (
+            isinstance(v, numbers.Integral) and not isinstance(v, bool) and 0 <= v <= 2**32 - 1),
+            "None, an int in the range [0, 4294967295] or a numpy RandomState"),
+        "verbose": Satisfies(lambda v: isinstance(v, (bool, numbers.Integral)), "a bool"),
+    }
 
 
 class Decision(NamedTuple):
@@ -221,48 +269,22 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
 
     # -- parameter validation: everything is checked before any image is read --------------
     def _validate_params(self):
+        """The constraints table (:func:`_parameter_constraints`), then what depends on several parameters."""
         name = type(self).__name__
-        check_choice(self.features, tuple(FEATURE_SETS), name="features", caller=name)
-        check_choice(self.model, (*sorted(MODELS), *FINETUNE), name="model", caller=name)
-        check_number(self.C, name="C", caller=name, kind=numbers.Real, low=1e-12)
-        check_choice(self.kernel, ("rbf", "linear"), name="kernel", caller=name)
-        if not (self.gamma == "scale" or (isinstance(self.gamma, numbers.Real) and self.gamma > 0)):
-            raise InvalidParameterError(
-                f"The 'gamma' parameter of {name} must be 'scale' or a float > 0. Got {self.gamma!r} instead."
-            )
-        check_number(self.pca, name="pca", caller=name, low=1, allow_none=True)
-        check_choice(self.scale, ("standard", None), name="scale", caller=name)
-        if not (self.class_weight is None or self.class_weight == "balanced" or isinstance(self.class_weight, dict)):
-            raise InvalidParameterError(f"The 'class_weight' parameter of {name} must be None, 'balanced' or a "
-                                        f"dict of class -> weight. Got {self.class_weight!r} instead.")
-        if not (self.unknown is None or self.unknown == "auto" or (
-                isinstance(self.unknown, numbers.Real) and not isinstance(self.unknown, bool)
-                and 0 < self.unknown < 1)):
-            raise InvalidParameterError(
-                f"The 'unknown' parameter of {name} must be None, 'auto' or a float in the open interval "
-                f"(0, 1). Got {self.unknown!r} instead."
-            )
+        validate_params(_parameter_constraints(), self.get_params(deep=False), caller=name)
         if self.unknown is not None and "cnn" not in FEATURE_SETS[self.features]:
             raise InvalidParameterError(
                 f"The 'unknown' parameter of {name} needs CNN features (features='cnn' or 'all'). "
                 f"Got features={self.features!r} instead."
             )
-        check_number(self.augment, name="augment", caller=name, low=0, high=32)
-        check_number(self.batch_size, name="batch_size", caller=name, low=1)
-        self._validate_cnn_params(name)
+        self._validate_backbone(name)
         self._validate_finetune_params(name)
-        check_number(self.n_jobs, name="n_jobs", caller=name, allow_none=True)
-        if not isinstance(self.verbose, (bool, numbers.Integral)):
-            raise InvalidParameterError(f"The 'verbose' parameter of {name} must be a bool. "
-                                        f"Got {self.verbose!r} instead.")
 
-    def _validate_cnn_params(self, name):
-        """backbone (known names, no download), runtime, device, cache and random_state."""
+    def _validate_backbone(self, name):
+        """Known backbone names (no download) when the features use the CNN."""
         from ..exceptions import BackboneUnavailableError
-        from ..features import DEVICES, RUNTIMES, FeatureCache, get_backbone, split_backbones
+        from ..features import get_backbone, split_backbones
 
-        check_choice(self.runtime, RUNTIMES, name="runtime", caller=name)
-        check_choice(self.device, DEVICES, name="device", caller=name)
         if "cnn" in FEATURE_SETS[self.features]:
             try:
                 for backbone in split_backbones(self.backbone):
@@ -270,17 +292,24 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
             except BackboneUnavailableError as exc:
                 raise InvalidParameterError(f"The 'backbone' parameter of {name} must name known backbones "
                                             f"(see catdog_sk.list_backbones()): {exc}") from None
-        if not (self.cache is None or isinstance(self.cache, (str, os.PathLike, FeatureCache))):
-            raise InvalidParameterError(f"The 'cache' parameter of {name} must be None, a folder path or a "
-                                        f"FeatureCache. Got {self.cache!r} instead.")
-        if not (self.random_state is None or isinstance(self.random_state, (numbers.Integral, np.random.RandomState))
-                ) or isinstance(self.random_state, bool):
-            raise InvalidParameterError(f"The 'random_state' parameter of {name} must be None, an int or a "
-                                        f"numpy RandomState. Got {self.random_state!r} instead.")
+
+    def _class_weight(self, classes):
+        """``class_weight`` for scikit-learn, keyed by the labels and by their positions in ``classes``.
+
+        The calibration's cross-validation hands the classifier the labels encoded as 0 and 1, and its
+        final fit the labels themselves: each weight is given under both keys.
+        """
+        if not isinstance(self.class_weight, dict):
+            return self.class_weight
+        keys = {str(k) for k in self.class_weight}
+        if keys != {str(c) for c in classes}:
+            raise InvalidParameterError(
+                f"The 'class_weight' parameter of {type(self).__name__} must give a weight to each class "
+                f"({', '.join(repr(str(c)) for c in classes)}) and to no other. Got {self.class_weight!r} instead.")
+        by_name = {str(k): float(w) for k, w in self.class_weight.items()}
+        return {**{c: by_name[str(c)] for c in classes}, **{i: by_name[str(c)] for i, c in enumerate(classes)}}
 
     def _validate_finetune_params(self, name):
-        check_number(self.epochs, name="epochs", caller=name, low=1, high=1000)
-        check_number(self.learning_rate, name="learning_rate", caller=name, kind=numbers.Real, low=1e-12, high=1.0)
         if self.model not in FINETUNE:
             return
         from ..features import BUNDLED_BACKBONES
@@ -368,11 +397,11 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
     def _features(self, X, desc):
         return self.featurize(X, desc=desc).features
 
-    def _make_pipeline(self, max_components, calibration_cv):
+    def _make_pipeline(self, max_components, calibration_cv, classes):
         # 'finetune': after tuning the network, the head is a calibrated logistic regression on its embeddings
         model = "logreg" if self.model in FINETUNE else self.model
         return make_pipeline(model, C=self.C, kernel=self.kernel, gamma=self.gamma, pca=self.pca,
-                             scale=self.scale, class_weight=self.class_weight, calibrate=True,
+                             scale=self.scale, class_weight=self._class_weight(classes), calibrate=True,
                              random_state=self.random_state, max_components=max_components,
                              calibration_cv=calibration_cv, feature_set=self.features)
 
@@ -447,7 +476,7 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
         n_val = max(2, int(round(0.1 * len(X))))  # the early-stopping split, stratified
         train, val = train_test_split(np.arange(len(X)), test_size=n_val, stratify=y01, random_state=seed)
         E = self.split_features(self._features(X, "frozen features"))[1]
-        probe = probe_head(E[train], y01[train], C=self.C, scale=self.scale, class_weight=self.class_weight)
+        probe = probe_head(E[train], y01[train], C=self.C, scale=self.scale, class_weight=self._class_weight(classes))
         bases = training_bases(X, self.backbone, n_jobs=self.n_jobs)
         res = finetune_backbone(bases, y01, probe, backbone=self.backbone, train=train, val=val, epochs=self.epochs,
                                 learning_rate=self.learning_rate,
@@ -538,7 +567,8 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
             raise DatasetError(f"{type(self).__name__} needs at least 2 images of each class; the "
                                f"smallest class has {smallest}.")
         C, E, head = self.split_features(F)
-        pipeline = self._make_pipeline(max_components=min(C.shape), calibration_cv=min(5, smallest))
+        pipeline = self._make_pipeline(max_components=min(C.shape), calibration_cv=min(5, smallest),
+                                       classes=np.unique(y))
         pipeline.fit(C, y)
         self.pipeline_ = pipeline
         self.classes_ = pipeline.classes_

@@ -36,19 +36,29 @@ def predict_paths(clf, paths, *, cache=None, n_jobs=None, progress=False, chunk_
     version = model_version(clf)
     classes = [str(c) for c in clf.classes_]
     for start in range(0, len(paths), chunk_size):
-        chunk = paths[start:start + chunk_size]
-        F, ok, errs = clf.featurize(chunk, on_error="skip", cache=cache, n_jobs=n_jobs, progress=progress,
-                                    desc="predict")
-        errors = {e.path: e for e in errs}
-        labels, proba, presence = clf.predict_features(F) if len(ok) else ([], [], [])
-        row_of = {i: r for r, i in enumerate(ok)}
-        for i, path in enumerate(chunk):
-            if i in row_of:
-                r = row_of[i]
-                yield {"path": path, "label": str(labels[r]),
-                       "probabilities": {c: round(float(v), 6) for c, v in zip(classes, proba[r])},
-                       "presence": round(float(presence[r]), 6), "model_version": version}
-            else:
-                err = errors.get(os.fspath(path))
-                yield {"path": path, "error": err.reason if err else "unreadable",
-                       "detail": err.detail if err else "", "model_version": version}
+        yield from _predict_chunk(clf, paths[start:start + chunk_size], classes, version, cache=cache,
+                                  n_jobs=n_jobs, progress=progress)
+
+
+def _predict_chunk(clf, chunk, classes, version, **featurize):
+    """The result dicts of one chunk of paths, in order (see :func:`predict_paths`)."""
+    from ..data import special_file_reason
+
+    # Special files are answered without being opened (a FIFO would wait forever for a writer).
+    special = {i: why for i, p in enumerate(chunk) if (why := special_file_reason(p)) is not None}
+    readable = [i for i in range(len(chunk)) if i not in special]
+    F, ok, errs = (clf.featurize([chunk[i] for i in readable], on_error="skip", desc="predict", **featurize)
+                   if readable else (None, [], []))
+    errors = {e.path: e for e in errs}
+    labels, proba, presence = clf.predict_features(F) if len(ok) else ([], [], [])
+    row_of = {readable[i]: r for r, i in enumerate(ok)}
+    for i, path in enumerate(chunk):
+        if i in row_of:
+            r = row_of[i]
+            yield {"path": path, "label": str(labels[r]),
+                   "probabilities": {c: round(float(v), 6) for c, v in zip(classes, proba[r])},
+                   "presence": round(float(presence[r]), 6), "model_version": version}
+        else:
+            err = errors.get(os.fspath(path))
+            yield {"path": path, "error": err.reason if err else "unreadable",
+                   "detail": special.get(i) or (err.detail if err else ""), "model_version": version}

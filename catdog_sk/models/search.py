@@ -194,7 +194,7 @@ def run_search(base_train, y_train, feature_set, model, *, cv=5, n_jobs=None, ra
 
 def score_on_test(clf, X_test, y_test):
     """A fitted classifier scored once on test features: the row's ``test_*`` metrics and classifier ms/image."""
-    from ..evaluation import abstention_metrics, classification_metrics
+    from ..metrics import abstention_metrics, classification_metrics
 
     start = time.perf_counter()
     decision = clf.predict_features(X_test)
