@@ -40,24 +40,75 @@ def _default_output(fmt, version):
     return os.path.join("artifacts", "export", f"{version}.onnx" if fmt == "onnx" else f"web-{version}")
 
 
+def _output(parser, args):
+    """The output path as given (None: the default), after every usage check (exit 2 before any work)."""
+    if args.out and args.out_option:
+        parser.error("give the output once: OUT or --out")
+    if args.onnx and args.format != "web":
+        parser.error("--onnx reuses an exported ONNX file for --format web; it has no use with --format onnx")
+    out = args.out or args.out_option
+    if args.format == "onnx" and out is not None and not out.endswith(".onnx"):
+        parser.error(f"OUT must be a file name ending in .onnx (its description is written beside it as "
+                     f"<name>.json, so the two never share a path); got {out!r}")
+    if args.onnx is not None and not args.onnx.endswith(".onnx"):
+        parser.error(f"--onnx must name an .onnx file written by this command; got {args.onnx!r}")
+    return out
+
+
+def _valid_cached_export(path, version, args):
+    """Whether ``path`` (a default export) is a valid ONNX file of this model; a damaged one is removed."""
+    from .deploy.onnx import check_onnx_file
+    from .exceptions import ExportError
+
+    if not os.path.exists(path):
+        return False
+    try:
+        check_onnx_file(path, version)
+        return True
+    except ExportError as exc:
+        _cli.log(args, f"{exc} It is a damaged cached export: exporting again.")
+        for damaged in (path, os.path.splitext(path)[0] + ".json"):
+            if os.path.isfile(damaged):
+                os.remove(damaged)
+        return False
+
+
+def _export_onnx(clf, out, version):
+    from ._io import check_new_dir
+    from .deploy.onnx import write_onnx
+
+    for path in (out, os.path.splitext(out)[0] + ".json"):
+        check_new_dir(path, what="output file")
+    os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
+    paths = write_onnx(clf, out, version=version)
+    return {"onnx": paths[0], "json": paths[1], "bytes": os.path.getsize(paths[0]), "model_version": version}
+
+
+def _export_web(clf, out, version, args):
+    from .deploy.web import write_web
+
+    reuse = args.onnx
+    cached = _default_output("onnx", version)
+    if reuse is None and version != "unversioned" and _valid_cached_export(cached, version, args):
+        reuse = cached  # `make demo`: this model's ONNX export, made just before
+    folder = write_web(clf, out, ort_dir=args.ort_web, version=version, onnx_file=reuse)
+    return {"web": str(folder), "bytes": sum(f.stat().st_size for f in folder.iterdir()), "model_version": version}
+
+
 def main(argv=None):
+    """``python -m catdog_sk.export``: a saved model as an ONNX file or a web folder; returns the exit status."""
     parser = build_parser()
 
     def body(args):
-        from ._io import check_new_dir
-        from .deploy.onnx import write_onnx
         from .models import load_model
         from .models.card import model_version
 
-        if args.out and args.out_option:
-            parser.error("give the output once: OUT or --out")
-        if args.onnx and args.format != "web":
-            parser.error("--onnx reuses an exported ONNX file for --format web; it has no use with --format onnx")
-        out = args.out or args.out_option
+        out = _output(parser, args)
         clf = load_model(args.model, unsafe=args.unsafe)
         version = model_version(clf)
         default = _default_output(args.format, version)
-        if out is None and version != "unversioned" and os.path.exists(default):
+        if out is None and version != "unversioned" and (
+                _valid_cached_export(default, version, args) if args.format == "onnx" else os.path.exists(default)):
             # named by the model's version: this very model was exported there before (`make demo` run again)
             if args.json:
                 _cli.emit_json({"existing": default, "model_version": version})
@@ -65,23 +116,7 @@ def main(argv=None):
                 print(f"{default} holds this model ({version}) already; nothing to do")
             return 0
         out = out or default
-        if args.format == "onnx":
-            meta = os.path.splitext(out)[0] + ".json"
-            for path in (out, meta):
-                check_new_dir(path, what="output file")
-            os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
-            paths = write_onnx(clf, out, version=version)
-            result = {"onnx": paths[0], "json": paths[1], "bytes": os.path.getsize(paths[0]),
-                      "model_version": version}
-        else:
-            from .deploy.web import write_web
-
-            reuse = args.onnx
-            if reuse is None and version != "unversioned" and os.path.exists(_default_output("onnx", version)):
-                reuse = _default_output("onnx", version)  # `make demo`: this model's ONNX export, made just before
-            folder = write_web(clf, out, ort_dir=args.ort_web, version=version, onnx_file=reuse)
-            result = {"web": str(folder), "bytes": sum(f.stat().st_size for f in folder.iterdir()),
-                      "model_version": version}
+        result = _export_onnx(clf, out, version) if args.format == "onnx" else _export_web(clf, out, version, args)
         if args.json:
             _cli.emit_json(result)
         else:

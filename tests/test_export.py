@@ -157,7 +157,8 @@ def test_models_with_features_outside_the_network_fail_in_one_line(tmp_path, cap
     out = tmp_path / "out"
     for fmt in ("onnx", "web"):
         capsys.readouterr()
-        assert export.main(["--model", str(model), "--format", fmt, "--out", str(out / fmt)]) == 1
+        target = out / ("model.onnx" if fmt == "onnx" else "web")
+        assert export.main(["--model", str(model), "--format", fmt, "--out", str(target)]) == 1
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and "features='color'" in err and "no ONNX form" in err, err
     assert not out.exists() or not any(out.iterdir())
@@ -233,3 +234,58 @@ def test_the_offline_page_classifies_in_the_browser_like_python(default_model, o
                 assert result.text.startswith(f"{shown[-1]} (") and "% sure" in result.text
         browser.save_screenshot(str(tmp_path / "page.png"))
     assert shown == expected
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--format", "onnx", "x.json"], "OUT must be a file name ending in .onnx"),
+    (["--format", "onnx", "--out", "model"], "OUT must be a file name ending in .onnx"),
+    (["--format", "web", "--onnx", "a.json", "web-out"], "--onnx must name an .onnx file"),
+])
+def test_export_paths_that_would_collide_are_usage_errors_before_any_work(argv, message, model_dir, tmp_path,
+                                                                          monkeypatch, capsys):
+    """The ONNX file and its description never share a path; a JSON is never shipped as model.onnx."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exc:
+        export.main(["--model", str(model_dir), *argv])
+    assert exc.value.code == 2 and message in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_reused_onnx_files_are_checked_as_graphs_of_this_model(model_dir, small_export, tmp_path):
+    """onnx.checker and the version in metadata_props: empty, truncated or another model's files are refused."""
+    import shutil
+
+    from catdog_sk.deploy.onnx import VERSION_KEY, check_onnx_file
+    from catdog_sk.exceptions import ExportError
+
+    folder, first = small_export
+    version = load_model(model_dir).card_.version
+    good = folder / first["onnx"]
+    check_onnx_file(good, version)  # the export itself passes
+    import onnx
+
+    assert {p.key: p.value for p in onnx.load(good).metadata_props}[VERSION_KEY] == version
+    for name, data in (("empty.onnx", b""), ("truncated.onnx", good.read_bytes()[:5000])):
+        (tmp_path / name).write_bytes(data)
+        shutil.copyfile(good.with_suffix(".json"), (tmp_path / name).with_suffix(".json"))
+        with pytest.raises(ExportError, match="not a valid ONNX file"):
+            check_onnx_file(tmp_path / name, version)
+    with pytest.raises(ExportError, match="was not exported from model '000000000000'"):
+        check_onnx_file(good, "000000000000")
+
+
+def test_a_damaged_cached_export_is_rebuilt(model_dir, tmp_path, monkeypatch, capsys):
+    """A 0-byte artifacts/export/<version>.onnx (a crash, a full disk) is exported again, not trusted."""
+    from catdog_sk.deploy.onnx import check_onnx_file
+
+    monkeypatch.chdir(tmp_path)
+    version = load_model(model_dir).card_.version
+    cached = tmp_path / "artifacts" / "export" / f"{version}.onnx"
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"")
+    cached.with_suffix(".json").write_text(json.dumps({"model_version": version}))
+    assert export.main(["--model", str(model_dir), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert "damaged cached export: exporting again" in captured.err and "Traceback" not in captured.err
+    assert json.loads(captured.out)["onnx"] == f"artifacts/export/{version}.onnx"
+    check_onnx_file(cached, version)

@@ -25,8 +25,8 @@ import numpy as np
 
 from ..exceptions import ExportError  # re-exported here
 
-__all__ = ["ExportError", "OPSET", "check_exportable", "onnx_graph", "preprocessing", "prepare_inputs", "write_onnx",
-           "OnnxModel"]
+__all__ = ["ExportError", "OPSET", "VERSION_KEY", "check_exportable", "check_onnx_file", "onnx_graph", "preprocessing",
+           "prepare_inputs", "write_onnx", "OnnxModel"]
 
 #: ONNX opset of the exported graphs (ONNX Runtime >= 1.14 and ONNX Runtime Web run it).
 OPSET = 18
@@ -83,7 +83,7 @@ def preprocessing(clf):
 
 
 def _specs(clf):
-    from ..features._embed import load_backbone, split_backbones
+    from ..features import load_backbone, split_backbones
 
     return [load_backbone(name)[1] for name in split_backbones(clf.feature_backbone())]
 
@@ -105,7 +105,7 @@ def _inputs(specs):
 
 def _backbone_parts(clf):
     """(networks, specs, ImageNet heads) of the model's backbones; ExportError when 'unknown' lacks a head."""
-    from ..features._embed import imagenet_head, load_backbone, split_backbones
+    from ..features import imagenet_head, load_backbone, split_backbones
 
     nets, specs, heads = [], [], []
     for name in split_backbones(clf.feature_backbone()):
@@ -141,7 +141,7 @@ def _network_module(clf):
     """The estimator's network part as a torch module: crops -> (classifier features, presence)."""
     import torch
 
-    from ..features._backbones import IMAGENET_CAT_CLASSES, IMAGENET_DOG_CLASSES
+    from ..features import IMAGENET_CAT_CLASSES, IMAGENET_DOG_CLASSES
 
     nets, specs, heads = _backbone_parts(clf)
     inputs = _inputs(specs)
@@ -327,10 +327,55 @@ def write_onnx(clf, path, *, version=""):
     meta.update({"format": "onnx", "opset": OPSET, "model_version": version or "unversioned",
                  "backbone": clf.feature_backbone(), "input_names": [i.name for i in model.graph.input]})
     path = os.fspath(path)
+    if not path.endswith(".onnx"):
+        raise ExportError(f"The ONNX file's name must end in .onnx (its description is written beside it as "
+                          f"<name>.json). Got {path!r} instead.")
     meta_path = os.path.splitext(path)[0] + ".json"
+    onnx.helper.set_model_props(model, {VERSION_KEY: meta["model_version"]})
     atomic_write(path, model.SerializeToString())
     atomic_write(meta_path, (json.dumps(meta, indent=2) + "\n").encode())
     return path, meta_path
+
+
+#: The ONNX file's metadata_props key holding the model version it was exported from.
+VERSION_KEY = "catdog_sk_model_version"
+
+
+def check_onnx_file(path, version):
+    """Raise :class:`ExportError` unless ``path`` is a valid ONNX graph of model ``version``, with its JSON.
+
+    The graph is loaded and checked with ``onnx.checker`` (a truncated or empty file, or any other file
+    named ``.onnx``, fails here), the version stored in its ``metadata_props`` at export must be
+    ``version``, and the description ``<name>.json`` beside it must name the same version.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    version : str
+        The model version (:func:`catdog_sk.models.card.model_version`).
+    """
+    import onnx
+
+    path = os.fspath(path)
+    meta_path = os.path.splitext(path)[0] + ".json"
+    try:
+        model = onnx.load(path)
+        onnx.checker.check_model(model)
+    except Exception as exc:  # noqa: BLE001 - protobuf and checker errors have no common base; all mean "not valid"
+        raise ExportError(f"{path} is not a valid ONNX file ({type(exc).__name__}: "
+                          f"{str(exc).splitlines()[0] if str(exc) else 'unreadable'}).") from None
+    stored = {p.key: p.value for p in model.metadata_props}.get(VERSION_KEY)
+    if stored != version:
+        raise ExportError(f"{path} was not exported from model {version!r} (its metadata names "
+                          f"{stored!r}); export this model again.")
+    try:
+        meta = json.loads(open(meta_path, encoding="utf-8").read())
+    except (OSError, ValueError) as exc:
+        raise ExportError(f"{path}: its description {meta_path} cannot be read ({type(exc).__name__}).") from None
+    named = meta.get("model_version") if isinstance(meta, dict) else None
+    if named != version:
+        raise ExportError(f"Cannot reuse {path}: its description {meta_path} says it was exported from model "
+                          f"{named!r}, not {version!r}.")
 
 
 class OnnxModel:

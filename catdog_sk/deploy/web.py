@@ -10,7 +10,7 @@ import shutil
 from importlib import resources
 from pathlib import Path
 
-from .onnx import ExportError, check_exportable, write_onnx
+from .onnx import ExportError, check_exportable, check_onnx_file, write_onnx
 
 __all__ = ["ORT_WEB_FILES", "default_ort_web_dir", "write_web"]
 
@@ -48,8 +48,8 @@ def write_web(clf, folder, *, ort_dir=None, version="", onnx_file=None):
     version : str
         Model version shown on the page.
     onnx_file : str or os.PathLike, default=None
-        An ONNX file :func:`write_onnx` wrote from this model (its JSON beside it must name the same
-        ``version``): copied instead of exporting the network again.
+        An ONNX file :func:`write_onnx` wrote from this model: copied instead of exporting the network
+        again, once :func:`check_onnx_file` has proven it a valid graph of model ``version``.
 
     Returns
     -------
@@ -63,7 +63,7 @@ def write_web(clf, folder, *, ort_dir=None, version="", onnx_file=None):
     check_new_dir(folder)
     check_ort_web(ort_dir)
     if onnx_file is not None:
-        _check_onnx_file(onnx_file, version)
+        check_onnx_file(onnx_file, version)
     with atomic_dir(folder) as work:
         if onnx_file is None:
             write_onnx(clf, work / "model.onnx", version=version)
@@ -76,23 +76,6 @@ def write_web(clf, folder, *, ort_dir=None, version="", onnx_file=None):
         (work / "index.html").write_text(page, encoding="utf-8")
         (work / "NOTICE.txt").write_text(_notice(ort_dir), encoding="utf-8")
     return Path(folder)
-
-
-def _check_onnx_file(onnx_file, version):
-    """ExportError unless ``onnx_file`` and its JSON exist and were exported from the model ``version``."""
-    import json
-
-    meta_path = Path(onnx_file).with_suffix(".json")
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ExportError(f"Cannot reuse {onnx_file}: its description {meta_path} cannot be read "
-                          f"({type(exc).__name__}: {exc}).") from None
-    if not Path(onnx_file).is_file():
-        raise ExportError(f"Cannot reuse {onnx_file}: no such file.")
-    if version and meta.get("model_version") != version:
-        raise ExportError(f"Cannot reuse {onnx_file}: it was exported from model {meta.get('model_version')!r}, "
-                          f"not {version!r}.")
 
 
 def _notice(ort_dir):
