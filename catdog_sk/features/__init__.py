@@ -7,6 +7,7 @@ from ._cache import FeatureCache, default_cache_dir
 from ._color import ColorHistogramExtractor, color_histogram
 from ._engine import ExtractionResult, effective_n_jobs, extract_features
 from ._hog import HOGExtractor, hog_features
+from ._layout import FeatureLayout
 from ._local import DenseDescriptorExtractor, TextureExtractor, dense_descriptors, texture_histograms
 
 #: Names loaded on first use, by module: the CNN modules (torch when a network is built) and the
@@ -28,6 +29,7 @@ __all__ = [
     "dense_descriptors",
     "texture_histograms",
     "ExtractionResult",
+    "FeatureLayout",
     "FeatureCache",
     "HOGExtractor",
     "color_histogram",

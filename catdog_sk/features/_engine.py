@@ -296,9 +296,24 @@ def extract_features(images, extractors, *, cache=None, n_jobs=None, chunk_size=
 
     from tqdm.auto import tqdm
 
+    bar = tqdm(total=n, desc=desc, unit="img", file=sys.stderr, disable=not progress, leave=False)
+    try:
+        _run_chunks(images, plans, outputs, result, cache, chunk_size=chunk_size, n_jobs=n_jobs,
+                    max_pixels=max_pixels, on_error=on_error, bar=bar)
+    finally:
+        bar.close()
+    if cache is not None and result.misses:
+        for _, _, ns, _ in plans:
+            cache.pack(ns)
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _run_chunks(images, plans, outputs, result, cache, *, chunk_size, n_jobs, max_pixels, on_error, bar):
+    """Decode chunk c + 1 in worker threads while chunk c's batch stage runs; fill ``outputs`` and ``result``."""
     known = cache.known_hashes() if cache is not None else None
     learned = [] if cache is not None else None  # list.append is atomic across threads
-    bar = tqdm(total=n, desc=desc, unit="img", file=sys.stderr, disable=not progress, leave=False)
+    n = len(images)
     chunks = [range(s, min(s + chunk_size, n)) for s in range(0, n, chunk_size)]
     with ThreadPoolExecutor(max_workers=effective_n_jobs(n_jobs)) as pool:
         def submit(chunk):
@@ -311,8 +326,7 @@ def extract_features(images, extractors, *, cache=None, n_jobs=None, chunk_size=
 
         pending = submit(chunks[0])
         for c, chunk in enumerate(chunks):
-            futures = pending
-            done = [f if isinstance(f, tuple) else f.result() for f in futures]
+            done = [f if isinstance(f, tuple) else f.result() for f in pending]
             if c + 1 < len(chunks):
                 pending = submit(chunks[c + 1])  # decode ahead while the batch stage runs
             first_error = next((err for _, err in done if err is not None), None)
@@ -323,7 +337,6 @@ def extract_features(images, extractors, *, cache=None, n_jobs=None, chunk_size=
                                               outputs, result, on_error)
             except ImageDecodeError:
                 _cancel(pending)
-                bar.close()
                 raise
             result.misses += _finalize(plans, to_finalize, outputs)
             if learned:  # hashes computed so far (workers may be appending more)
@@ -331,9 +344,3 @@ def extract_features(images, extractors, *, cache=None, n_jobs=None, chunk_size=
                 cache.remember_hashes(learned[:done_n])
                 del learned[:done_n]
             bar.update(len(chunk))
-    bar.close()
-    if cache is not None and result.misses:
-        for _, _, ns, _ in plans:
-            cache.pack(ns)
-    result.seconds = time.perf_counter() - start
-    return result

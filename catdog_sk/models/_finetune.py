@@ -12,6 +12,7 @@ Only this module (and the CNN modules of :mod:`catdog_sk.features`) imports torc
 """
 
 import copy
+import functools
 import time
 from dataclasses import dataclass, field
 
@@ -189,7 +190,6 @@ def finetune_backbone(bases, y, probe, *, backbone, train, val, epochs=3, learni
     """
     import torch
     from sklearn.utils import check_random_state
-    from tqdm.auto import tqdm
 
     start_time = time.perf_counter()
     rng = check_random_state(random_state)
@@ -199,33 +199,47 @@ def finetune_backbone(bases, y, probe, *, backbone, train, val, epochs=3, learni
     val_crops = [_centre(bases[i], spec.input_size) for i in val]
     opt, sched = _optimizer(net, learning_rate, weight_decay, steps=-(-len(train) // batch_size) * epochs)
     net.eval()  # BatchNorm frozen: running statistics are never updated (and dropout stays off)
-
-    def validate(epoch, train_loss, t0):
-        val_loss, val_acc = _evaluate(net, val_crops, y[val], device, 2 * batch_size)
-        history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "val_accuracy": val_acc,
-                        "seconds": round(time.perf_counter() - t0, 2)})
-        if progress and epoch:
-            tqdm.write(f"fine-tune epoch {epoch}/{epochs}: train loss {train_loss:.4f}, validation loss "
-                       f"{val_loss:.4f}, accuracy {val_acc:.4f}")
-        return val_loss
-
     history = []
+    validate = functools.partial(_validate, net, val_crops, y[val], device, 2 * batch_size, history=history,
+                                 epochs=epochs, progress=progress)
+    train_epoch = functools.partial(_train_epoch, net, opt, sched, bases, y, size=spec.input_size, rng=rng,
+                                    batch_size=batch_size, device=device)
+    _, best_epoch, state = _early_stopping(train_epoch, validate, net, train, rng, epochs=epochs, patience=patience,
+                                           progress=progress)
+    return FinetuneResult(state=state, history=history, best_epoch=best_epoch,
+                          val_accuracy=history[best_epoch]["val_accuracy"], n_train=len(train), n_val=len(val),
+                          seconds=round(time.perf_counter() - start_time, 2))
+
+
+def _early_stopping(train_epoch, validate, net, train, rng, *, epochs, patience, progress):
+    """Epochs until the validation loss stops falling; ``(val_loss, epoch, state)`` of the best (0: the probe)."""
+    from tqdm.auto import tqdm
+
     best = (validate(0, None, time.perf_counter()), 0, _state(net))  # epoch 0: the linear probe alone
     for epoch in range(1, epochs + 1):
         t0 = time.perf_counter()
         with tqdm(total=len(train), desc=f"fine-tune epoch {epoch}/{epochs}", unit="img", disable=not progress,
                   leave=False) as bar:
-            train_loss = _train_epoch(net, opt, sched, bases, y, rng.permutation(np.asarray(train)), spec.input_size,
-                                      rng, batch_size, device, bar)
+            train_loss = train_epoch(rng.permutation(np.asarray(train)), bar=bar)
         val_loss = validate(epoch, train_loss, t0)
         if val_loss < best[0]:
             best = (val_loss, epoch, _state(net))
         elif epoch - best[1] >= patience:
             break
-    _, best_epoch, state = best
-    return FinetuneResult(state=state, history=history, best_epoch=best_epoch,
-                          val_accuracy=history[best_epoch]["val_accuracy"], n_train=len(train), n_val=len(val),
-                          seconds=round(time.perf_counter() - start_time, 2))
+    return best
+
+
+def _validate(net, val_crops, y_val, device, batch_size, epoch, train_loss, t0, *, history, epochs, progress):
+    """Validation loss after ``epoch`` (0: the probe alone), appended to ``history`` and printed with ``progress``."""
+    from tqdm.auto import tqdm
+
+    val_loss, val_acc = _evaluate(net, val_crops, y_val, device, batch_size)
+    history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "val_accuracy": val_acc,
+                    "seconds": round(time.perf_counter() - t0, 2)})
+    if progress and epoch:
+        tqdm.write(f"fine-tune epoch {epoch}/{epochs}: train loss {train_loss:.4f}, validation loss "
+                   f"{val_loss:.4f}, accuracy {val_acc:.4f}")
+    return val_loss
 
 
 def _optimizer(net, learning_rate, weight_decay, steps):
@@ -245,7 +259,7 @@ def _optimizer(net, learning_rate, weight_decay, steps):
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
 
-def _train_epoch(net, opt, sched, bases, y, order, size, rng, batch_size, device, bar):
+def _train_epoch(net, opt, sched, bases, y, order, *, size, rng, batch_size, device, bar):
     """One pass over ``order`` in batches of random training crops; returns the mean training loss."""
     import torch
 

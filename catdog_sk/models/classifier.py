@@ -445,7 +445,7 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
                 f"{type(self).__name__} needs images of exactly two classes; got {len(classes)} "
                 f"({', '.join(map(str, classes[:5]))})."
             )
-        for attr in ("tuned_weights_", "finetune_", "_tuned_name"):
+        for attr in ("tuned_weights_", "finetune_", "_tuned_name", "layout_"):
             self.__dict__.pop(attr, None)
         if self.model in FINETUNE:
             self._finetune(X, y, classes)
@@ -524,15 +524,22 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
         head : ndarray of shape (n_images, 3 * n_backbones) or None
             ImageNet head log-probabilities (see :func:`n_head_columns`).
         """
-        F = np.asarray(F)
-        k = n_head_columns(self.features, self.backbone)
-        if k == 0:
-            return F, None, None
-        body, head = F[:, :-k], F[:, -k:]
-        if FEATURE_SETS[self.features] == ("cnn",):
-            return body, body, head
-        width = self.extractors()[FEATURE_SETS[self.features].index("cnn")].embedding_dim
-        return body, body[:, body.shape[1] - width:], head
+        return self.feature_layout().split(F)
+
+    def feature_layout(self):
+        """Which columns of :meth:`featurize`'s matrix are classifier features, embeddings and head.
+
+        Returns
+        -------
+        layout : catdog_sk.features.FeatureLayout
+            ``layout_`` once fitted (stored by :meth:`fit_features`), else built from :meth:`extractors`.
+        """
+        layout = self.__dict__.get("layout_")
+        if layout is None:
+            from ..features import FeatureLayout
+
+            layout = FeatureLayout.from_extractors(self.extractors())
+        return layout
 
     def fit_features(self, F, y, negatives=None):
         """Fit on precomputed features: ``featurize`` (or ``extract_features`` with :meth:`extractors`) output.
@@ -566,6 +573,9 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
         if smallest < 2:
             raise DatasetError(f"{type(self).__name__} needs at least 2 images of each class; the "
                                f"smallest class has {smallest}.")
+        from ..features import FeatureLayout
+
+        self.layout_ = FeatureLayout.from_extractors(self.extractors())
         C, E, head = self.split_features(F)
         pipeline = self._make_pipeline(max_components=min(C.shape), calibration_cv=min(5, smallest),
                                        classes=np.unique(y))

@@ -203,12 +203,22 @@ def load_model(path, *, unsafe=False):
     ModelVersionWarning
         The model was saved with other catdog_sk or scikit-learn versions.
     """
-    import skops.io as sio
-
     model_path, card_path = _resolve(path)
     if not model_path.is_file():
         raise ModelLoadError(f"No model file at {model_path}.")
     card = read_card(card_path) if card_path.is_file() else None
+    untrusted = _check_file(model_path, card_path, card, unsafe)
+    model = _rebuild(model_path, untrusted)
+    if card is not None:
+        _warn_on_other_versions(model_path, card)
+    model.card_ = card
+    return model
+
+
+def _check_file(model_path, card_path, card, unsafe):
+    """The checksum against the card, then the types the file names; returns them for skops."""
+    import skops.io as sio
+
     recorded = card.get("model_sha256") if card is not None else None
     if card is not None and well_formed_sha256(recorded) and file_sha256(model_path) != recorded:
         raise ModelLoadError(
@@ -232,22 +242,29 @@ def load_model(path, *, unsafe=False):
         raise ModelLoadError(f"Refusing {model_path}: {card_path.name} records no well-formed model_sha256 "
                              f"(64 lowercase hex digits), so its SHA-256 cannot be checked. Load it with "
                              f"unsafe=True (--unsafe) only if you made the file yourself.")
-    try:
-        model = sio.load(model_path, trusted=untrusted)
-    except Exception as exc:  # noqa: BLE001 - a file skops cannot rebuild is not a model
-        raise ModelLoadError(f"Refusing {model_path}: skops could not load it ({type(exc).__name__}: {exc}).") from None
+    return untrusted
+
+
+def _rebuild(model_path, trusted):
+    """The fitted CatDogClassifier in the file, or a ModelLoadError."""
+    import skops.io as sio
+
     from .classifier import CatDogClassifier
 
+    try:
+        model = sio.load(model_path, trusted=trusted)
+    except Exception as exc:  # noqa: BLE001 - a file skops cannot rebuild is not a model
+        raise ModelLoadError(f"Refusing {model_path}: skops could not load it ({type(exc).__name__}: {exc}).") from None
     if not isinstance(model, CatDogClassifier) or not hasattr(model, "pipeline_"):
         raise ModelLoadError(f"Refusing {model_path}: it holds a {type(model).__name__}, not a fitted "
                              f"CatDogClassifier.")
-    if card is not None:
-        saved = card.get("versions", {})
-        now = library_versions()
-        diff = [f"{k} {saved[k]} -> {now[k]}" for k in ("catdog_sk", "scikit-learn")
-                if k in saved and saved[k] != now.get(k)]
-        if diff:
-            warnings.warn(f"{model_path} was saved with other library versions ({'; '.join(diff)}); "
-                          f"predictions may differ. Refit to silence this.", ModelVersionWarning, stacklevel=2)
-    model.card_ = card
     return model
+
+
+def _warn_on_other_versions(model_path, card):
+    saved, now = card.get("versions", {}), library_versions()
+    diff = [f"{k} {saved[k]} -> {now[k]}" for k in ("catdog_sk", "scikit-learn")
+            if k in saved and saved[k] != now.get(k)]
+    if diff:
+        warnings.warn(f"{model_path} was saved with other library versions ({'; '.join(diff)}); "
+                      f"predictions may differ. Refit to silence this.", ModelVersionWarning, stacklevel=3)

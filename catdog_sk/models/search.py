@@ -159,37 +159,41 @@ def run_search(base_train, y_train, feature_set, model, *, cv=5, n_jobs=None, ra
     probe = CatDogClassifier(features=feature_set, backbone=backbone)
     Xc = probe.split_features(X)[0]  # the cat/dog classifier never sees the ImageNet head columns
     start = time.perf_counter()
+    search = _fit_search(Xc, y_train, model, feature_set, cv=cv, n_jobs=n_jobs, random_state=random_state,
+                         progress=progress, fold_cache=fold_cache)
+    search_s = time.perf_counter() - start
+    best = classifier_params(search.best_params_)
+    clf = CatDogClassifier(features=feature_set, backbone=backbone, runtime=runtime, device=device, model=model,
+                           random_state=random_state, unknown=unknown if has_cnn else None, **best)
+    start = time.perf_counter()
+    negatives = stack_features(base_negatives, feature_set) if clf.unknown is not None else None
+    clf.fit_features(X, y_train, negatives=negatives)
+    fit_s = time.perf_counter() - start
+    row = {"features": feature_set, "model": model, "best_params": best, **_cv_summary(search),
+           "n_features": int(Xc.shape[1]), "search_seconds": round(search_s, 2), "fit_seconds": round(fit_s, 2)}
+    if base_test is not None:
+        row.update(score_on_test(clf, stack_features(base_test, feature_set), y_test))
+    return row, clf
+
+
+def _fit_search(Xc, y, model, feature_set, *, cv, n_jobs, random_state, progress, fold_cache):
+    """The fitted GridSearchCV of one (feature set, model), ticking ``progress`` once per fold."""
     folder = tempfile.TemporaryDirectory(prefix="catdog-search-") if fold_cache else contextlib.nullcontext()
     with _TickWatcher(progress) as ticks, folder as memory:
         smallest_fold = len(Xc) - -(-len(Xc) // cv)  # training rows in the smallest CV split
         search = make_search(model, feature_set, cv=cv, n_jobs=n_jobs, random_state=random_state,
                              scoring=_ProgressScorer(ticks), max_components=min(smallest_fold, Xc.shape[1]),
                              memory=memory)
-        search.fit(Xc, y_train)
-    search_s = time.perf_counter() - start
-    best = classifier_params(search.best_params_)
-    clf = CatDogClassifier(features=feature_set, backbone=backbone, runtime=runtime, device=device, model=model,
-                           random_state=random_state,
-                           unknown=unknown if has_cnn else None, **best)
-    start = time.perf_counter()
-    negatives = stack_features(base_negatives, feature_set) if clf.unknown is not None else None
-    clf.fit_features(X, y_train, negatives=negatives)
-    fit_s = time.perf_counter() - start
-    i = search.best_index_
-    row = {
-        "features": feature_set, "model": model, "best_params": best,
-        "cv_accuracy": float(search.cv_results_["mean_test_score"][i]),
-        "cv_std": float(search.cv_results_["std_test_score"][i]),
-        "cv_results": [
-            {"params": classifier_params(p), "mean": float(m), "std": float(s)}
-            for p, m, s in zip(search.cv_results_["params"], search.cv_results_["mean_test_score"],
-                               search.cv_results_["std_test_score"])
-        ],
-        "n_features": int(Xc.shape[1]), "search_seconds": round(search_s, 2), "fit_seconds": round(fit_s, 2),
-    }
-    if base_test is not None:
-        row.update(score_on_test(clf, stack_features(base_test, feature_set), y_test))
-    return row, clf
+        search.fit(Xc, y)
+    return search
+
+
+def _cv_summary(search):
+    """The best candidate's CV mean and std, and every candidate's scores, for the row."""
+    i, res = search.best_index_, search.cv_results_
+    return {"cv_accuracy": float(res["mean_test_score"][i]), "cv_std": float(res["std_test_score"][i]),
+            "cv_results": [{"params": classifier_params(p), "mean": float(m), "std": float(s)}
+                           for p, m, s in zip(res["params"], res["mean_test_score"], res["std_test_score"])]}
 
 
 def score_on_test(clf, X_test, y_test):

@@ -194,5 +194,8 @@ def save_reference_embeddings(folder, clf, cnn_features, *, seed, n=500):
 
     rng = np.random.RandomState(seed)
     pick = np.sort(rng.choice(len(cnn_features), size=min(n, len(cnn_features)), replace=False))
-    width = clf.extractors()[-1].embedding_dim
-    np.save(Path(folder) / REFERENCE_EMBEDDINGS, cnn_features[pick, :width], allow_pickle=False)
+    from ..features import FeatureLayout
+
+    cnn = [ex for ex in clf.extractors() if ex.name == "cnn"]
+    embeddings = FeatureLayout.from_extractors(cnn).split(cnn_features[pick])[1]
+    np.save(Path(folder) / REFERENCE_EMBEDDINGS, embeddings, allow_pickle=False)

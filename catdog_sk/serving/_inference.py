@@ -23,13 +23,21 @@ def classify_uploads(slot, uploads, *, max_pixels):
     Every image's header is checked first (size, pixel cap, the request's pixel budget), so a bad
     request costs no decoding; then at most :data:`BATCH` decoded images are held at once.
 
+    Parameters
+    ----------
+    slot : ModelSlot
+        Holds the model to serve with (its snapshot is taken once per request).
+    uploads : list of (str, bytes)
+        File names (for messages) and bodies.
+    max_pixels : int
+        Largest image accepted, from its header.
+
     Returns
     -------
     (model, features, decision) or ImageDecodeError
-        The model snapshot used, the base features per extractor, and the merged
-        :class:`~catdog_sk.models.Decision`.
+        The model snapshot used, the feature matrix (:meth:`CatDogClassifier.featurize`, the one path
+        from images to features), and the :class:`~catdog_sk.models.Decision`.
     """
-    from ..features import extract_features
     from ..models import Decision
     from ..preprocess import image_size
 
@@ -52,21 +60,31 @@ def classify_uploads(slot, uploads, *, max_pixels):
         except ImageDecodeError as exc:
             return exc
         with slot.predict_lock:  # compiled CNN runtimes are not re-entrant
-            res = extract_features(images, model["extractors"], n_jobs=1)
+            F = model["clf"].featurize(images, cache=None, n_jobs=1, progress=False).features
         del images
-        features.append(res.features)
-        decisions.append(model["clf"].predict_features(np.hstack(res.features)))
-    merged = [np.concatenate(parts) for parts in zip(*features)]
-    return model, merged, Decision(*(np.concatenate(parts) for parts in zip(*decisions)))
+        features.append(F)
+        decisions.append(model["clf"].predict_features(F))
+    return model, np.concatenate(features), Decision(*(np.concatenate(parts) for parts in zip(*decisions)))
 
 
 def embeddings_of(model, features, n):
-    """The unit CNN embeddings of the request's images (no ImageNet head columns), or ``[None] * n``."""
-    names = [ex.name for ex in model["extractors"]]
-    if "cnn" not in names:
-        return [None] * n
-    cnn = model["extractors"][names.index("cnn")]
-    return features[names.index("cnn")][:, :cnn.embedding_dim]
+    """The unit CNN embeddings of the request's images (no ImageNet head columns), or ``[None] * n``.
+
+    Parameters
+    ----------
+    model : dict
+        The snapshot :func:`classify_uploads` used.
+    features : ndarray of shape (n, n_features)
+        Its feature matrix.
+    n : int
+        Number of images.
+
+    Returns
+    -------
+    embeddings : ndarray of shape (n, embedding_dim) or list of None
+    """
+    embeddings = model["clf"].split_features(features)[1]
+    return [None] * n if embeddings is None else embeddings
 
 
 def keep_uploads(folder, hashes, blobs):

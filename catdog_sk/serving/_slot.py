@@ -50,8 +50,7 @@ class ModelSlot:
             return None
 
     def _load(self):
-        """A new snapshot: the classifier, its extractor plans (network compiled now), version and classes."""
-        from ..features import extract_features
+        """A new snapshot: the classifier (its network compiled now, by one warm-up image), version and classes."""
         from ..models import load_model
         from ..models.card import model_version
         from ..models.persistence import promoted_model_dir
@@ -62,10 +61,9 @@ class ModelSlot:
             clf.set_params(device=self.device)
         # Warm up: load and compile the network now, not on the first request (no cache here:
         # a cached warm-up image would skip the network).
-        extractors = clf.extractors()
-        extract_features([np.zeros((8, 8, 3), np.uint8)], extractors, n_jobs=1)
+        clf.featurize([np.zeros((8, 8, 3), np.uint8)], cache=None, n_jobs=1, progress=False)
         card = getattr(clf, "card_", None)
-        return {"clf": clf, "extractors": extractors, "sha": card.sha256 if card else "",
+        return {"clf": clf, "sha": card.sha256 if card else "",
                 "dir": promoted_model_dir(self.model_path), "version": model_version(clf),
                 "classes": [str(c) for c in clf.classes_], "pointer_mtime": mtime}
 
