@@ -88,17 +88,45 @@ class LabeledImages:
         return len(self.paths)
 
     def counts(self):
-        """Number of images per class, as a dict."""
+        """Number of images per class, as a dict.
+
+        Returns
+        -------
+        counts : dict of str to int
+            ``{'cat': n, 'dog': n}``.
+        """
         return {c: int(np.sum(self.labels == c)) for c in CLASSES}
 
     def subset(self, indices):
+        """The images at ``indices``, with their labels.
+
+        Parameters
+        ----------
+        indices : array-like of int
+            Positions to keep, in the order given.
+
+        Returns
+        -------
+        images : LabeledImages
+            With the same layout, root and ignored files.
+        """
         idx = np.asarray(indices, dtype=int)
         return LabeledImages([self.paths[i] for i in idx], self.labels[idx], self.layout, self.root,
                              list(self.ignored))
 
 
 def normalize_label(value):
-    """'Cat', 'cats', 0 -> 'cat'; 'Dog', 'dogs', 1 -> 'dog'; anything else -> None."""
+    """'Cat', 'cats', 0 -> 'cat'; 'Dog', 'dogs', 1 -> 'dog'; anything else -> None.
+
+    Parameters
+    ----------
+    value : object
+        A label as found in a CSV or given by a user.
+
+    Returns
+    -------
+    label : {'cat', 'dog'} or None
+    """
     return _LABEL_ALIASES.get(str(value).strip().lower())
 
 
@@ -332,7 +360,16 @@ def find_images(source):
 
 
 def find_splits(root):
-    """Return ``{'train': dir, 'test': dir, ...}`` for a root holding split folders, else ``{}``."""
+    """Return ``{'train': dir, 'test': dir, ...}`` for a root holding split folders, else ``{}``.
+
+    Parameters
+    ----------
+    root : str or os.PathLike
+
+    Returns
+    -------
+    splits : dict of str to str
+    """
     root = os.fspath(root)
     out = {}
     for name in ("train", "val", "test"):
@@ -357,7 +394,17 @@ def load_dataset(source):
 
 
 def content_hashes(paths):
-    """SHA-256 of each file's bytes (unreadable files hash to their path, marked)."""
+    """SHA-256 of each file's bytes (unreadable files hash to their path, marked).
+
+    Parameters
+    ----------
+    paths : sequence of str or os.PathLike
+
+    Returns
+    -------
+    hashes : list of str
+        Hex digests, in the order of ``paths``.
+    """
     out = []
     for path in paths:
         try:
@@ -368,7 +415,18 @@ def content_hashes(paths):
 
 
 def dataset_sha256(paths, labels):
-    """One SHA-256 for a labelled set: independent of file names and order, changed by any byte or label."""
+    """One SHA-256 for a labelled set: independent of file names and order, changed by any byte or label.
+
+    Parameters
+    ----------
+    paths : sequence of str
+    labels : array-like
+        One label per path.
+
+    Returns
+    -------
+    sha256 : str
+    """
     import hashlib
 
     lines = sorted(f"{h} {y}" for h, y in zip(content_hashes(paths), labels))
@@ -402,6 +460,17 @@ class Negatives:
         return len(self.paths)
 
     def subset(self, mask):
+        """The photos where ``mask`` is True, with their groups and hashes.
+
+        Parameters
+        ----------
+        mask : array-like of bool
+            Which photos to keep.
+
+        Returns
+        -------
+        negatives : Negatives
+        """
         idx = np.flatnonzero(np.asarray(mask, dtype=bool))
         return Negatives([self.paths[i] for i in idx], [self.groups[i] for i in idx],
                          [self.sha256[i] for i in idx], self.root, list(self.ignored))
@@ -412,6 +481,16 @@ class Negatives:
         A photo's side depends only on its bytes, the seed and its group's
         size, so the same folder always splits the same way, on any machine,
         whatever the file names; byte-identical copies stay on one side.
+
+        Parameters
+        ----------
+        fraction : float
+            Share of each group used for fitting, in [0, 1].
+        random_state : int, default=0
+
+        Returns
+        -------
+        used, held_out : Negatives
         """
         import hashlib
 
@@ -428,7 +507,12 @@ class Negatives:
         return self.subset(used), self.subset(~used)
 
     def counts(self):
-        """Number of photos per group, as a dict."""
+        """Number of photos per group, as a dict.
+
+        Returns
+        -------
+        counts : dict of str to int
+        """
         return {g: self.groups.count(g) for g in sorted(set(self.groups))}
 
 
@@ -437,6 +521,15 @@ def find_negatives(source):
 
     Sub-folders named like a class (``cat/``, ``dogs/`` ...) are skipped, so a
     folder of many animals such as animals10 can be passed as it is.
+
+    Parameters
+    ----------
+    source : str or os.PathLike
+        A folder; special files (FIFOs, sockets, devices) are listed in ``ignored``, never opened.
+
+    Returns
+    -------
+    negatives : Negatives
 
     Raises
     ------
@@ -528,7 +621,13 @@ class TrainingData:
     random_state: int = 0
 
     def check_trainable(self, cv):
-        """Raise a :class:`DatasetError` unless both classes have at least ``cv`` training images."""
+        """Raise a :class:`DatasetError` unless both classes have at least ``cv`` training images.
+
+        Parameters
+        ----------
+        cv : int
+            The cross-validation folds the search will use.
+        """
         counts = self.train.counts()
         present = [c for c, n in counts.items() if n]
         if len(present) < 2:
@@ -610,6 +709,10 @@ def default_data_dir():
     """Where the main job's data is: ``$CATDOG_DATA`` if set, else the downloaded PetImages.
 
     Downloads PetImages into the user cache (``$XDG_CACHE_HOME/catdog_sk``) on first use.
+
+    Returns
+    -------
+    folder : pathlib.Path
     """
     env = os.environ.get("CATDOG_DATA")
     if env:

@@ -9,6 +9,12 @@ from .exceptions import DatasetError
 
 
 def build_parser():
+    """The ``evaluate`` command's argument parser (``--help`` shows every option).
+
+    Returns
+    -------
+    parser : argparse.ArgumentParser
+    """
     parser = _cli.make_parser(
         "evaluate",
         "Score a saved model on a labelled image folder (or CSV): accuracy with a bootstrap CI, ROC AUC, "
@@ -74,6 +80,18 @@ def _print_summary(metrics, abstains, out, errors):
 
 
 def main(argv=None):
+    """Run ``python -m catdog_sk.evaluate``: score a saved model on labelled photos and write its report.
+
+    Parameters
+    ----------
+    argv : list of str, default=None
+        The arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    status : int
+        The exit status: 0 done, 1 failure, 2 usage error, 3 done with skipped files (see ``--help``).
+    """
     parser = build_parser()
 
     def body(args):

@@ -8,6 +8,12 @@ FORMATS = ("onnx", "web")
 
 
 def build_parser():
+    """The ``export`` command's argument parser (``--help`` shows every option).
+
+    Returns
+    -------
+    parser : argparse.ArgumentParser
+    """
     parser = _cli.make_parser(
         "export",
         "Write a saved CNN model (features 'cnn') as one portable file or a static web page. 'onnx': one "
@@ -96,7 +102,18 @@ def _export_web(clf, out, version, args):
 
 
 def main(argv=None):
-    """``python -m catdog_sk.export``: a saved model as an ONNX file or a web folder; returns the exit status."""
+    """Run ``python -m catdog_sk.export``: a saved model as an ONNX file or a web folder.
+
+    Parameters
+    ----------
+    argv : list of str, default=None
+        The arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    status : int
+        The exit status: 0 done, 1 failure, 2 usage error, 3 done with skipped files (see ``--help``).
+    """
     parser = build_parser()
 
     def body(args):

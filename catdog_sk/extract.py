@@ -12,6 +12,12 @@ FEATURES = tuple(EXTRACTORS)
 
 
 def build_parser():
+    """The ``extract`` command's argument parser (``--help`` shows every option).
+
+    Returns
+    -------
+    parser : argparse.ArgumentParser
+    """
     parser = _cli.make_parser(
         "extract",
         "Find labelled cat/dog images, compute their features and store them in the feature cache, "
@@ -43,6 +49,18 @@ def build_parser():
 
 
 def main(argv=None):
+    """Run ``python -m catdog_sk.extract``: features of every photo into the cache, with a summary.
+
+    Parameters
+    ----------
+    argv : list of str, default=None
+        The arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    status : int
+        The exit status: 0 done, 1 failure, 2 usage error, 3 done with skipped files (see ``--help``).
+    """
     parser = build_parser()
 
     def body(args):
@@ -52,12 +70,6 @@ def main(argv=None):
         from .preprocess import DEFAULT_MAX_PIXELS
 
         names = _cli.parse_names(parser, "--features", args.features, FEATURES, split_plus=True)
-        if args.jobs is not None and args.jobs == 0:
-            parser.error("--jobs must be a positive number of threads or -1 for all CPUs; got 0")
-        if args.batch_size < 1:
-            parser.error(f"--batch-size must be >= 1; got {args.batch_size}")
-        if args.max_pixels is not None and args.max_pixels < 1:
-            parser.error(f"--max-pixels must be >= 1; got {args.max_pixels}")
         extractors = [make_extractor(n, backbone=args.backbone, batch_size=args.batch_size, runtime=args.runtime,
                                      device=args.device, caller="extract") for n in names]
         for ex in extractors:  # fail fast (e.g. offline backbone) before reading any image
@@ -83,11 +95,7 @@ def main(argv=None):
         if total["images"] - len([s for s in summary["skipped"] if s["reason"] != "ignored"]) == 0:
             raise DatasetError(f"No image under {data!r} could be decoded.")
         if args.skipped_csv:
-            with open(args.skipped_csv, "w", newline="", errors="surrogateescape") as fh:
-                writer = csv.writer(fh)
-                writer.writerow(["path", "reason", "detail"])
-                for s in summary["skipped"]:
-                    writer.writerow([s["path"], s["reason"], s["detail"]])
+            _write_skipped_csv(args.skipped_csv, summary["skipped"])
         if args.json:
             _cli.emit_json(summary)
         else:
@@ -95,6 +103,14 @@ def main(argv=None):
         return _cli.skipped_status(args, sum(s["reason"] != "ignored" for s in summary["skipped"]))
 
     return _cli.run(body, parser, argv)
+
+
+def _write_skipped_csv(path, skipped):
+    with open(path, "w", newline="", errors="surrogateescape") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["path", "reason", "detail"])
+        for s in skipped:
+            writer.writerow([s["path"], s["reason"], s["detail"]])
 
 
 def summarize_split(summary, total, split, found, result):

@@ -13,6 +13,12 @@ MODEL_CHOICES = (*MODELS, *FINETUNE, "all")
 
 
 def build_parser():
+    """The ``fit`` command's argument parser (``--help`` shows every option).
+
+    Returns
+    -------
+    parser : argparse.ArgumentParser
+    """
     parser = _cli.make_parser(
         "fit",
         "Tune SVM and logistic-regression pipelines with GridSearchCV (stratified k-fold on the training "
@@ -54,6 +60,17 @@ def build_parser():
                         help="more training images: 'feedback' (images users corrected through serve, from "
                              "ARTIFACTS/models/prediction_log.sqlite), a prediction-log .sqlite file, or a "
                              "labelled folder/CSV; repeatable")
+    _add_unknown_args(parser)
+    _cli.add_strict_arg(parser)
+    _cli.add_backend_args(parser)
+    parser.add_argument("--no-promote", action="store_true",
+                        help="never promote the new model (by default it is promoted when its test accuracy "
+                             "is at least the current promoted model's on the same test set)")
+    return parser
+
+
+def _add_unknown_args(parser):
+    """--unknown, --negatives and --negatives-fraction."""
     parser.add_argument("--unknown", default="auto", metavar="auto|off|P",
                         help="models with CNN features answer 'unknown' for photos that show neither a cat nor a "
                              "dog: 'auto' (operating point set on the training photos), 'off', or a presence "
@@ -65,12 +82,6 @@ def build_parser():
     parser.add_argument("--negatives-fraction", type=_cli.real(0, 1), default=0.5, metavar="F",
                         help="share of --negatives used for fitting, split by content hash within each sub-folder "
                              "(seeded by --seed); the rest is held out for the report (default 0.5)")
-    _cli.add_strict_arg(parser)
-    _cli.add_backend_args(parser)
-    parser.add_argument("--no-promote", action="store_true",
-                        help="never promote the new model (by default it is promoted when its test accuracy "
-                             "is at least the current promoted model's on the same test set)")
-    return parser
 
 
 def parse_unknown(parser, text):
@@ -142,7 +153,18 @@ def _work(args, plan, client):
 
 
 def main(argv=None):
-    """``python -m catdog_sk.fit``: tune, compare, save and promote (see ``--help``); returns the exit status."""
+    """Run ``python -m catdog_sk.fit``: tune, compare, save and promote (see ``--help``).
+
+    Parameters
+    ----------
+    argv : list of str, default=None
+        The arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    status : int
+        The exit status: 0 done, 1 failure, 2 usage error, 3 done with skipped files (see ``--help``).
+    """
     from .models.persistence import valid_run_name
     from .training import claim_run, release_run
 

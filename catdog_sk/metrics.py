@@ -39,7 +39,20 @@ def expected_calibration_error(y_true_positive, p_positive, *, n_bins=15):
 
 
 def bootstrap_ci(y_true, pred, *, n_boot=1000, random_state=0, alpha=0.05):
-    """Percentile bootstrap confidence interval of accuracy."""
+    """Percentile bootstrap confidence interval of accuracy.
+
+    Parameters
+    ----------
+    y_true, pred : array-like of shape (n_images,)
+    n_boot : int, default=1000
+    random_state : int, default=0
+    alpha : float, default=0.05
+        The interval covers 1 - alpha.
+
+    Returns
+    -------
+    low, high : float
+    """
     rng = np.random.RandomState(random_state)
     correct = (np.asarray(y_true) == np.asarray(pred)).astype(float)
     n = len(correct)

@@ -8,6 +8,12 @@ from .monitoring import DEFAULT_MAX_DOMAIN_AUC, DEFAULT_MAX_PSI, DEFAULT_UNKNOWN
 
 
 def build_parser():
+    """The ``monitor`` command's argument parser (``--help`` shows every option).
+
+    Returns
+    -------
+    parser : argparse.ArgumentParser
+    """
     parser = _cli.make_parser(
         "monitor",
         "Report on a served model's prediction log: volume and latency percentiles, class balance, "
@@ -33,6 +39,18 @@ def build_parser():
 
 
 def main(argv=None):
+    """Run ``python -m catdog_sk.monitor``: drift and quality of a prediction log against the model's reference.
+
+    Parameters
+    ----------
+    argv : list of str, default=None
+        The arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    status : int
+        The exit status: 0 done, 1 failure, 2 usage error, 3 done with skipped files (see ``--help``).
+    """
     parser = build_parser()
 
     def body(args):

@@ -8,6 +8,12 @@ from . import _cli
 
 
 def build_parser():
+    """The ``predict`` command's argument parser (``--help`` shows every option).
+
+    Returns
+    -------
+    parser : argparse.ArgumentParser
+    """
     parser = _cli.make_parser(
         "predict",
         "Predict the class of each image (files, or folders searched recursively) with a saved model. "
@@ -29,6 +35,18 @@ def build_parser():
 
 
 def main(argv=None):
+    """Run ``python -m catdog_sk.predict``: one line per image, in input order.
+
+    Parameters
+    ----------
+    argv : list of str, default=None
+        The arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    status : int
+        The exit status: 0 done, 1 failure, 2 usage error, 3 done with skipped files (see ``--help``).
+    """
     parser = build_parser()
 
     def body(args):

@@ -4,6 +4,12 @@ from . import _cli
 
 
 def build_parser():
+    """The ``serve`` command's argument parser (``--help`` shows every option).
+
+    Returns
+    -------
+    parser : argparse.ArgumentParser
+    """
     parser = _cli.make_parser(
         "serve",
         "Serve a saved model over HTTP (FastAPI + uvicorn): POST /predict (multipart or base64 JSON), "
@@ -26,6 +32,18 @@ def build_parser():
 
 
 def main(argv=None):
+    """Run ``python -m catdog_sk.serve``: the HTTP service until interrupted.
+
+    Parameters
+    ----------
+    argv : list of str, default=None
+        The arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    status : int
+        The exit status: 0 done, 1 failure, 2 usage error, 3 done with skipped files (see ``--help``).
+    """
     parser = build_parser()
 
     def body(args):

@@ -199,13 +199,27 @@ class Comparison:
 
     @property
     def best(self):
-        """The row chosen by CV accuracy on train (:func:`catdog_sk.models.workflow.choose_best`)."""
+        """The row chosen by CV accuracy on train (:func:`catdog_sk.models.workflow.choose_best`).
+
+        Returns
+        -------
+        row : dict
+        """
         from .models.workflow import choose_best
 
         return choose_best(self.rows)
 
     def test_features(self, key):
-        """The test photos' feature matrix for model ``key`` = (feature set, model)."""
+        """The test photos' feature matrix for model ``key`` = (feature set, model).
+
+        Parameters
+        ----------
+        key : (str, str)
+
+        Returns
+        -------
+        X : ndarray of shape (n_test, n_features)
+        """
         from .models import stack_features
 
         own = self.own_test.get(key)
@@ -315,7 +329,12 @@ class RunResult:
     report_dir: Path
 
     def summary(self):
-        """What ``fit`` prints: the comparison table, the best model, "unknown" and promotion lines."""
+        """What ``fit`` prints: the comparison table, the best model, "unknown" and promotion lines.
+
+        Returns
+        -------
+        text : str
+        """
         from .evaluation.comparison import format_table
 
         res, rows = self.results, self.results["rows"]
@@ -382,7 +401,13 @@ def claim_run(artifacts, run=None):
 
 
 def release_run(created):
-    """After a failure: remove what :func:`claim_run` created (the model folder, and parents left empty)."""
+    """After a failure: remove what :func:`claim_run` created (the model folder, and parents left empty).
+
+    Parameters
+    ----------
+    created : list of pathlib.Path
+        What :func:`claim_run` returned.
+    """
     import shutil
 
     if created:

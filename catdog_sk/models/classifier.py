@@ -114,6 +114,17 @@ def n_head_columns(features, backbone):
     The catalogue's ``'cnn'`` extractor appends, per backbone, the log-probabilities its ImageNet-1k
     head gives to dog breeds, domestic cats and everything else; the CNN block comes last in every
     feature set, so these are the last columns. The cat/dog classifier never sees them.
+
+    Parameters
+    ----------
+    features : str
+        A feature set name.
+    backbone : str
+        One backbone or several joined with '+'.
+
+    Returns
+    -------
+    n : int
     """
     if "cnn" not in FEATURE_SETS[features]:
         return 0
@@ -338,6 +349,10 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
         Pass them to :func:`catdog_sk.features.extract_features` to compute (or
         cache) features once and then use :meth:`fit_features` /
         :meth:`predict_features`, e.g. for a grid search on cached features.
+
+        Returns
+        -------
+        extractors : list of extractor plans
         """
         from ..features import make_extractor
 
@@ -353,6 +368,10 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
         fine-tuned copy (``'efficientnet_lite0@<sha12>'``), registered in this
         process from ``tuned_weights_`` so that the CNN runtimes, the cache key
         and the exporters see the tuned weights.
+
+        Returns
+        -------
+        backbone : str
         """
         weights = getattr(self, "tuned_weights_", None)
         if weights is None:
@@ -637,7 +656,16 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
 
     # -- prediction ----------------------------------------------------------------------------
     def transform_features(self, X):
-        """Feature matrix of images ``X`` (see :meth:`featurize`, :meth:`split_features`)."""
+        """Feature matrix of images ``X`` (see :meth:`featurize`, :meth:`split_features`).
+
+        Parameters
+        ----------
+        X : sequence of str, os.PathLike or ndarray
+
+        Returns
+        -------
+        F : ndarray of shape (n_images, n_features)
+        """
         check_is_fitted(self)
         return self._features(X, "features")
 

@@ -33,7 +33,13 @@ TRUSTED_TYPES = frozenset({
 
 
 def library_versions():
-    """Versions that decide whether a saved model still predicts the same."""
+    """Versions that decide whether a saved model still predicts the same.
+
+    Returns
+    -------
+    versions : dict of str to str
+        catdog_sk, scikit-learn, numpy and the other libraries a model's predictions depend on.
+    """
     import numpy
     import sklearn
 
@@ -119,6 +125,14 @@ def valid_run_name(name):
     """Whether ``name`` can be a run folder: one path component of letters, digits, '.', '_' and '-'.
 
     It must not start with '.' (so '.', '..' and hidden folders are out) and is at most 100 characters.
+
+    Parameters
+    ----------
+    name : str
+
+    Returns
+    -------
+    valid : bool
     """
     import re
 
@@ -131,6 +145,15 @@ def promotion_lock(models_root):
 
     Two ``fit`` runs finishing together then decide one after the other, each against the
     model promoted *now*, never against what was promoted when it started.
+
+    Parameters
+    ----------
+    models_root : str or os.PathLike
+
+    Yields
+    ------
+    None
+        While the lock is held.
     """
     import fcntl
 
@@ -145,7 +168,14 @@ def promotion_lock(models_root):
 
 
 def promote(models_root, run_dir):
-    """Make ``run_dir`` the models root's promoted model (atomic: a serving process sees old or new)."""
+    """Make ``run_dir`` the models root's promoted model (atomic: a serving process sees old or new).
+
+    Parameters
+    ----------
+    models_root : str or os.PathLike
+    run_dir : str or os.PathLike
+        A model folder inside ``models_root``.
+    """
     import os
 
     models_root = Path(models_root)

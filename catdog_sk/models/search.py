@@ -109,7 +109,19 @@ def make_search(model, feature_set, *, cv=5, n_jobs=None, random_state=0, scorin
 
 
 def stack_features(base, feature_set):
-    """Concatenate base feature matrices (dict name -> array) for a feature set."""
+    """Concatenate base feature matrices (dict name -> array) for a feature set.
+
+    Parameters
+    ----------
+    base : dict of str to ndarray
+        Base features by extractor name.
+    feature_set : str
+        A name of :data:`catdog_sk.registry.FEATURE_SETS`.
+
+    Returns
+    -------
+    X : ndarray of shape (n_images, n_features)
+    """
     parts = [base[name] for name in FEATURE_SETS[feature_set]]
     return np.hstack(parts) if len(parts) > 1 else parts[0]
 
@@ -197,7 +209,19 @@ def _cv_summary(search):
 
 
 def score_on_test(clf, X_test, y_test):
-    """A fitted classifier scored once on test features: the row's ``test_*`` metrics and classifier ms/image."""
+    """A fitted classifier scored once on test features: the row's ``test_*`` metrics and classifier ms/image.
+
+    Parameters
+    ----------
+    clf : CatDogClassifier
+        Fitted.
+    X_test : ndarray of shape (n_test, n_features)
+    y_test : array-like of shape (n_test,)
+
+    Returns
+    -------
+    scores : dict
+    """
     from ..metrics import abstention_metrics, classification_metrics
 
     start = time.perf_counter()

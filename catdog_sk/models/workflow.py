@@ -115,7 +115,17 @@ def finetune_row(train_paths, y_train, test_paths, y_test, *, backbone="efficien
 
 
 def choose_best(rows):
-    """The row with the highest mean CV accuracy (training data only, never the test set); fewer features on ties."""
+    """The row with the highest mean CV accuracy (training data only, never the test set); fewer features on ties.
+
+    Parameters
+    ----------
+    rows : list of dict
+        Rows of :func:`compare` (and :func:`finetune_row`).
+
+    Returns
+    -------
+    row : dict
+    """
     return max(rows, key=lambda r: (round(r["cv_accuracy"], 6), -r["n_features"]))
 
 
@@ -160,6 +170,22 @@ def model_card_fields(row, clf, decision, *, run, seed, data, cv, is_best):
     ``decision`` is the model's :class:`~catdog_sk.models.Decision` on the held-out test set: its
     probabilities (and presence scores) become the reference distributions that monitoring compares
     live traffic with.
+
+    Parameters
+    ----------
+    row : dict
+        The model's row of :func:`compare`.
+    clf : CatDogClassifier
+    decision : Decision
+    run : str
+    seed, cv : int
+    data : dict
+        Where the training and test photos came from, their counts and content hashes.
+    is_best : bool
+
+    Returns
+    -------
+    fields : dict
     """
     from ._registry import MODELS, grid_summary
 
@@ -180,7 +206,23 @@ def model_card_fields(row, clf, decision, *, run, seed, data, cv, is_best):
 
 def unknown_card_fields(clf, row, *, setting, negatives_used, held_out=None):
     """The card's ``unknown`` section: threshold, test coverage and (``held_out``, already measured,
-    e.g. by :func:`catdog_sk.evaluation.negatives_metrics`) the rejection of held-out photos of neither."""
+    e.g. by :func:`catdog_sk.evaluation.negatives_metrics`) the rejection of held-out photos of neither.
+
+    Parameters
+    ----------
+    clf : CatDogClassifier
+        Fitted with ``unknown``.
+    row : dict
+    setting : str
+        How "unknown" was asked for (``'auto'``, a threshold).
+    negatives_used : dict
+        Which photos of neither the presence model was fitted on.
+    held_out : dict, default=None
+
+    Returns
+    -------
+    fields : dict
+    """
     fields = {"threshold": clf.presence_threshold_, "setting": setting, "test_coverage": row["test_coverage"],
               "test_answered_accuracy": row["test_answered_accuracy"], "negatives_used": negatives_used}
     if held_out is not None:
@@ -189,7 +231,19 @@ def unknown_card_fields(clf, row, *, setting, negatives_used, held_out=None):
 
 
 def save_reference_embeddings(folder, clf, cnn_features, *, seed, n=500):
-    """Save a seeded sample of test-set CNN embeddings (no head columns) beside the model, for drift monitoring."""
+    """Save a seeded sample of test-set CNN embeddings (no head columns) beside the model, for drift monitoring.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        The saved model's folder.
+    clf : CatDogClassifier
+    cnn_features : ndarray of shape (n_images, n_cnn_columns)
+        The test photos' 'cnn' base features (embeddings, then head columns).
+    seed : int
+    n : int, default=500
+        Largest sample kept.
+    """
     from .card import REFERENCE_EMBEDDINGS
 
     rng = np.random.RandomState(seed)
