@@ -221,3 +221,26 @@ def test_finetuned_model_exports_to_a_web_folder_with_its_tuned_weights(tuned, f
     labels, proba, _ = OnnxModel(folder / "model.onnx").run([read_image(p) for p in X_test[:4]])
     np.testing.assert_allclose(proba, tuned.predict_proba(X_test[:4]), atol=1e-3)
     assert list(labels) == list(tuned.predict(X_test[:4]))
+
+
+def test_the_tuned_backbone_is_a_fitted_value_and_predict_writes_nothing(tuned, few):
+    """The tuned weights are registered at fit and at load; predict changes neither the estimator nor the process."""
+    import pickle
+
+    from catdog_sk.features import _backbones
+
+    _, _, X_test, _ = few
+    assert tuned.feature_backbone() == tuned.tuned_backbone_ and tuned.tuned_backbone_.startswith("efficientnet_lite0@")
+    before_attrs, before_registry = dict(tuned.__dict__), dict(_backbones._TUNED)
+    tuned.predict(X_test[:2])
+    assert tuned.__dict__.keys() == before_attrs.keys()
+    assert all(tuned.__dict__[k] is v for k, v in before_attrs.items())  # not even rebound
+    assert _backbones._TUNED == before_registry
+    with _backbones._TUNED_LOCK:
+        _backbones._TUNED.clear()  # a fresh process: loading registers the weights again
+    try:
+        again = pickle.loads(pickle.dumps(tuned))
+        assert again.tuned_backbone_ in _backbones._TUNED
+        assert list(again.predict(X_test[:2])) == list(tuned.predict(X_test[:2]))
+    finally:
+        _backbones._TUNED.update(before_registry)

@@ -2,7 +2,7 @@
 
 from ..registry import EXTRACTORS
 from ._backbones import (BUNDLED_BACKBONES, DEFAULT_CLI_BACKBONE, IMAGENET_CAT_CLASSES, IMAGENET_DOG_CLASSES,
-                         BackboneSpec, get_backbone, list_backbones, state_sha256)
+                         BackboneSpec, get_backbone, list_backbones, register_tuned, state_sha256)
 from ._cache import FeatureCache, default_cache_dir
 from ._color import ColorHistogramExtractor, color_histogram
 from ._engine import ExtractionResult, effective_n_jobs, extract_features
@@ -46,6 +46,7 @@ __all__ = [
     "IMAGENET_DOG_CLASSES",
     "effective_n_jobs",
     "state_sha256",
+    "register_tuned",
     *_LAZY_MODULE,
 ]
 

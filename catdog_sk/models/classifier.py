@@ -239,6 +239,9 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
         ``model='finetune'`` only: the fine-tuned backbone's tensors (timm
         names), stored as plain arrays so the model saves safely; its CNN
         features come from them (see :meth:`feature_backbone`).
+    tuned_backbone_ : str
+        ``model='finetune'`` only: the tuned copy's backbone name (``'<backbone>@<sha12>'``), set once
+        at fit and at load.
     finetune_ : dict
         ``model='finetune'`` only: per-epoch ``history`` (epoch 0 is the linear
         probe alone), ``best_epoch``, ``val_accuracy``, ``n_train``, ``n_val``,
@@ -364,24 +367,23 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
     def feature_backbone(self):
         """The backbone name(s) the CNN features come from.
 
-        ``backbone``, except for a fitted ``model='finetune'``: the name of its
-        fine-tuned copy (``'efficientnet_lite0@<sha12>'``), registered in this
-        process from ``tuned_weights_`` so that the CNN runtimes, the cache key
-        and the exporters see the tuned weights.
+        ``backbone``, except for a fitted ``model='finetune'``: ``tuned_backbone_``, the name of its
+        fine-tuned copy (``'efficientnet_lite0@<sha12>'``). The tuned weights are made known to the
+        CNN runtimes once, when the model is fitted or loaded (see ``__setstate__``); predicting
+        only reads this value and writes nothing, on the estimator or in the process.
 
         Returns
         -------
         backbone : str
         """
-        weights = getattr(self, "tuned_weights_", None)
-        if weights is None:
-            return self.backbone
-        from ..features._backbones import is_registered, register_tuned
+        return self.__dict__.get("tuned_backbone_") or self.backbone
 
-        name = self.__dict__.get("_tuned_name")
-        if name is None or not is_registered(name):
-            name = self._tuned_name = register_tuned(self.backbone, weights)
-        return name
+    def _set_tuned(self, state):
+        """Keep the fine-tuned weights and their backbone name (registered with the CNN runtimes once, here)."""
+        from ..features import register_tuned
+
+        self.tuned_weights_ = state
+        self.tuned_backbone_ = register_tuned(self.backbone, state)
 
     def featurize(self, X, *, on_error="raise", cache=_OWN_CACHE, n_jobs=None, progress=None, desc="features"):
         """Feature matrix of images ``X``: the boundary between images and features.
@@ -464,7 +466,7 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
                 f"{type(self).__name__} needs images of exactly two classes; got {len(classes)} "
                 f"({', '.join(map(str, classes[:5]))})."
             )
-        for attr in ("tuned_weights_", "finetune_", "_tuned_name", "layout_"):
+        for attr in ("tuned_weights_", "tuned_backbone_", "finetune_", "layout_"):
             self.__dict__.pop(attr, None)
         if self.model in FINETUNE:
             self._finetune(X, y, classes)
@@ -501,7 +503,7 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
                                 learning_rate=self.learning_rate,
                                 device=resolve_device(self.device, caller=type(self).__name__),
                                 random_state=seed, progress=bool(self.verbose))
-        self.tuned_weights_ = res.state
+        self._set_tuned(res.state)
         self.finetune_ = {"history": res.history, "best_epoch": res.best_epoch, "val_accuracy": res.val_accuracy,
                           "n_train": res.n_train, "n_val": res.n_val, "seconds": res.seconds,
                           "epochs": self.epochs, "learning_rate": self.learning_rate,
@@ -728,7 +730,10 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
         state.setdefault("device", "auto")  # models saved before the 'device' parameter existed
         state.setdefault("epochs", 3)  # ... and before 'model="finetune"'
         state.setdefault("learning_rate", 5e-5)
+        state.pop("_tuned_name", None)  # models saved when predict registered the tuned weights itself
         super().__setstate__(state)
+        if self.__dict__.get("tuned_weights_") is not None:  # loaded (pickle, joblib, skops): register once
+            self._set_tuned(self.tuned_weights_)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
