@@ -58,8 +58,6 @@ def main(argv=None):
         from .monitoring import find_alerts, load_log, load_reference, previous_window, summarize, write_monitor_report
         from .monitoring.log import PredictionLog
 
-        if not 0 < args.unknown_alpha < 1:
-            parser.error(f"--unknown-alpha must be in (0, 1); got {args.unknown_alpha}")
         ref = {"classes": ["cat", "dog"], "reference_embeddings": None}
         if args.model:
             card_path = Path(args.model) / CARD_FILE
@@ -69,8 +67,13 @@ def main(argv=None):
         classes = ref["classes"]
         since = time.time() - 3600 * args.since if args.since else None
         rows = load_log(args.db, since=since)
-        live_emb = PredictionLog(args.db).embeddings(since=since) if ref["reference_embeddings"] is not None else None
-        summary = summarize(rows, live_embeddings=live_emb, unknown_alpha=args.unknown_alpha, **ref)
+        live_emb = widths = None
+        if ref["reference_embeddings"] is not None:
+            log = PredictionLog(args.db, create=False)
+            live_emb = log.embeddings(since=since, width=ref["reference_embeddings"].shape[1])
+            widths = log.embedding_widths(since=since)
+        summary = summarize(rows, live_embeddings=live_emb, unknown_alpha=args.unknown_alpha, embedding_widths=widths,
+                            **ref)
         if since is not None:  # the window before, so that a gradual change shows too
             earlier = [r for r in load_log(args.db, since=since - 3600 * args.since) if r["time"] < since]
             summary["previous_window"] = previous_window(earlier, rows, classes=classes)

@@ -128,10 +128,80 @@ def load_log(db_path, *, since=None):
         from ..exceptions import DatasetError
 
         raise DatasetError(f"No prediction log at {db_path}.")
-    rows = PredictionLog(db_path).rows()
+    rows = PredictionLog(db_path, create=False).rows()
     if since is not None:
-        rows = [r for r in rows if r["time"] >= since]
+        rows = [r for r in rows if _number(r["time"]) is not None and r["time"] >= since]
     return rows
+
+
+def _number(value):
+    """``value`` as a finite float, or None (NULL, text, NaN in a log row or a card field)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+        return None
+    return float(value)
+
+
+def _numbers(value):
+    """A list of finite numbers as an array, or None when ``value`` is anything else."""
+    if not isinstance(value, (list, tuple)) or not value or any(_number(v) is None for v in value):
+        return None
+    return np.asarray(value, dtype=float)
+
+
+def _probabilities(text):
+    """A logged probabilities field as {class: p}, or None when it is not a JSON object of numbers."""
+    try:
+        value = json.loads(text) if isinstance(text, (str, bytes)) else None
+    except ValueError:
+        return None
+    if not isinstance(value, dict) or not value or any(_number(v) is None for v in value.values()):
+        return None
+    return {str(k): float(v) for k, v in value.items()}
+
+
+def clean_rows(rows):
+    """Log rows made safe to summarise, and what was wrong with them, in words.
+
+    Real logs are messy: probabilities that are ``{}``, null or not JSON, NULL times or latencies.
+    Rows without a time are left out (they cannot be placed in a window); a row whose probabilities
+    are unreadable still counts in the class shares, but not in the score signals; a NULL latency is
+    left out of the latency percentiles. Cleaning clean rows changes nothing.
+
+    Parameters
+    ----------
+    rows : list of dict
+        From :func:`load_log` (or :meth:`PredictionLog.rows`).
+
+    Returns
+    -------
+    rows : list of dict
+        Copies with ``time`` a float, ``latency_ms`` a float or None, ``label`` a str, ``presence`` a
+        float or None and ``proba`` the parsed probabilities (None when unreadable).
+    notes : list of str
+    """
+    out, no_time, bad_proba, no_latency = [], 0, 0, 0
+    for row in rows:
+        row = dict(row)
+        if _number(row.get("time")) is None:
+            no_time += 1
+            continue
+        row["proba"] = row["proba"] if "proba" in row else _probabilities(row.get("probabilities"))
+        row["latency_ms"], row["presence"] = _number(row.get("latency_ms")), _number(row.get("presence"))
+        row["label"] = str(row.get("label"))
+        bad_proba += row["proba"] is None
+        no_latency += row["latency_ms"] is None
+        out.append(row)
+    notes = [f"{k} of {len(rows)} logged rows {what}" for k, what in (
+        (no_time, "have no time: left out"),
+        (bad_proba, "have probabilities that are not a JSON object of numbers: left out of the score signals"),
+        (no_latency, "have no latency: left out of the latency percentiles")) if k]
+    return out, notes
+
+
+def _positive(rows, cls):
+    """P(``cls``) of the rows whose probabilities could be read."""
+    values = np.array([r["proba"].get(str(cls), np.nan) for r in rows if r["proba"] is not None], dtype=float)
+    return values[np.isfinite(values)]
 
 
 def load_reference(model_dir, card):
@@ -150,16 +220,32 @@ def load_reference(model_dir, card):
         ``classes``, ``reference_scores``, ``reference_presence``, ``reference_unknown_rate`` and
         ``reference_embeddings``: keyword arguments of :func:`summarize`.
     """
-    ref = card.reference if card is not None else {}
+    fields = card.to_dict() if card is not None else {}
+    ref = fields.get("reference") if isinstance(fields.get("reference"), dict) else {}
+    notes = [] if isinstance(fields.get("reference", {}), dict) else ["the card's reference is not an object"]
+    classes = fields.get("classes")
+    if not (isinstance(classes, list) and len(classes) == 2 and all(isinstance(c, str) for c in classes)):
+        if card is not None:
+            notes.append(f"the card's classes are {classes!r}, not two names: assumed ['cat', 'dog']")
+        classes = ["cat", "dog"]
+    out = {"classes": classes, "reference_notes": notes}
+    for key, name, parse in (("p_positive", "reference_scores", _numbers), ("presence", "reference_presence", _numbers),
+                             ("unknown_rate", "reference_unknown_rate", _number)):
+        value = parse(ref.get(key))
+        if key == "unknown_rate" and value is not None and not 0 <= value <= 1:
+            value = None
+        if value is None and ref.get(key) is not None:
+            notes.append(f"the card's reference.{key} is {ref[key]!r:.60}, not "
+                         f"{'a share in [0, 1]' if key == 'unknown_rate' else 'a list of numbers'}: not used")
+        out[name] = value
     emb = Path(model_dir) / REFERENCE_EMBEDDINGS
-    return {"classes": (card.classes if card is not None else None) or ["cat", "dog"],
-            "reference_scores": ref.get("p_positive"), "reference_presence": ref.get("presence"),
-            "reference_unknown_rate": ref.get("unknown_rate"),
-            "reference_embeddings": np.load(emb, allow_pickle=False) if emb.is_file() else None}
+    out["reference_embeddings"] = np.load(emb, allow_pickle=False) if emb.is_file() else None
+    return out
 
 
 def summarize(rows, *, classes, reference_scores=None, reference_embeddings=None, live_embeddings=None,
-              min_live=20, reference_presence=None, reference_unknown_rate=None, unknown_alpha=DEFAULT_UNKNOWN_ALPHA):
+              min_live=20, reference_presence=None, reference_unknown_rate=None, unknown_alpha=DEFAULT_UNKNOWN_ALPHA,
+              reference_notes=None, embedding_widths=None):
     """Numbers of the monitoring report (JSON-serialisable).
 
     Parameters
@@ -178,54 +264,39 @@ def summarize(rows, *, classes, reference_scores=None, reference_embeddings=None
         Presence scores on the held-out test set (model card), for the drift of the "neither" score.
     reference_unknown_rate : float, default=None
         Share of the held-out test set answered 'unknown' (model card), for :func:`unknown_share_test`.
-    """
-    from scipy.stats import ks_2samp
+    unknown_alpha : float, default=DEFAULT_UNKNOWN_ALPHA
+    reference_notes : list of str, default=None
+        What :func:`load_reference` could not use from the card.
+    embedding_widths : dict, default=None
+        :meth:`PredictionLog.embedding_widths` of the log, so that a mix of widths is reported.
 
+    Returns
+    -------
+    summary : dict
+        Each signal that could be computed; ``notes`` says, in words, what could not and why.
+    """
+    rows, notes = clean_rows(rows)
     n = len(rows)
-    out = {"n_predictions": n}
+    out = {"n_predictions": n, "notes": list(reference_notes or []) + notes}
     if n == 0:
         return out
-    times = np.array([r["time"] for r in rows])
-    latency = np.array([r["latency_ms"] for r in rows])
+    out.update(_traffic(rows, classes))
+    positive = _positive(rows, classes[1])
+    if reference_scores is not None and len(reference_scores) and len(positive):
+        out["drift"] = _drift(reference_scores, positive)
     labels = np.array([r["label"] for r in rows])
-    probs = [json.loads(r["probabilities"]) for r in rows]
-    positive = np.array([p.get(str(classes[1]), np.nan) for p in probs])
-    confidence = np.array([max(p.values()) for p in probs])
-    out.update({
-        "first": float(times.min()), "last": float(times.max()),
-        "latency_ms": {f"p{q}": float(np.percentile(latency, q)) for q in (50, 95, 99)},
-        "class_share": {str(c): float(np.mean(labels == c)) for c in [*classes, "unknown"]},
-        "mean_confidence": float(confidence.mean()),
-        "low_confidence_share": float(np.mean(confidence < 0.8)),
-    })
-    if reference_scores is not None and len(reference_scores):
-        ref = np.asarray(reference_scores, dtype=float)
-        ks = ks_2samp(ref, positive)
-        out["drift"] = {"psi": psi(ref, positive), "ks_statistic": float(ks.statistic),
-                        "ks_pvalue": float(ks.pvalue), "reference_n": int(len(ref))}
-    n_unknown = int(np.sum(labels == "unknown"))
     if reference_unknown_rate is not None:
-        out["unknown"] = unknown_share_test(n_unknown, n, reference_unknown_rate, alpha=unknown_alpha,
-                                            reference_n=len(reference_scores) if reference_scores is not None
-                                            else None)
-    presence = np.array([r.get("presence") for r in rows], dtype=float)
-    if reference_presence is not None and len(reference_presence) and np.isfinite(presence).any():
-        live_p = presence[np.isfinite(presence)]
-        ref_p = np.asarray(reference_presence, dtype=float)
-        ks = ks_2samp(ref_p, live_p)
-        out["presence_drift"] = {"psi": psi(ref_p, live_p), "ks_statistic": float(ks.statistic),
-                                 "ks_pvalue": float(ks.pvalue), "live_median": float(np.median(live_p)),
-                                 "reference_median": float(np.median(ref_p))}
+        out["unknown"] = unknown_share_test(int(np.sum(labels == "unknown")), n, reference_unknown_rate,
+                                            alpha=unknown_alpha, reference_n=len(reference_scores)
+                                            if reference_scores is not None else None)
+    presence = np.array([r["presence"] for r in rows if r["presence"] is not None], dtype=float)
+    if reference_presence is not None and len(reference_presence) and len(presence):
+        out["presence_drift"] = dict(_drift(reference_presence, presence), live_median=float(np.median(presence)),
+                                     reference_median=float(np.median(reference_presence)))
+        del out["presence_drift"]["reference_n"]
     if reference_embeddings is not None and live_embeddings is not None:
-        if len(live_embeddings) >= min_live and live_embeddings.shape[1] == reference_embeddings.shape[1]:
-            live = live_embeddings[-2000:]
-            out["embedding_drift"] = {"domain_classifier_auc": domain_classifier_auc(reference_embeddings, live),
-                                      "mmd2": mmd_rbf(reference_embeddings[:500], live[-500:]),
-                                      "live_n": int(len(live)), "reference_n": int(len(reference_embeddings))}
-        else:
-            out["embedding_drift"] = {"note": f"needs at least {min_live} logged embeddings of the same size; "
-                                              f"have {len(live_embeddings)}"}
-    feedback = [(r["label"], r["true_label"]) for r in rows if r["true_label"] is not None]
+        out["embedding_drift"] = _embedding_drift(reference_embeddings, live_embeddings, min_live, embedding_widths)
+    feedback = [(r["label"], r["true_label"]) for r in rows if r.get("true_label") is not None]
     if feedback:
         correct = sum(a == b for a, b in feedback)
         lo, hi = wilson_interval(correct, len(feedback))
@@ -233,6 +304,50 @@ def summarize(rows, *, classes, reference_scores=None, reference_embeddings=None
                                 "ci95": [lo, hi],
                                 "note": "from user feedback only: users mostly report mistakes, so this is "
                                         "a lower bound on accuracy, not an unbiased estimate"}
+    return out
+
+
+def _traffic(rows, classes):
+    """Time span, latency percentiles, class shares and confidence of the cleaned rows."""
+    times = np.array([r["time"] for r in rows])
+    latency = np.array([r["latency_ms"] for r in rows if r["latency_ms"] is not None])
+    labels = np.array([r["label"] for r in rows])
+    confidence = np.array([max(r["proba"].values()) for r in rows if r["proba"] is not None])
+    out = {"first": float(times.min()), "last": float(times.max()),
+           "class_share": {str(c): float(np.mean(labels == c)) for c in [*classes, "unknown"]}}
+    if len(latency):
+        out["latency_ms"] = {f"p{q}": float(np.percentile(latency, q)) for q in (50, 95, 99)}
+    if len(confidence):
+        out.update(mean_confidence=float(confidence.mean()), low_confidence_share=float(np.mean(confidence < 0.8)))
+    return out
+
+
+def _drift(reference, live):
+    """PSI and the two-sample KS test of live values against the test set's."""
+    from scipy.stats import ks_2samp
+
+    ref = np.asarray(reference, dtype=float)
+    ks = ks_2samp(ref, live)
+    return {"psi": psi(ref, live), "ks_statistic": float(ks.statistic), "ks_pvalue": float(ks.pvalue),
+            "reference_n": int(len(ref))}
+
+
+def _embedding_drift(reference, live, min_live, widths):
+    """Domain-classifier AUC and MMD² of live embeddings of the reference's width, or why not computed."""
+    width = reference.shape[1]
+    mixed = sorted(k for k in (widths or {}) if k != width)
+    why = []
+    if mixed:
+        why.append(f"the log mixes {' and '.join(f'{k}-wide' if k != 'damaged' else 'damaged' for k in [*mixed, width])}"
+                   f" embeddings; compared {len(live)} rows of the current model's width ({width})")
+    if len(live) < min_live or (len(live) and live.shape[1] != width):
+        return {"note": "; ".join(why + [f"not computed: needs at least {min_live} logged embeddings of the "
+                                         f"reference's width ({width}); have {len(live)}"])}
+    live = live[-2000:]
+    out = {"domain_classifier_auc": domain_classifier_auc(reference, live), "mmd2": mmd_rbf(reference[:500], live[-500:]),
+           "live_n": int(len(live)), "reference_n": int(len(reference))}
+    if why:
+        out["note"] = why[0]
     return out
 
 
@@ -254,7 +369,7 @@ def find_alerts(summary, *, max_psi=DEFAULT_MAX_PSI, max_domain_auc=DEFAULT_MAX_
     emb = summary.get("embedding_drift", {})
     if emb.get("domain_classifier_auc", 0) > max_domain_auc:
         alerts.append(f"embedding drift: domain-classifier AUC {emb['domain_classifier_auc']:.3f} > {max_domain_auc}")
-    if summary.get("n_predictions") and max_p99_ms is not None and summary["latency_ms"]["p99"] > max_p99_ms:
+    if "latency_ms" in summary and max_p99_ms is not None and summary["latency_ms"]["p99"] > max_p99_ms:
         alerts.append(f"p99 latency {summary['latency_ms']['p99']:.1f} ms > {max_p99_ms} ms")
     return alerts
 
@@ -268,18 +383,18 @@ def previous_window(earlier, current, *, classes):
     from scipy.stats import fisher_exact
 
     out = {"n_predictions": len(earlier)}
+    (earlier, _), (current, _) = clean_rows(earlier), clean_rows(current)
     if not earlier or not current:
         return out
     lab_e = np.array([r["label"] for r in earlier])
     lab_c = np.array([r["label"] for r in current])
-    pos_e = np.array([json.loads(r["probabilities"]).get(str(classes[1]), np.nan) for r in earlier])
-    pos_c = np.array([json.loads(r["probabilities"]).get(str(classes[1]), np.nan) for r in current])
+    pos_e, pos_c = _positive(earlier, classes[1]), _positive(current, classes[1])
     k_e, k_c = int(np.sum(lab_e == "unknown")), int(np.sum(lab_c == "unknown"))
     table = [[k_c, len(lab_c) - k_c], [k_e, len(lab_e) - k_e]]
     out.update({"class_share": {str(c): float(np.mean(lab_e == c)) for c in [*classes, "unknown"]},
                 "unknown_share_change": {"current": k_c / len(lab_c), "previous": k_e / len(lab_e),
                                          "p_value": float(fisher_exact(table).pvalue)},
-                "psi": psi(pos_e, pos_c)})
+                "psi": psi(pos_e, pos_c) if len(pos_e) and len(pos_c) else float("nan")})
     return out
 
 
@@ -292,7 +407,8 @@ def write_monitor_report(out_dir, rows, summary, *, classes, reference_scores=No
     if rows:
         plot_monitor(rows, summary, out_dir / "monitor.png", classes=classes, reference_scores=reference_scores,
                      reference_presence=reference_presence)
-        md += summary_markdown(summary) + ["", "![monitor](monitor.png)"]
+        md += summary_markdown(summary) + (["", "![monitor](monitor.png)"] if (out_dir / "monitor.png").is_file()
+                                           else [])
     prev = summary.get("previous_window")
     if prev and "unknown_share_change" in prev:
         ch = prev["unknown_share_change"]
@@ -302,7 +418,8 @@ def write_monitor_report(out_dir, rows, summary, *, classes, reference_scores=No
     if summary.get("alerts"):
         md += ["", "## Alerts", ""] + [f"- {a}" for a in summary["alerts"]]
     (out_dir / "monitor.md").write_text("\n".join(md) + "\n")
-    (out_dir / "index.html").write_text(monitor_html(md, "monitor.png" if rows else None))
+    (out_dir / "index.html").write_text(monitor_html(md, "monitor.png" if (out_dir / "monitor.png").is_file()
+                                                     else None))
 
 
 def plot_monitor(rows, summary, path, *, classes, reference_scores=None, reference_presence=None):
@@ -310,10 +427,13 @@ def plot_monitor(rows, summary, path, *, classes, reference_scores=None, referen
     from ..plotting import pyplot
 
     plt = pyplot()
+    rows, _ = clean_rows(rows)
+    if not rows:
+        return
     times = np.array([r["time"] for r in rows])
-    latency = np.array([r["latency_ms"] for r in rows])
-    positive = np.array([json.loads(r["probabilities"]).get(str(classes[1]), np.nan) for r in rows])
-    presence = np.array([r.get("presence") for r in rows], dtype=float)
+    latency = np.array([np.nan if r["latency_ms"] is None else r["latency_ms"] for r in rows])
+    positive = _positive(rows, classes[1])
+    presence = np.array([np.nan if r["presence"] is None else r["presence"] for r in rows], dtype=float)
     labels = np.array([r["label"] for r in rows])
     fig, axes = plt.subplots(1, 5, figsize=(21, 3.6))
     t0 = times.min()
@@ -353,11 +473,27 @@ def _live_vs_reference(ax, live, reference):
 
 
 def summary_markdown(summary):
-    """The summary's measurements as Markdown list items (latency, class share, 'unknown', drift, accuracy)."""
-    lat = summary["latency_ms"]
-    md = [f"- Latency: p50 {lat['p50']:.1f} ms, p95 {lat['p95']:.1f} ms, p99 {lat['p99']:.1f} ms",
-          f"- Class share: {', '.join(f'{k} {v:.1%}' for k, v in summary['class_share'].items())}",
-          f"- Mean confidence {summary['mean_confidence']:.3f}; below 0.8: {summary['low_confidence_share']:.1%}"]
+    """The summary's measurements as Markdown list items (latency, class share, 'unknown', drift, accuracy).
+
+    Parameters
+    ----------
+    summary : dict
+        From :func:`summarize`.
+
+    Returns
+    -------
+    lines : list of str
+        Signals that could not be computed say why (the summary's ``notes``).
+    """
+    md = [f"- Note: {note}" for note in summary.get("notes", [])]
+    if "latency_ms" in summary:
+        lat = summary["latency_ms"]
+        md.append(f"- Latency: p50 {lat['p50']:.1f} ms, p95 {lat['p95']:.1f} ms, p99 {lat['p99']:.1f} ms")
+    if "class_share" in summary:
+        md.append(f"- Class share: {', '.join(f'{k} {v:.1%}' for k, v in summary['class_share'].items())}")
+    if "mean_confidence" in summary:
+        md.append(f"- Mean confidence {summary['mean_confidence']:.3f}; below 0.8: "
+                  f"{summary['low_confidence_share']:.1%}")
     if "unknown" in summary:
         u = summary["unknown"]
         md.append(f"- Answered 'unknown': {u['share']:.1%} ({u['n_unknown']} of {u['n']}, 95% CI "
@@ -374,7 +510,8 @@ def summary_markdown(summary):
     e = summary.get("embedding_drift", {})
     if "domain_classifier_auc" in e:
         md.append(f"- Embedding drift vs the test set: domain-classifier AUC {e['domain_classifier_auc']:.3f} "
-                  f"(0.5 = no drift), MMD² {e['mmd2']:.4f}, {e['live_n']} live vs {e['reference_n']} reference")
+                  f"(0.5 = no drift), MMD² {e['mmd2']:.4f}, {e['live_n']} live vs {e['reference_n']} reference"
+                  + (f" ({e['note']})" if "note" in e else ""))
     elif e:
         md.append(f"- Embedding drift: {e['note']}")
     if "live_accuracy" in summary:

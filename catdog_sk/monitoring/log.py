@@ -5,6 +5,7 @@ file is reported through ``errors`` (and the ``catdog_sk.serving`` logger),
 and the prediction is still returned to the client.
 """
 
+import contextlib
 import logging
 import sqlite3
 import threading
@@ -32,15 +33,18 @@ class PredictionLog:
         SQLite file, created when missing.
     timeout : float, default=0.5
         Seconds to wait for a locked database before giving up on a write.
+    create : bool, default=True
+        Create (and migrate) the tables; False for readers, which never write into the file.
     """
 
-    def __init__(self, path, *, timeout=0.5):
+    def __init__(self, path, *, timeout=0.5, create=True):
         self.path = str(path)
         self.timeout = timeout
         self.errors = 0
         self._lock = threading.Lock()
-        self._write(lambda db: db.executescript(_SCHEMA))
-        self._write(self._migrate)
+        if create:  # the server's log; readers (monitor, fit --extra-data) never write into the file
+            self._write(lambda db: db.executescript(_SCHEMA))
+            self._write(self._migrate)
 
     @staticmethod
     def _migrate(db):
@@ -81,20 +85,58 @@ class PredictionLog:
             "model_version, latency_ms, embedding, presence) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             rows)) is not None
 
-    def embeddings(self, *, since=None, limit=None):
-        """Logged embeddings as a float32 matrix (rows without one are left out); ``limit``: the latest ones."""
+    def embeddings(self, *, since=None, limit=None, width=None):
+        """Logged embeddings as a float32 matrix; ``limit``: the latest ones.
+
+        A log can hold embeddings of several widths (a Lite0 + Lite2 model promoted over a Lite0 one)
+        and damaged blobs (an odd number of bytes is no float16 vector): only rows of one width are
+        stacked, and :meth:`embedding_widths` says what else is there.
+
+        Parameters
+        ----------
+        since : float, default=None
+            Epoch seconds.
+        limit : int, default=None
+        width : int, default=None
+            Keep the embeddings of this width (default: the latest row's).
+
+        Returns
+        -------
+        embeddings : ndarray of shape (n, width), dtype float32
+        """
         import numpy as np
 
-        db = sqlite3.connect(self.path, timeout=5)
-        try:
-            blobs = [b for (b,) in db.execute("SELECT embedding FROM predictions WHERE embedding IS NOT NULL "
-                                              "AND time >= ? ORDER BY time DESC LIMIT ?",
-                                              (since or 0, -1 if limit is None else int(limit)))][::-1]
-        finally:
-            db.close()
-        if not blobs:
-            return np.empty((0, 0), np.float32)
-        return np.stack([np.frombuffer(b, np.float16) for b in blobs]).astype(np.float32)
+        blobs = [b for b in self._blobs(since, limit) if isinstance(b, bytes) and len(b) and len(b) % 2 == 0]
+        if width is None and blobs:
+            width = len(blobs[-1]) // 2
+        kept = [b for b in blobs if len(b) // 2 == width]
+        if not kept:
+            return np.empty((0, width or 0), np.float32)
+        return np.stack([np.frombuffer(b, np.float16) for b in kept]).astype(np.float32)
+
+    def embedding_widths(self, *, since=None, limit=None):
+        """How many logged embeddings there are of each width (``'damaged'``: not a float16 vector).
+
+        Returns
+        -------
+        widths : dict
+            ``{width: count}``, plus ``'damaged': count`` when some blobs are not whole float16 vectors.
+        """
+        counts = {}
+        for b in self._blobs(since, limit):
+            key = len(b) // 2 if isinstance(b, bytes) and len(b) and len(b) % 2 == 0 else "damaged"
+            counts[key] = counts.get(key, 0) + 1
+        return counts
+
+    def _blobs(self, since, limit):
+        with self._reading():
+            db = sqlite3.connect(self.path, timeout=5)
+            try:
+                return [b for (b,) in db.execute(
+                    "SELECT embedding FROM predictions WHERE embedding IS NOT NULL AND (time >= ? OR time IS NULL) "
+                    "ORDER BY time DESC LIMIT ?", (since or 0, -1 if limit is None else int(limit)))][::-1]
+            finally:
+                db.close()
 
     def feedback(self, request_id, item, true_label):
         """Attach the true label to a logged prediction.
@@ -140,12 +182,42 @@ class PredictionLog:
         return paths, labels, missing
 
     def rows(self, *, limit=None):
-        """Predictions joined with their feedback, oldest first (for monitoring); ``limit``: the latest ones."""
+        """Predictions joined with their feedback, oldest first (for monitoring); ``limit``: the latest ones.
+
+        Parameters
+        ----------
+        limit : int, default=None
+
+        Returns
+        -------
+        rows : list of dict
+
+        Raises
+        ------
+        DatasetError
+            The file is not a prediction log (not SQLite, or without its tables): one line, no traceback.
+        """
+        with self._reading():
+            return self._rows(limit)
+
+    @contextlib.contextmanager
+    def _reading(self):
+        """sqlite3's errors on a file that is not a prediction log, as one DatasetError naming it."""
+        from ..exceptions import DatasetError
+
+        try:
+            yield
+        except sqlite3.DatabaseError as exc:
+            raise DatasetError(f"{self.path} is not a prediction log written by serve ({exc}).") from None
+
+    def _rows(self, limit):
         db = sqlite3.connect(self.path, timeout=5)
         try:
+            columns = {row[1] for row in db.execute("PRAGMA table_info(predictions)")}
+            presence = "p.presence" if "presence" in columns else "NULL AS presence"  # logs from before it
             cur = db.execute(
                 "SELECT p.request_id, p.item, p.time, p.sha256, p.label, p.probabilities, p.model_version, "
-                "p.latency_ms, p.presence, f.true_label FROM predictions p LEFT JOIN feedback f "
+                f"p.latency_ms, {presence}, f.true_label FROM predictions p LEFT JOIN feedback f "
                 "ON p.request_id = f.request_id AND p.item = f.item ORDER BY p.time DESC LIMIT ?",
                 (-1 if limit is None else int(limit),))
             cols = [c[0] for c in cur.description]

@@ -10,6 +10,7 @@ into routes.
 import base64
 import hashlib
 import json
+import logging
 import time
 import uuid
 from pathlib import Path
@@ -26,6 +27,8 @@ from ._uploads import MAX_FEEDBACK_BYTES, MAX_IMAGES_PER_REQUEST, Problem, media
 
 __all__ = ["create_app", "app_from_env", "DEFAULT_MAX_UPLOAD_BYTES", "DEFAULT_REQUEST_TIMEOUT",
            "MAX_IMAGES_PER_REQUEST", "MAX_PIXELS_PER_REQUEST", "MAX_FEEDBACK_BYTES"]
+
+logger = logging.getLogger("catdog_sk.serve")
 
 #: Seconds a request may take, from its first byte to its answer, before it is answered 408 or 503.
 DEFAULT_REQUEST_TIMEOUT = 30.0
@@ -192,8 +195,11 @@ def render_monitor(model, log):
     ref = load_reference(model["dir"], getattr(model["clf"], "card_", None))
     ref["classes"] = model["classes"]
     rows = log.rows(limit=MONITOR_ROWS)
-    live_emb = log.embeddings(limit=500) if ref["reference_embeddings"] is not None else None
-    summary = summarize(rows, live_embeddings=live_emb, **ref)
+    live_emb = widths = None
+    if ref["reference_embeddings"] is not None:
+        live_emb = log.embeddings(limit=500, width=ref["reference_embeddings"].shape[1])
+        widths = log.embedding_widths(limit=500)
+    summary = summarize(rows, live_embeddings=live_emb, embedding_widths=widths, **ref)
     summary["alerts"] = find_alerts(summary)
     with tempfile.TemporaryDirectory() as tmp:
         write_monitor_report(tmp, rows, summary, classes=ref["classes"], reference_scores=ref["reference_scores"],
@@ -215,7 +221,12 @@ def _add_monitor_route(app, slot, log, metrics):
         model = slot.current()
         now = time.time()
         if cache["html"] is None or now - cache["at"] > MONITOR_CACHE_SECONDS or cache["version"] != model["version"]:
-            cache["html"] = await run_in_threadpool(render_monitor, model, log)
+            try:
+                cache["html"] = await run_in_threadpool(render_monitor, model, log)
+            except Exception as exc:  # noqa: BLE001 - a report that cannot be built is a 500 in the documented body
+                logger.exception("the monitoring report could not be built")
+                raise Problem(500, f"The monitoring report could not be built ({type(exc).__name__}: "
+                                   f"{str(exc)[:200]}).") from None
             cache["at"], cache["version"] = now, model["version"]
         metrics.requests.labels(endpoint="/monitor", http_response_code="200").inc()
         return cache["html"]
