@@ -298,13 +298,16 @@ def summarize(rows, *, classes, reference_scores=None, reference_embeddings=None
         out["embedding_drift"] = _embedding_drift(reference_embeddings, live_embeddings, min_live, embedding_widths)
     feedback = [(r["label"], r["true_label"]) for r in rows if r.get("true_label") is not None]
     if feedback:
-        correct = sum(a == b for a, b in feedback)
-        lo, hi = wilson_interval(correct, len(feedback))
-        out["live_accuracy"] = {"n_feedback": len(feedback), "accuracy": correct / len(feedback),
-                                "ci95": [lo, hi],
-                                "note": "from user feedback only: users mostly report mistakes, so this is "
-                                        "a lower bound on accuracy, not an unbiased estimate"}
+        out["live_accuracy"] = _live_accuracy(feedback)
     return out
+
+
+def _live_accuracy(feedback):
+    correct = sum(a == b for a, b in feedback)
+    lo, hi = wilson_interval(correct, len(feedback))
+    return {"n_feedback": len(feedback), "accuracy": correct / len(feedback), "ci95": [lo, hi],
+            "note": "from user feedback only: users mostly report mistakes, so this is a lower bound on "
+                    "accuracy, not an unbiased estimate"}
 
 
 def _traffic(rows, classes):
