@@ -94,12 +94,16 @@ def load_model(args):
 
 
 def add_device_arg(parser, default="auto"):
-    """``--device``: where the CNN runs (a CUDA GPU when there is one, by default)."""
+    """``--device``: where the CNN runs (a CUDA GPU when there is one, by default).
+
+    Commands that load a saved model (``default=None``) have no ``--runtime``: the model's own runs on the CPU.
+    """
     from .features import DEVICES
 
+    cpu = "--runtime" if default else "the model's runtime"
     parser.add_argument("--device", default=default, choices=DEVICES,
                         help="where the CNN runs: 'auto' is a CUDA GPU when PyTorch sees one (bfloat16, large "
-                             "batches), else --runtime on the CPU; 'cuda' without a GPU is an error"
+                             f"batches), else {cpu} on the CPU; 'cuda' without a GPU is an error"
                         + ("" if default else "; default: what the model was fitted with"))
 
 

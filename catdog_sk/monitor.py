@@ -58,7 +58,9 @@ def main(argv=None):
         from .monitoring import find_alerts, load_log, load_reference, previous_window, summarize, write_monitor_report
         from .monitoring.log import PredictionLog
 
-        ref = {"classes": ["cat", "dog"], "reference_embeddings": None}
+        ref = {"classes": ["cat", "dog"], "reference_embeddings": None,
+               "reference_notes": ["no --model: score, presence, 'unknown' and embedding drift were not checked "
+                                   "(they compare traffic with the model's test-set reference)"]}
         if args.model:
             card_path = Path(args.model) / CARD_FILE
             if not card_path.is_file():

@@ -61,7 +61,7 @@ def main(argv=None):
         writer = None
         if args.format == "csv":
             writer = csv.writer(sys.stdout)
-            writer.writerow(["path", "label", *[f"p_{c}" for c in classes], "model_version", "error"])
+            writer.writerow(["path", "label", *[f"p_{c}" for c in classes], "presence", "model_version", "error"])
         failed = 0
         for result in predict_paths(clf, paths, cache=_cli.open_cache(args, default=False), n_jobs=args.jobs,
                                     progress=_cli.show_progress(args)):
@@ -69,11 +69,12 @@ def main(argv=None):
             if writer is None:
                 print(json.dumps(result), flush=True)
             elif "error" in result:
-                writer.writerow([result["path"], "", *[""] * len(classes), result["model_version"],
+                writer.writerow([result["path"], "", *[""] * len(classes), "", result["model_version"],
                                  f"{result['error']}: {result['detail']}"])
             else:
                 writer.writerow([result["path"], result["label"],
-                                 *[result["probabilities"][c] for c in classes], result["model_version"], ""])
+                                 *[result["probabilities"][c] for c in classes], result["presence"],
+                                 result["model_version"], ""])
         if failed:
             _cli.log(args, f"{failed} of {len(paths)} image(s) could not be read")
         return _cli.skipped_status(args, failed)

@@ -342,7 +342,7 @@ class RunResult:
         lines = [format_table(rows), "",
                  f"best (by CV accuracy): {best['features']} + {best['model']} -> test accuracy "
                  f"{best['test_accuracy']:.4f}; model: {res['models'][best['features'] + '/' + best['model']]}; "
-                 f"report: {self.report_dir / 'report.md'}"]
+                 f"report: {self.report_dir / 'index.html'} (open it in a browser; report.md beside it)"]
         if self.classifier.presence_ is not None:
             line = (f"unknown: answers {best['test_coverage']:.2%} of the test photos, accuracy on those "
                     f"{best['test_answered_accuracy']:.4f}")
