@@ -144,7 +144,33 @@ def extract_features_on_cluster(client, images, extractors, *, cache=None, on_er
 
 
 def extract_features_with(client, images, extractors, *, n_jobs=None, **kwargs):
-    """:func:`catdog_sk.features.extract_features` here (``client`` None, ``n_jobs`` threads) or on the cluster."""
+    """:func:`catdog_sk.features.extract_features` here (``client`` None, ``n_jobs`` threads) or on the cluster.
+
+    One call for both backends, so ``extract`` and ``fit`` need not branch on ``--backend``.
+
+    Parameters
+    ----------
+    client : distributed.Client or None
+        The cluster to run on (see :func:`connect`); None extracts in this
+        process with :func:`catdog_sk.features.extract_features`.
+    images : sequence of str, os.PathLike, ndarray or AugmentedImage
+        The images, as :func:`catdog_sk.features.extract_features` takes them
+        (on a cluster, paths every worker can read).
+    extractors : sequence of extractor plans
+        As in :func:`catdog_sk.features.extract_features`.
+    n_jobs : int, default=None
+        Threads for a local run (None: all CPUs); ignored on a cluster,
+        where each task runs single-threaded.
+    **kwargs
+        Passed on unchanged: ``cache``, ``on_error``, ``progress``, ``desc``,
+        ``max_pixels`` (and, on a cluster, ``partition_size``; locally,
+        ``chunk_size``), see :func:`extract_features_on_cluster`.
+
+    Returns
+    -------
+    result : catdog_sk.features.ExtractionResult
+        Features, ``ok`` mask, errors and cache hits, in the order of ``images``.
+    """
     if client is None:
         from .features import extract_features
 
@@ -154,7 +180,23 @@ def extract_features_with(client, images, extractors, *, n_jobs=None, **kwargs):
 
 @contextlib.contextmanager
 def joblib_on_cluster(client):
-    """Route joblib (and so GridSearchCV's ``n_jobs``) to ``client``'s workers."""
+    """Route joblib (and so GridSearchCV's ``n_jobs``) to ``client``'s workers.
+
+    A context manager: inside the ``with`` block, every ``joblib.Parallel``
+    (a grid search's cross-validation fits included) runs on the Dask
+    cluster instead of local processes.
+
+    Parameters
+    ----------
+    client : distributed.Client
+        The cluster whose workers run the jobs (see :func:`connect`).
+
+    Yields
+    ------
+    None
+        Control returns to the ``with`` block while the Dask backend is active;
+        the previous joblib backend is restored on exit.
+    """
     import joblib
 
     with joblib.parallel_config(backend="dask", client=client):
