@@ -157,6 +157,24 @@ def decode_image(data, *, path=None, max_pixels=DEFAULT_MAX_PIXELS, draft_size=N
 def image_size(data, *, path=None, max_pixels=DEFAULT_MAX_PIXELS):
     """``(width, height)`` from an image's header, with every check ``decode_image`` makes before decoding.
 
+    Cheap (the pixel data is not decoded), so callers can size or refuse an
+    image before paying for the decode.
+
+    Parameters
+    ----------
+    data : bytes
+        The encoded image.
+    path : str, default=None
+        Only used in error messages.
+    max_pixels : int or None, default=DEFAULT_MAX_PIXELS
+        Decompression-bomb cap, as in :func:`decode_image`.
+
+    Returns
+    -------
+    size : tuple of (int, int)
+        ``(width, height)`` in pixels as the header declares them, before any
+        EXIF rotation.
+
     Raises
     ------
     ImageDecodeError
@@ -172,6 +190,22 @@ def jpeg_orientation(data, *, path=None, max_pixels=DEFAULT_MAX_PIXELS):
     It lets a GPU decoder (which ignores EXIF) take the file and turn the pixels
     upright afterwards, while everything it cannot take (PNG, CMYK JPEG, ...)
     goes to :func:`decode_image`. The header checks are those of ``decode_image``.
+
+    Parameters
+    ----------
+    data : bytes
+        The encoded image.
+    path : str, default=None
+        Only used in error messages.
+    max_pixels : int or None, default=DEFAULT_MAX_PIXELS
+        Decompression-bomb cap, as in :func:`decode_image`.
+
+    Returns
+    -------
+    orientation : int or None
+        The EXIF orientation tag, 1-8 (1 when the tag is missing or out of
+        range); None when the image is not an RGB or greyscale JPEG, or its
+        EXIF block cannot be read.
 
     Raises
     ------
@@ -271,7 +305,24 @@ def read_image(source, *, max_pixels=DEFAULT_MAX_PIXELS, draft_size=None):
 
 
 def resize_exact(image, size):
-    """Resize to ``size x size`` ignoring aspect ratio (area averaging when shrinking)."""
+    """Resize to ``size x size`` ignoring aspect ratio (area averaging when shrinking).
+
+    For features that want a fixed grid over the whole photo (nothing cropped
+    away); area averaging avoids aliasing when shrinking, bilinear is used when
+    either side grows.
+
+    Parameters
+    ----------
+    image : ndarray of shape (height, width, 3)
+        The image to resize.
+    size : int
+        Side of the square output, in pixels.
+
+    Returns
+    -------
+    image : ndarray of shape (size, size, 3)
+        Same dtype as ``image``; ``image`` itself when it is already that size.
+    """
     import cv2
 
     h, w = image.shape[:2]
@@ -326,6 +377,21 @@ def resize_shorter_center_crop(image, size, *, crop_pct=1.0):
     crop offsets, so embeddings match the reference pipeline to cosine > 0.9999.
     Thin strips keep their centre ``MAX_ASPECT_RATIO : 1`` first (see
     :func:`center_crop_geometry`).
+
+    Parameters
+    ----------
+    image : ndarray of shape (height, width, 3), dtype uint8
+        The image to transform.
+    size : int
+        Side of the square crop, in pixels (the backbone's input size).
+    crop_pct : float, default=1.0
+        Fraction of the resized shorter side the crop keeps (timm's
+        ``crop_pct``; e.g. 0.875 resizes to ``int(size / 0.875)`` first).
+
+    Returns
+    -------
+    image : ndarray of shape (size, size, 3), dtype uint8
+        C-contiguous.
     """
     (rows, cols), (new_h, new_w), (top, left) = center_crop_geometry(*image.shape[:2], size, crop_pct=crop_pct)
     image = image[rows, cols]
@@ -353,6 +419,13 @@ class Augmentation:
     jitter: float = 0.2
 
     def as_dict(self):
+        """The settings as a plain dict, for model cards and feature-cache keys.
+
+        Returns
+        -------
+        settings : dict
+            ``{"hflip": float, "crop_scale": tuple, "jitter": float}``.
+        """
         return {"hflip": self.hflip, "crop_scale": tuple(self.crop_scale), "jitter": self.jitter}
 
 
@@ -401,6 +474,16 @@ class AugmentedImage:
 
     Feature extraction decodes ``source``, applies :func:`augment` with ``seed``
     and caches the result under the content hash plus the seed and settings.
+
+    Parameters
+    ----------
+    source : str, os.PathLike or ndarray
+        The original image: a file path or an ``(H, W, 3)`` uint8 array.
+    seed : int
+        The ``random_state`` given to :func:`augment`; the same seed always
+        gives the same copy, so its features can be cached.
+    augmentation : Augmentation, default=Augmentation()
+        The augmentation settings.
     """
 
     source: object
