@@ -48,33 +48,93 @@ class ModelCard(Mapping):
     # -- what other modules rely on -----------------------------------------------------
     @property
     def sha256(self):
-        """SHA-256 of the model file, as recorded when it was saved ('' when missing)."""
+        """SHA-256 of the model file, as recorded when it was saved ('' when missing).
+
+        Returns
+        -------
+        sha256 : str
+            The ``model_sha256`` field as 64 hex digits, or ``''`` when the card
+            has none (or it is not a string).
+        """
         value = self._fields.get("model_sha256")
         return value if isinstance(value, str) else ""
 
     @property
     def version(self):
-        """The model version every surface shows: the first 12 characters of :attr:`sha256`."""
+        """The model version every surface shows: the first 12 characters of :attr:`sha256`.
+
+        Returns
+        -------
+        version : str
+            12 hex digits, or ``'unversioned'`` when the card records no SHA-256.
+        """
         return self.sha256[:12] or "unversioned"
 
     @property
     def classes(self):
+        """The class labels the model predicts, in the order of its probability columns.
+
+        Returns
+        -------
+        classes : list of str
+            The ``classes`` field (a new list), empty when the card has none.
+        """
         return list(self._fields.get("classes") or [])
 
     @property
     def reference(self):
-        """The held-out test set's distributions (``p_positive``, ``presence``, ``unknown_rate``) or {}."""
+        """The held-out test set's distributions (``p_positive``, ``presence``, ``unknown_rate``) or {}.
+
+        Monitoring compares live traffic with these.
+
+        Returns
+        -------
+        reference : dict
+            A shallow copy of the ``reference`` field; ``{}`` when it is missing
+            or not an object.
+        """
         value = self._fields.get("reference")
         return dict(value) if isinstance(value, dict) else {}
 
     def to_dict(self):
-        """A deep copy of the fields, as plain JSON data."""
+        """A deep copy of the fields, as plain JSON data.
+
+        Returns
+        -------
+        fields : dict
+            The card's fields after a JSON round trip (values JSON cannot hold
+            become strings), so changing it leaves the card untouched.
+        """
         return json.loads(json.dumps(self._fields, default=str))
 
     # -- building, saving, loading ------------------------------------------------------
     @classmethod
     def for_model(cls, classifier, *, model_sha256, model_file, versions, extra=None):
-        """The card of a fitted classifier saved as ``model_file`` with that SHA-256, plus ``extra`` fields."""
+        """The card of a fitted classifier saved as ``model_file`` with that SHA-256, plus ``extra`` fields.
+
+        Records what is known from the classifier itself (classes, parameters
+        without ``cache``, the CNN backbone's configuration, fine-tuning);
+        the training run adds the rest through ``extra``.
+
+        Parameters
+        ----------
+        classifier : CatDogClassifier
+            The fitted classifier.
+        model_sha256 : str
+            SHA-256 of the saved model file.
+        model_file : str
+            The model file's name in its folder (``model.skops``).
+        versions : dict of str to str
+            Library versions, see :func:`catdog_sk.models.persistence.library_versions`.
+        extra : dict, default=None
+            More fields (data, metrics, grid, promotion, reference, ...); they
+            override the fields above of the same name.
+
+        Returns
+        -------
+        card : ModelCard
+            The new card, with a ``created`` UTC timestamp and ``format`` ``'skops'``.
+        """
         fields = {
             "model_file": model_file,
             "model_sha256": model_sha256,
@@ -95,7 +155,21 @@ class ModelCard(Mapping):
         return cls(fields)
 
     def save(self, directory):
-        """Write ``model_card.json`` and ``model_card.md`` into ``directory``, each replaced in one step."""
+        """Write ``model_card.json`` and ``model_card.md`` into ``directory``, each replaced in one step.
+
+        Each file is written to a temporary name then renamed, so a reader never
+        sees half a card.
+
+        Parameters
+        ----------
+        directory : str or os.PathLike
+            The model folder (it must exist).
+
+        Returns
+        -------
+        path : pathlib.Path
+            The written ``model_card.json``.
+        """
         directory = Path(directory)
         for name, text in ((CARD_FILE, json.dumps(self._fields, indent=2, default=str)),
                            (CARD_MARKDOWN, self.markdown())):
@@ -107,6 +181,15 @@ class ModelCard(Mapping):
     @classmethod
     def load(cls, path):
         """Read a card (the JSON file, or the model folder holding it).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            ``model_card.json``, or a model folder holding it.
+
+        Returns
+        -------
+        card : ModelCard
 
         Raises
         ------
@@ -126,18 +209,51 @@ class ModelCard(Mapping):
         return cls(fields)
 
     def markdown(self):
-        """The card for people (``model_card.md``)."""
+        """The card for people (``model_card.md``).
+
+        Returns
+        -------
+        text : str
+            Markdown, see :func:`card_markdown`.
+        """
         return card_markdown(self)
 
 
 def model_version(classifier):
-    """The version of a loaded classifier's model (see :attr:`ModelCard.version`); 'unversioned' without a card."""
+    """The version of a loaded classifier's model (see :attr:`ModelCard.version`); 'unversioned' without a card.
+
+    Parameters
+    ----------
+    classifier : CatDogClassifier
+        A classifier, usually loaded with its card as ``card_`` (a
+        :class:`ModelCard` or a plain dict of its fields).
+
+    Returns
+    -------
+    version : str
+        12 hex digits of the model file's SHA-256, or ``'unversioned'``.
+    """
     card = getattr(classifier, "card_", None)
     return card.version if isinstance(card, ModelCard) else ModelCard(card or {}).version
 
 
 def read_card(path):
-    """:meth:`ModelCard.load` (kept for callers of the function)."""
+    """:meth:`ModelCard.load` (kept for callers of the function).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        ``model_card.json``, or a model folder holding it.
+
+    Returns
+    -------
+    card : ModelCard
+
+    Raises
+    ------
+    ModelLoadError
+        The file is not UTF-8 JSON holding an object.
+    """
     return ModelCard.load(path)
 
 
@@ -151,7 +267,21 @@ def _finetune_line(ft):
 
 
 def card_markdown(card):
-    """Human-readable model card from the JSON card."""
+    """Human-readable model card from the JSON card.
+
+    Sections: model details, intended use, data and metrics (when recorded),
+    grid search, promotion, limitations.
+
+    Parameters
+    ----------
+    card : ModelCard or dict
+        The card's fields.
+
+    Returns
+    -------
+    text : str
+        Markdown, as written to ``model_card.md``.
+    """
     lines = [f"# Model card: {card.get('run', 'catdog_sk model')}", "", "## Model details", "", *_details(card)]
     lines += ["", "## Intended use", "",
               "Tell photos of domestic cats from photos of dogs. Out of scope: breeds, several animals at "
