@@ -51,7 +51,38 @@ def color_histogram(image, *, space="hsv", bins=8, size=128):
 
 
 class ColorHistogramExtractor:
-    """Extraction plan for :func:`color_histogram`."""
+    """Extraction plan for :func:`color_histogram`.
+
+    The extraction engine calls :meth:`prepare` per image and :meth:`finalize`
+    per chunk; :meth:`config` keys the feature cache.
+
+    Parameters
+    ----------
+    space : {'hsv', 'rgb', 'lab'}, default='hsv'
+        Colour space the histogram is taken in.
+    bins : int, default=8
+        Bins per channel, 2 to 64.
+    size : int, default=128
+        Side of the square the image is resized to first, 8 to 1024.
+    caller : str, default='ColorHistogramTransformer'
+        Name shown in parameter errors.
+
+    Attributes
+    ----------
+    name : str
+        ``'color'``.
+    version : int
+        Bumped whenever the output for the same parameters changes.
+    params : dict
+        ``space``, ``bins`` and ``size``.
+    n_features_out : int
+        ``bins ** 3``.
+
+    Raises
+    ------
+    InvalidParameterError
+        A parameter is out of range.
+    """
 
     name = "color"
     version = 1
@@ -64,10 +95,39 @@ class ColorHistogramExtractor:
         self.n_features_out = bins ** 3
 
     def config(self):
+        """The settings that decide this extractor's output, for feature-cache keys and model cards.
+
+        Returns
+        -------
+        config : dict
+            ``name``, ``version`` and the parameters; a change in any of them gives a new cache namespace.
+        """
         return {"name": self.name, "version": self.version, **self.params}
 
     def prepare(self, image):
+        """Per-image stage, run in the extraction threads: the histogram of one image, see :func:`color_histogram`.
+
+        Parameters
+        ----------
+        image : ndarray of shape (height, width, 3), dtype uint8
+            A decoded RGB image.
+
+        Returns
+        -------
+        prepared : ndarray of shape (n_features_out,), dtype float32
+        """
         return color_histogram(image, **self.params)
 
     def finalize(self, prepared):
+        """Batch stage: stack the per-image histograms.
+
+        Parameters
+        ----------
+        prepared : list of ndarray
+            The outputs of :meth:`prepare` for a chunk of images, in order.
+
+        Returns
+        -------
+        features : ndarray of shape (n_images, n_features_out), dtype float32
+        """
         return np.stack(prepared).astype(np.float32, copy=False)

@@ -136,7 +136,42 @@ def hog_features(image, *, size=128, orientations=9, pixels_per_cell=8, cells_pe
 
 
 class HOGExtractor:
-    """Extraction plan for :func:`hog_features` (used by the extraction engine and cache)."""
+    """Extraction plan for :func:`hog_features` (used by the extraction engine and cache).
+
+    :meth:`prepare` only resizes to greyscale per image; :meth:`finalize`
+    computes the HOG of a whole chunk at once with :func:`hog_batch`.
+
+    Parameters
+    ----------
+    size : int, default=128
+        Side of the square greyscale image, 16 to 1024.
+    orientations : int, default=9
+        Number of gradient orientation bins, 2 to 36.
+    pixels_per_cell : int, default=8
+        Side of a HOG cell, in pixels (2 to ``size // 2``).
+    cells_per_block : int, default=2
+        Side of a normalisation block, in cells (at most the cells per side).
+    block_norm : {'L1', 'L1-sqrt', 'L2', 'L2-Hys'}, default='L2-Hys'
+        Block normalisation, as in :func:`skimage.feature.hog`.
+    caller : str, default='HOGTransformer'
+        Name shown in parameter errors.
+
+    Attributes
+    ----------
+    name : str
+        ``'hog'``.
+    version : int
+        Bumped whenever :func:`hog_features`' output changes.
+    params : dict
+        The five parameters above, without ``caller``.
+    n_features_out : int
+        Length of one descriptor.
+
+    Raises
+    ------
+    InvalidParameterError
+        A parameter is out of range.
+    """
 
     name = "hog"
     version = 2  # bump whenever hog_features' output changes (2: vectorised batch HOG)
@@ -155,12 +190,41 @@ class HOGExtractor:
         self.n_features_out = n_blocks * n_blocks * cells_per_block ** 2 * orientations
 
     def config(self):
+        """The settings that decide this extractor's output, for feature-cache keys and model cards.
+
+        Returns
+        -------
+        config : dict
+            ``name``, ``version`` and the parameters; a change in any of them gives a new cache namespace.
+        """
         return {"name": self.name, "version": self.version, **self.params}
 
     def prepare(self, image):
+        """Per-image stage, run in the extraction threads: the ``size x size`` greyscale copy.
+
+        Parameters
+        ----------
+        image : ndarray of shape (height, width, 3), dtype uint8
+            A decoded RGB image.
+
+        Returns
+        -------
+        prepared : ndarray of shape (size, size), dtype uint8
+        """
         return _grey(image, self.params["size"])
 
     def finalize(self, prepared):
+        """Batch stage: the HOG descriptors of the stacked greyscale images, see :func:`hog_batch`.
+
+        Parameters
+        ----------
+        prepared : list of ndarray
+            The outputs of :meth:`prepare` for a chunk of images, in order.
+
+        Returns
+        -------
+        features : ndarray of shape (n_images, n_features_out), dtype float32
+        """
         p = self.params
         return hog_batch(np.stack(prepared), orientations=p["orientations"], pixels_per_cell=p["pixels_per_cell"],
                          cells_per_block=p["cells_per_block"], block_norm=p["block_norm"])

@@ -112,7 +112,40 @@ def texture_histograms(image, *, size=160, mirror=True):
 
 
 class DenseDescriptorExtractor:
-    """Extraction plan for :func:`dense_descriptors`: one flat row of descriptors per image."""
+    """Extraction plan for :func:`dense_descriptors`: one flat row of descriptors per image.
+
+    The rows are what a VLAD or Fisher encoder reshapes back into descriptors.
+
+    Parameters
+    ----------
+    size : int, default=160
+        Side of the square greyscale image (large enough for one DAISY
+        descriptor, at most 1024).
+    step : int, default=8
+        Grid spacing in pixels, 2 to 64.
+    mirror : bool, default=True
+        Also describe the mirrored image.
+    caller : str, default='extract'
+        Name shown in parameter errors.
+
+    Attributes
+    ----------
+    name : str
+        ``'dense'``.
+    version : int
+        Bumped whenever the output for the same parameters changes.
+    params : dict
+        ``size``, ``step`` and ``mirror``.
+    n_descriptors : int
+        Descriptors per image (both views when ``mirror``).
+    n_features_out : int
+        ``n_descriptors * DAISY_DIM``.
+
+    Raises
+    ------
+    InvalidParameterError
+        A parameter is out of range.
+    """
 
     name = "dense"
     version = 1
@@ -125,17 +158,72 @@ class DenseDescriptorExtractor:
         self.n_features_out = self.n_descriptors * DAISY_DIM
 
     def config(self):
+        """The settings that decide this extractor's output, for feature-cache keys and model cards.
+
+        Returns
+        -------
+        config : dict
+            ``name``, ``version`` and the parameters and the DAISY settings; a change in any of them gives a new cache namespace.
+        """
         return {"name": self.name, "version": self.version, "daisy": _DAISY, **self.params}
 
     def prepare(self, image):
+        """Per-image stage, run in the extraction threads: the image's descriptors, flattened, see :func:`dense_descriptors`.
+
+        Parameters
+        ----------
+        image : ndarray of shape (height, width, 3), dtype uint8
+            A decoded RGB image.
+
+        Returns
+        -------
+        prepared : ndarray of shape (n_features_out,), dtype float32
+        """
         return dense_descriptors(image, **self.params).ravel()
 
     def finalize(self, prepared):
+        """Batch stage: stack the per-image rows.
+
+        Parameters
+        ----------
+        prepared : list of ndarray
+            The outputs of :meth:`prepare` for a chunk of images, in order.
+
+        Returns
+        -------
+        features : ndarray of shape (n_images, n_features_out), dtype float32
+        """
         return np.stack(prepared)
 
 
 class TextureExtractor:
-    """Extraction plan for :func:`texture_histograms`."""
+    """Extraction plan for :func:`texture_histograms`.
+
+    Parameters
+    ----------
+    size : int, default=160
+        Side of the square the image is resized to, 16 to 1024.
+    mirror : bool, default=True
+        Average with the mirrored image's histograms.
+    caller : str, default='extract'
+        Name shown in parameter errors.
+
+    Attributes
+    ----------
+    name : str
+        ``'texture'``.
+    version : int
+        Bumped whenever the output for the same parameters changes.
+    params : dict
+        ``size`` and ``mirror``.
+    n_features_out : int
+        1228.
+
+    Raises
+    ------
+    InvalidParameterError
+        ``size`` is out of range.
+    """
 
     name = "texture"
     version = 1
@@ -146,10 +234,39 @@ class TextureExtractor:
         self.params = dict(size=size, mirror=bool(mirror))
 
     def config(self):
+        """The settings that decide this extractor's output, for feature-cache keys and model cards.
+
+        Returns
+        -------
+        config : dict
+            ``name``, ``version`` and the parameters; a change in any of them gives a new cache namespace.
+        """
         return {"name": self.name, "version": self.version, **self.params}
 
     def prepare(self, image):
+        """Per-image stage, run in the extraction threads: the histograms of one image, see :func:`texture_histograms`.
+
+        Parameters
+        ----------
+        image : ndarray of shape (height, width, 3), dtype uint8
+            A decoded RGB image.
+
+        Returns
+        -------
+        prepared : ndarray of shape (1228,), dtype float32
+        """
         return texture_histograms(image, **self.params)
 
     def finalize(self, prepared):
+        """Batch stage: stack the per-image histograms.
+
+        Parameters
+        ----------
+        prepared : list of ndarray
+            The outputs of :meth:`prepare` for a chunk of images, in order.
+
+        Returns
+        -------
+        features : ndarray of shape (n_images, 1228), dtype float32
+        """
         return np.stack(prepared)
