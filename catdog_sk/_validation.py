@@ -21,7 +21,32 @@ def _join(choices):
 
 
 def check_choice(value, choices, *, name, caller):
-    """Return ``value`` if it is one of ``choices``, else raise InvalidParameterError."""
+    """Return ``value`` if it is one of ``choices``, else raise InvalidParameterError.
+
+    Only strings, None, booleans and numbers can match, so an unhashable or
+    odd value gets the clear message rather than a TypeError.
+
+    Parameters
+    ----------
+    value : object
+        The value to check.
+    choices : sequence
+        The allowed values (compared with ``in``).
+    name : str
+        The parameter's name, quoted in the message.
+    caller : str
+        The estimator, function or command named in the message.
+
+    Returns
+    -------
+    value : object
+        ``value`` itself.
+
+    Raises
+    ------
+    InvalidParameterError
+        "The 'name' parameter of caller must be one of ... Got ... instead."
+    """
     if isinstance(value, str) or value is None or isinstance(value, (bool, numbers.Number)):
         if value in choices:
             return value
@@ -37,6 +62,31 @@ def check_number(value, *, name, caller, kind=numbers.Integral, low=None, high=N
 
     NaN and infinities are refused whatever the bounds (``nan < low`` is False, so a plain range
     check would let NaN through to scikit-learn or torch).
+
+    Parameters
+    ----------
+    value : object
+        The value to check (booleans are refused even though they are ints).
+    name : str
+        The parameter's name, quoted in the message.
+    caller : str
+        The estimator, function or command named in the message.
+    kind : type, default=numbers.Integral
+        The required abstract type, e.g. ``numbers.Integral`` or ``numbers.Real``.
+    low, high : number, default=None
+        Inclusive bounds; None for no bound.
+    allow_none : bool, default=False
+        Also accept None.
+
+    Returns
+    -------
+    value : object
+        ``value`` itself.
+
+    Raises
+    ------
+    InvalidParameterError
+        "The 'name' parameter of caller must be an int in the range [low, high]. Got ... instead."
     """
     if value is None and allow_none:
         return value
@@ -65,7 +115,19 @@ def check_number(value, *, name, caller, kind=numbers.Integral, low=None, high=N
 
 @dataclass(frozen=True)
 class Interval:
-    """A finite number of ``kind`` in ``[low, high]`` (either bound may be None), optionally None."""
+    """A finite number of ``kind`` in ``[low, high]`` (either bound may be None), optionally None.
+
+    One entry of an estimator's ``_parameter_constraints``, see :func:`validate_params`.
+
+    Parameters
+    ----------
+    kind : type
+        The required abstract type, e.g. ``numbers.Integral`` or ``numbers.Real``.
+    low, high : number, default=None
+        Inclusive bounds; None for no bound.
+    allow_none : bool, default=False
+        Also accept None.
+    """
 
     kind: type
     low: object = None
@@ -73,28 +135,109 @@ class Interval:
     allow_none: bool = False
 
     def check(self, value, *, name, caller):
+        """Check ``value`` against this constraint, with :func:`check_number`.
+
+        Parameters
+        ----------
+        value : object
+            The value to check.
+        name : str
+            The parameter's name, quoted in the message.
+        caller : str
+            The estimator, function or command named in the message.
+
+        Returns
+        -------
+        value : object
+            ``value`` itself.
+
+        Raises
+        ------
+        InvalidParameterError
+            The value breaks the constraint.
+        """
         return check_number(value, name=name, caller=caller, kind=self.kind, low=self.low, high=self.high,
                             allow_none=self.allow_none)
 
 
 @dataclass(frozen=True)
 class Options:
-    """One of ``values`` (compared with ``in``: strings, None, numbers)."""
+    """One of ``values`` (compared with ``in``: strings, None, numbers).
+
+    One entry of an estimator's ``_parameter_constraints``, see :func:`validate_params`.
+
+    Parameters
+    ----------
+    values : tuple
+        The allowed values.
+    """
 
     values: tuple
 
     def check(self, value, *, name, caller):
+        """Check ``value`` against this constraint, with :func:`check_choice`.
+
+        Parameters
+        ----------
+        value : object
+            The value to check.
+        name : str
+            The parameter's name, quoted in the message.
+        caller : str
+            The estimator, function or command named in the message.
+
+        Returns
+        -------
+        value : object
+            ``value`` itself.
+
+        Raises
+        ------
+        InvalidParameterError
+            The value breaks the constraint.
+        """
         return check_choice(value, self.values, name=name, caller=caller)
 
 
 @dataclass(frozen=True)
 class Satisfies:
-    """Any value for which ``test(value)`` is true; ``description`` completes "must be ..."."""
+    """Any value for which ``test(value)`` is true; ``description`` completes "must be ...".
+
+    For constraints neither an interval nor a list of options can say.
+
+    Parameters
+    ----------
+    test : callable
+        ``test(value)`` -> bool; raising TypeError or ValueError counts as False.
+    description : str
+        What is allowed, e.g. ``"a non-empty list of str"``.
+    """
 
     test: object
     description: str
 
     def check(self, value, *, name, caller):
+        """Check ``value`` against this constraint.
+
+        Parameters
+        ----------
+        value : object
+            The value to check.
+        name : str
+            The parameter's name, quoted in the message.
+        caller : str
+            The estimator, function or command named in the message.
+
+        Returns
+        -------
+        value : object
+            ``value`` itself.
+
+        Raises
+        ------
+        InvalidParameterError
+            The value breaks the constraint.
+        """
         try:
             ok = bool(self.test(value))
         except (TypeError, ValueError):
