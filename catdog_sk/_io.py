@@ -10,7 +10,20 @@ __all__ = ["atomic_dir", "atomic_write", "check_new_dir"]
 
 
 def check_new_dir(final, what="output folder"):
-    """CacheError now, before any work, if ``final`` already exists (it would never be overwritten)."""
+    """CacheError now, before any work, if ``final`` already exists (it would never be overwritten).
+
+    Parameters
+    ----------
+    final : str or os.PathLike
+        The folder or file a run is about to create (a dangling symlink counts as existing).
+    what : str, default='output folder'
+        What ``final`` is, as the message names it.
+
+    Raises
+    ------
+    CacheError
+        ``final`` exists; nothing was changed.
+    """
     from .exceptions import CacheError
 
     final = Path(final)
@@ -27,6 +40,11 @@ def atomic_dir(final):
     hidden folder this call created is ever removed. An existing ``final``
     is never replaced: the rename refuses a non-empty folder, so even a
     folder that appeared while the work ran is kept, and CacheError says so.
+
+    Parameters
+    ----------
+    final : str or os.PathLike
+        The folder to create; its parent is created if needed.
 
     Yields
     ------
@@ -59,6 +77,18 @@ def atomic_write(final, data):
 
     The bytes go to a hidden sibling first, which is then hard-linked to ``final`` (a link refuses an
     existing name, even one that appeared while the data was written) and removed.
+
+    Parameters
+    ----------
+    final : str or os.PathLike
+        The file to create; its folder must exist.
+    data : bytes
+        The file's whole content.
+
+    Raises
+    ------
+    CacheError
+        ``final`` existed before the call or appeared during it; it is kept as it is.
     """
     from .exceptions import CacheError
 
@@ -79,7 +109,18 @@ def atomic_write(final, data):
 
 
 def unique_name(prefix=""):
-    """A run or report name no other run can have: UTC time to the second plus 8 random hex digits."""
+    """A run or report name no other run can have: UTC time to the second plus 8 random hex digits.
+
+    Parameters
+    ----------
+    prefix : str, default=''
+        Put before the name, e.g. ``'report-'``.
+
+    Returns
+    -------
+    name : str
+        ``prefix + 'YYYYmmdd-HHMMSS-' + 8 hex digits``; sorts by time.
+    """
     import datetime as dt
     import secrets
 
