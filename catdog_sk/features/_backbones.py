@@ -97,12 +97,34 @@ def list_backbones():
 
     Any timm model name (``timm.list_models(pretrained=True)``) and any
     ``'torchvision/<name>'`` also work once their weights can be downloaded.
+
+    Returns
+    -------
+    names : list of str
+        The bundled backbone names, sorted.
     """
     return sorted(BUNDLED_BACKBONES)
 
 
 def bundled_weights_path(spec):
-    """Path of a bundled backbone's ``.pth`` file, found without importing torch."""
+    """Path of a bundled backbone's ``.pth`` file, found without importing torch.
+
+    Parameters
+    ----------
+    spec : BackboneSpec
+        A bundled backbone (its ``weights_package`` and ``weights_file``).
+
+    Returns
+    -------
+    path : str
+        ``weights_file`` in the package's ``models`` folder, or else the first
+        ``.pth`` file there.
+
+    Raises
+    ------
+    BackboneUnavailableError
+        The weights package is not installed, or holds no ``.pth`` file.
+    """
     found = importlib.util.find_spec(spec.weights_package)
     if found is None or not found.submodule_search_locations:
         raise BackboneUnavailableError(
@@ -128,7 +150,21 @@ def _file_sha256(path, size, mtime_ns):
 
 
 def weights_sha256(path):
-    """SHA-256 of a weights file, memoised on (path, size, mtime)."""
+    """SHA-256 of a weights file, memoised on (path, size, mtime).
+
+    Hashing a large weights file for every cache key would be slow; a changed
+    file (other size or mtime) is hashed again.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The weights file.
+
+    Returns
+    -------
+    sha256 : str
+        64 hex digits.
+    """
     st = os.stat(path)
     return _file_sha256(os.path.abspath(path), st.st_size, st.st_mtime_ns)
 
@@ -139,6 +175,17 @@ def get_backbone(name):
     Bundled names resolve without importing anything heavy. ``'torchvision/<arch>'``
     names and timm names resolve to specs whose preprocessing is filled in when
     the model is built (from the weights' own configuration).
+
+    Parameters
+    ----------
+    name : str
+        A bundled name (see :func:`list_backbones`), a fine-tuned name
+        registered with :func:`register_tuned` (``'<base>@<sha12>'``), a
+        ``'torchvision/<arch>'`` name or a timm model name.
+
+    Returns
+    -------
+    spec : BackboneSpec
 
     Raises
     ------
@@ -189,7 +236,21 @@ _TUNED = {}  # "<base>@<sha12>" -> (BackboneSpec, {tensor name: ndarray}, sha256
 
 
 def state_sha256(state):
-    """SHA-256 of a state dict of arrays (names, shapes, dtypes and bytes, in key order)."""
+    """SHA-256 of a state dict of arrays (names, shapes, dtypes and bytes, in key order).
+
+    It names fine-tuned weights (see :func:`register_tuned`), so the same
+    weights always give the same backbone name and cache key.
+
+    Parameters
+    ----------
+    state : dict of str to array-like
+        Tensor name to array (anything :func:`numpy.ascontiguousarray` takes).
+
+    Returns
+    -------
+    sha256 : str
+        64 hex digits.
+    """
     import numpy as np
 
     h = hashlib.sha256()
@@ -231,13 +292,44 @@ def register_tuned(base, state):
 
 
 def is_registered(name):
-    """Whether ``name`` is a fine-tuned backbone registered in this process."""
+    """Whether ``name`` is a fine-tuned backbone registered in this process.
+
+    Parameters
+    ----------
+    name : str
+        A backbone name.
+
+    Returns
+    -------
+    registered : bool
+        True when :func:`register_tuned` returned ``name`` in this process.
+    """
     with _TUNED_LOCK:
         return name in _TUNED
 
 
 def tuned_weights(name):
-    """(base backbone name, state dict, sha256) of a registered fine-tuned backbone."""
+    """(base backbone name, state dict, sha256) of a registered fine-tuned backbone.
+
+    Parameters
+    ----------
+    name : str
+        A name returned by :func:`register_tuned` in this process.
+
+    Returns
+    -------
+    base : str
+        The bundled backbone that was fine-tuned.
+    state : dict of str to ndarray
+        The tuned tensors, as registered.
+    sha256 : str
+        The full SHA-256 of ``state`` (see :func:`state_sha256`).
+
+    Raises
+    ------
+    BackboneUnavailableError
+        ``name`` is not a registered fine-tuned backbone.
+    """
     spec = get_backbone(name)  # raises a clear error when the name is not registered
     _, state, sha = _TUNED[name]
     return spec.extra["base"], state, sha
