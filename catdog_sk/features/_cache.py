@@ -41,7 +41,13 @@ __all__ = ["FeatureCache", "resolve_cache", "default_cache_dir"]
 
 
 def default_cache_dir():
-    """``$CATDOG_CACHE`` if set, else ``./artifacts/cache``."""
+    """``$CATDOG_CACHE`` if set, else ``./artifacts/cache``.
+
+    Returns
+    -------
+    path : pathlib.Path
+        The cache folder the command-line tools use by default (not created here).
+    """
     return Path(os.environ.get("CATDOG_CACHE") or Path("artifacts") / "cache")
 
 
@@ -64,7 +70,20 @@ class FeatureCache:
         self._memo_off = False  # set when hashes.sqlite is locked by another process: work without it
 
     def check_usable(self):
-        """Create the folder if needed and prove it is writable; CacheError naming the path and the fix."""
+        """Create the folder if needed and prove it is writable; CacheError naming the path and the fix.
+
+    Called before any image is read, so an unusable cache fails at once
+    rather than after the first chunk of work.
+
+    Returns
+    -------
+    self : FeatureCache
+
+    Raises
+    ------
+    CacheError
+        The folder cannot be created or written to.
+    """
         from ..exceptions import CacheError
 
         try:
@@ -125,7 +144,15 @@ class FeatureCache:
             pass
 
     def known_hashes(self):
-        """``{path: (size, mtime_ns, inode, sha256)}`` for every file hashed before."""
+        """``{path: (size, mtime_ns, inode, sha256)}`` for every file hashed before.
+
+        Lets a run skip re-hashing files that did not change since.
+
+        Returns
+        -------
+        hashes : dict of str to tuple
+            Empty when nothing was remembered or the memo is locked by another process.
+        """
         if not (self.location / self.MEMO).exists():
             return {}
 
@@ -137,7 +164,14 @@ class FeatureCache:
         return self._memo(action, {})
 
     def remember_hashes(self, rows):
-        """Store ``(path, size, mtime_ns, inode, sha256)`` rows in one transaction."""
+        """Store ``(path, size, mtime_ns, inode, sha256)`` rows in one transaction.
+
+        Parameters
+        ----------
+        rows : list of tuple
+            ``(path, size, mtime_ns, inode, sha256)`` per newly hashed file; an
+            empty list does nothing. Skipped silently when the memo is locked.
+        """
         if not rows:
             return
 
@@ -151,7 +185,24 @@ class FeatureCache:
         return f"FeatureCache({str(self.location)!r})"
 
     def namespace(self, config):
-        """Directory for one extractor configuration (created, with its config.json)."""
+        """Directory for one extractor configuration (created, with its config.json).
+
+        Parameters
+        ----------
+        config : dict
+            The extractor's ``config()``; its joblib hash names the directory,
+            so different settings never share entries.
+
+        Returns
+        -------
+        ns : pathlib.Path
+            ``<location>/<name>-<16 hex digits>``.
+
+        Raises
+        ------
+        CacheError
+            The directory cannot be created.
+        """
         from ..exceptions import CacheError
 
         key = joblib.hash(config)
@@ -204,7 +255,22 @@ class FeatureCache:
                 pass
 
     def get_packed(self, ns, key, n_features):
-        """Cached vector for ``key`` from a pack (memory speed), or None."""
+        """Cached vector for ``key`` from a pack (memory speed), or None.
+
+        Parameters
+        ----------
+    ns : pathlib.Path
+        The namespace directory, from :meth:`namespace`.
+    key : str
+        The entry's key (the image's content hash, plus an augmentation suffix).
+        n_features : int
+            The expected length; a pack of another width does not match.
+
+        Returns
+        -------
+        vector : ndarray of shape (n_features,), dtype float32, or None
+            A copy of the row; None when missing or not finite.
+        """
         hit = self._pack_index(ns).get(key)
         if hit is not None and hit[0].shape[1] == n_features:
             vec = np.array(hit[0][hit[1]])
@@ -213,7 +279,24 @@ class FeatureCache:
         return None
 
     def get(self, ns, key, n_features):
-        """Cached vector for ``key``, or None when missing or corrupt (then it is removed)."""
+        """Cached vector for ``key``, or None when missing or corrupt (then it is removed).
+
+        Packs are looked up first, then the loose entry; a corrupt entry is
+        removed with a RuntimeWarning so it is recomputed.
+
+        Parameters
+        ----------
+    ns : pathlib.Path
+        The namespace directory, from :meth:`namespace`.
+    key : str
+        The entry's key (the image's content hash, plus an augmentation suffix).
+        n_features : int
+            The expected length.
+
+        Returns
+        -------
+        vector : ndarray of shape (n_features,), dtype float32, or None
+        """
         vec = self.get_packed(ns, key, n_features)
         if vec is not None:
             return vec
@@ -239,7 +322,22 @@ class FeatureCache:
             pass
 
     def put(self, ns, key, vector):
-        """Store one vector atomically (temporary file + ``os.replace``); CacheError when the disk refuses."""
+        """Store one vector atomically (temporary file + ``os.replace``); CacheError when the disk refuses.
+
+        Parameters
+        ----------
+    ns : pathlib.Path
+        The namespace directory, from :meth:`namespace`.
+    key : str
+        The entry's key (the image's content hash, plus an augmentation suffix).
+        vector : array-like of shape (n_features,)
+            Stored as float32.
+
+        Raises
+        ------
+        CacheError
+            The entry cannot be written; entries written so far are kept.
+        """
         from ..exceptions import CacheError
 
         path = self._entry(ns, key)
@@ -263,6 +361,17 @@ class FeatureCache:
         """Merge loose entries of a namespace into one memory-mapped pack (atomic, crash-safe).
 
         Returns the number of entries packed (0 when below ``PACK_THRESHOLD``).
+
+        Parameters
+        ----------
+        ns : pathlib.Path
+            The namespace directory, from :meth:`namespace`.
+
+        Returns
+        -------
+        n_packed : int
+            Entries moved into the new pack; 0 when fewer than
+            ``PACK_THRESHOLD`` loose entries (or none readable) were found.
         """
         loose = sorted(ns.glob("??/*.npy"))
         if len(loose) < self.PACK_THRESHOLD:
@@ -305,7 +414,22 @@ class FeatureCache:
 
 
 def resolve_cache(cache):
-    """None -> None; a path -> FeatureCache(path); a FeatureCache -> itself."""
+    """None -> None; a path -> FeatureCache(path); a FeatureCache -> itself.
+
+    Parameters
+    ----------
+    cache : None, False, str, os.PathLike or FeatureCache
+        What a ``cache`` parameter was given; False means no cache, like None.
+
+    Returns
+    -------
+    cache : FeatureCache or None
+
+    Raises
+    ------
+    InvalidParameterError
+        Anything else.
+    """
     if cache is None or cache is False:
         return None
     if isinstance(cache, FeatureCache):
