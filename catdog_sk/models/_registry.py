@@ -142,7 +142,19 @@ def _scaler(scale):
 
 
 def feature_kind(feature_set):
-    """'classic', 'local', 'cnn' or 'mixed': which grid (and encoder) a feature set is searched with."""
+    """'classic', 'local', 'cnn' or 'mixed': which grid (and encoder) a feature set is searched with.
+
+    Parameters
+    ----------
+    feature_set : str
+        A key of ``FEATURE_SETS``.
+
+    Returns
+    -------
+    kind : {'classic', 'local', 'cnn', 'mixed'}
+        ``'local'`` when it holds dense or texture features, ``'classic'``
+        without a CNN, ``'cnn'`` for the CNN alone, else ``'mixed'``.
+    """
     names = FEATURE_SETS[feature_set]
     if "dense" in names or "texture" in names:
         return "local"
@@ -158,6 +170,23 @@ def param_grid(model, feature_set, *, random_state=None, max_components=None):
     the ``pca`` step (a PCA or ``'passthrough'``), capped at ``max_components``;
     a linear-SVM sub-grid becomes a choice of the ``clf`` step (one ``LinearSVC``
     per ``C``).
+
+    Parameters
+    ----------
+    model : str
+        A key of ``MODELS``.
+    feature_set : str
+        A key of ``FEATURE_SETS``; its :func:`feature_kind` picks the grid.
+    random_state : int, default=None
+        Seed of the PCA steps and of the swapped-in linear SVMs.
+    max_components : int, default=None
+        Upper bound on PCA components (e.g. the number of training samples);
+        None leaves the grid's values as they are.
+
+    Returns
+    -------
+    grids : list of dict
+        One ``param_grid`` dict per sub-grid, as :class:`~sklearn.model_selection.GridSearchCV` takes it.
     """
     grids = []
     for sub in MODELS[model].grid[feature_kind(feature_set)]:
@@ -178,12 +207,42 @@ def param_grid(model, feature_set, *, random_state=None, max_components=None):
 
 
 def grid_summary(model, feature_set):
-    """The grid as plain, JSON-friendly data (for model cards)."""
+    """The grid as plain, JSON-friendly data (for model cards).
+
+    Parameters
+    ----------
+    model : str
+        A key of ``MODELS``.
+    feature_set : str
+        A key of ``FEATURE_SETS``.
+
+    Returns
+    -------
+    grids : list of dict
+        The sub-grids as declared (CatDogClassifier parameter names, plain values).
+    """
     return [dict(sub) for sub in MODELS[model].grid[feature_kind(feature_set)]]
 
 
 def classifier_params(search_params):
-    """Map GridSearchCV ``best_params_`` back to CatDogClassifier parameters."""
+    """Map GridSearchCV ``best_params_`` back to CatDogClassifier parameters.
+
+    The inverse of :func:`param_grid`'s naming, so the best pipeline can be
+    refitted (and recorded) as a plain CatDogClassifier.
+
+    Parameters
+    ----------
+    search_params : dict
+        ``best_params_`` (or one ``cv_results_['params']`` entry) of a search
+        over :func:`param_grid`.
+
+    Returns
+    -------
+    params : dict
+        ``pca`` (int or None), ``scale`` ('standard' or None), ``kernel`` and
+        ``C`` for a linear-SVM step, and the ``clf__`` parameters without
+        their prefix.
+    """
     out = {}
     for key, value in search_params.items():
         if key == "pca":
