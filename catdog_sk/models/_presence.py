@@ -127,7 +127,24 @@ class PresenceDetector(BaseEstimator):
         return self
 
     def margins(self, embeddings, head):
-        """Fused score and head veto in log-odds units, 0 at their operating points: shape (n_images, 2)."""
+        """Fused score and head veto in log-odds units, 0 at their operating points: shape (n_images, 2).
+
+        A photo counts as a pet only when both margins are positive (see :meth:`presence`).
+
+        Parameters
+        ----------
+        embeddings : ndarray of shape (n_images, embedding_dim)
+            The backbone embeddings, as in :meth:`fit`.
+        head : ndarray of shape (n_images, 3 * n_backbones)
+            The ImageNet-head columns, as in :meth:`fit`.
+
+        Returns
+        -------
+        margins : ndarray of shape (n_images, 2)
+            Column 0: the learned score plus ``head_weight`` times the head's
+            log-odds, minus ``learned_offset_``; column 1: the head's log-odds
+            minus ``head_offset_``.
+        """
         check_is_fitted(self)
         odds = head_log_odds(head)
         fused = self.model_.decision_function(embeddings) + self.head_weight * odds - self.learned_offset_
@@ -135,6 +152,15 @@ class PresenceDetector(BaseEstimator):
 
     def presence(self, embeddings, head):
         """Presence score in (0, 1): 0.5 at the operating point, higher when a pet is surely there.
+
+        The logistic of the smaller of the two :meth:`margins`; a NaN margin scores 0.
+
+        Parameters
+        ----------
+        embeddings : ndarray of shape (n_images, embedding_dim)
+            The backbone embeddings, as in :meth:`fit`.
+        head : ndarray of shape (n_images, 3 * n_backbones)
+            The ImageNet-head columns, as in :meth:`fit`.
 
         Returns
         -------
