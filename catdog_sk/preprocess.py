@@ -338,6 +338,16 @@ def center_crop_geometry(height, width, size, *, crop_pct=1.0):
     One place for the geometry, so every implementation of the transform (Pillow here, torch on a GPU in
     :mod:`catdog_sk.features._device_decode`) gives the same sizes and offsets.
 
+    Parameters
+    ----------
+    height, width : int
+        The image's size, in pixels.
+    size : int
+        Side of the square crop.
+    crop_pct : float, default=1.0
+        Fraction of the resized shorter side the crop keeps, as in
+        :func:`resize_shorter_center_crop`.
+
     Returns
     -------
     trim : (slice, slice)
