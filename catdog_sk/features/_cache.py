@@ -259,10 +259,10 @@ class FeatureCache:
 
         Parameters
         ----------
-    ns : pathlib.Path
-        The namespace directory, from :meth:`namespace`.
-    key : str
-        The entry's key (the image's content hash, plus an augmentation suffix).
+        ns : pathlib.Path
+            The namespace directory, from :meth:`namespace`.
+        key : str
+            The entry's key (the image's content hash, plus an augmentation suffix).
         n_features : int
             The expected length; a pack of another width does not match.
 
@@ -286,10 +286,10 @@ class FeatureCache:
 
         Parameters
         ----------
-    ns : pathlib.Path
-        The namespace directory, from :meth:`namespace`.
-    key : str
-        The entry's key (the image's content hash, plus an augmentation suffix).
+        ns : pathlib.Path
+            The namespace directory, from :meth:`namespace`.
+        key : str
+            The entry's key (the image's content hash, plus an augmentation suffix).
         n_features : int
             The expected length.
 
@@ -326,10 +326,10 @@ class FeatureCache:
 
         Parameters
         ----------
-    ns : pathlib.Path
-        The namespace directory, from :meth:`namespace`.
-    key : str
-        The entry's key (the image's content hash, plus an augmentation suffix).
+        ns : pathlib.Path
+            The namespace directory, from :meth:`namespace`.
+        key : str
+            The entry's key (the image's content hash, plus an augmentation suffix).
         vector : array-like of shape (n_features,)
             Stored as float32.
 
