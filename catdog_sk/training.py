@@ -563,8 +563,8 @@ def save_run(comparison, *, artifacts="artifacts", run=None, cache=None, n_jobs=
     artifacts : str or os.PathLike, default='artifacts'
         Writes ``models/<run>/`` and ``reports/<run>/``.
     run : str, default=None
-        The run's name (default: a timestamp); its folders must not exist, unless
-        :func:`claim_run` created the model folder.
+        The run's name (default: a timestamp); its folders must not exist, except the empty model
+        folder :func:`claim_run` created.
     cache, n_jobs
         For scoring the promoted model and the held-out photos of neither.
     save_all : bool, default=False
@@ -585,7 +585,8 @@ def save_run(comparison, *, artifacts="artifacts", run=None, cache=None, n_jobs=
     from .models.workflow import champion_decision
 
     log, art = log or _quiet, Path(artifacts)
-    if run is None or not (art / "models" / run).is_dir():
+    claimed = run is not None and (art / "models" / run).is_dir() and not any((art / "models" / run).iterdir())
+    if not claimed:  # claim_run refuses a model folder that exists: a finished run is never written into
         run, _ = claim_run(art, run)
     best, data, fitted = comparison.best, comparison.features.data, comparison.fitted
     best_key = (best["features"], best["model"])

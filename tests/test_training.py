@@ -89,3 +89,19 @@ def test_load_training_data_seeded_split_and_errors(small_split, tmp_path):
     cats_only = TrainingData(a.train.subset(np.flatnonzero(a.train.labels == "cat")), a.test, "", "")
     with pytest.raises(DatasetError, match="single class"):
         cats_only.check_trainable(3)
+
+
+def test_save_run_never_writes_into_a_finished_runs_model_folder(small_split, feature_cache, tmp_path):
+    """A model folder that holds files (another run's) is refused even when its report folder is gone."""
+    from catdog_sk.exceptions import CatDogError
+
+    train_csv, test_csv = small_split
+    data = load_training_data(train_csv, test=test_csv)
+    comparison = search_models(extract_features_for_run(data, ["hog"], cache=feature_cache, unknown=None),
+                               ["logreg"], cv=3)
+    folder = tmp_path / "models" / "done"
+    folder.mkdir(parents=True)
+    (folder / "model.skops").write_bytes(b"an earlier model")
+    with pytest.raises(CatDogError, match="done"):
+        save_run(comparison, artifacts=tmp_path, run="done")
+    assert (folder / "model.skops").read_bytes() == b"an earlier model" and not (tmp_path / "reports").exists()
