@@ -49,7 +49,7 @@ def main(argv=None):
     Returns
     -------
     status : int
-        The exit status: 0 done, 1 failure, 2 usage error, 3 done with skipped files (see ``--help``).
+        The exit status: 0 no alert, 1 an alert threshold was crossed (or failure), 2 usage error.
     """
     parser = build_parser()
 
@@ -72,8 +72,7 @@ def main(argv=None):
         live_emb = widths = None
         if ref["reference_embeddings"] is not None:
             log = PredictionLog(args.db, create=False)
-            live_emb = log.embeddings(since=since, width=ref["reference_embeddings"].shape[1])
-            widths = log.embedding_widths(since=since)
+            live_emb, widths = log.embedding_sample(since=since, width=ref["reference_embeddings"].shape[1])
         summary = summarize(rows, live_embeddings=live_emb, unknown_alpha=args.unknown_alpha, embedding_widths=widths,
                             **ref)
         if since is not None:  # the window before, so that a gradual change shows too

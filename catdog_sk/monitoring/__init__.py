@@ -268,7 +268,7 @@ def summarize(rows, *, classes, reference_scores=None, reference_embeddings=None
     reference_notes : list of str, default=None
         What :func:`load_reference` could not use from the card.
     embedding_widths : dict, default=None
-        :meth:`PredictionLog.embedding_widths` of the log, so that a mix of widths is reported.
+        :meth:`PredictionLog.embedding_sample`'s widths of the log, so that a mix of widths is reported.
 
     Returns
     -------

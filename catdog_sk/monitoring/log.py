@@ -86,11 +86,11 @@ class PredictionLog:
             rows)) is not None
 
     def embeddings(self, *, since=None, limit=None, width=None):
-        """Logged embeddings as a float32 matrix; ``limit``: the latest ones.
+        """Logged embeddings of one width as a float32 matrix; ``limit``: the latest ones.
 
         A log can hold embeddings of several widths (a Lite0 + Lite2 model promoted over a Lite0 one)
         and damaged blobs (an odd number of bytes is no float16 vector): only rows of one width are
-        stacked, and :meth:`embedding_widths` says what else is there.
+        stacked, and :meth:`embedding_sample` also says what else is there.
 
         Parameters
         ----------
@@ -104,29 +104,38 @@ class PredictionLog:
         -------
         embeddings : ndarray of shape (n, width), dtype float32
         """
+        return self.embedding_sample(since=since, limit=limit, width=width)[0]
+
+    def embedding_sample(self, *, since=None, limit=None, width=None):
+        """The embeddings of one width and how many of each width the log holds, from one read.
+
+        Parameters
+        ----------
+        since, limit, width
+            As for :meth:`embeddings`.
+
+        Returns
+        -------
+        embeddings : ndarray of shape (n, width), dtype float32
+        widths : dict
+            ``{width: count}`` over all logged embeddings read, plus ``'damaged': count`` for blobs that
+            are not whole float16 vectors.
+        """
         import numpy as np
 
-        blobs = [b for b in self._blobs(since, limit) if isinstance(b, bytes) and len(b) and len(b) % 2 == 0]
+        blobs, widths = [], {}
+        for b in self._blobs(since, limit):
+            whole = isinstance(b, bytes) and len(b) and len(b) % 2 == 0
+            key = len(b) // 2 if whole else "damaged"
+            widths[key] = widths.get(key, 0) + 1
+            if whole:
+                blobs.append(b)
         if width is None and blobs:
             width = len(blobs[-1]) // 2
         kept = [b for b in blobs if len(b) // 2 == width]
         if not kept:
-            return np.empty((0, width or 0), np.float32)
-        return np.stack([np.frombuffer(b, np.float16) for b in kept]).astype(np.float32)
-
-    def embedding_widths(self, *, since=None, limit=None):
-        """How many logged embeddings there are of each width (``'damaged'``: not a float16 vector).
-
-        Returns
-        -------
-        widths : dict
-            ``{width: count}``, plus ``'damaged': count`` when some blobs are not whole float16 vectors.
-        """
-        counts = {}
-        for b in self._blobs(since, limit):
-            key = len(b) // 2 if isinstance(b, bytes) and len(b) and len(b) % 2 == 0 else "damaged"
-            counts[key] = counts.get(key, 0) + 1
-        return counts
+            return np.empty((0, width or 0), np.float32), widths
+        return np.stack([np.frombuffer(b, np.float16) for b in kept]).astype(np.float32), widths
 
     def _blobs(self, since, limit):
         with self._reading():

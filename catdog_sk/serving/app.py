@@ -197,8 +197,7 @@ def render_monitor(model, log):
     rows = log.rows(limit=MONITOR_ROWS)
     live_emb = widths = None
     if ref["reference_embeddings"] is not None:
-        live_emb = log.embeddings(limit=500, width=ref["reference_embeddings"].shape[1])
-        widths = log.embedding_widths(limit=500)
+        live_emb, widths = log.embedding_sample(limit=500, width=ref["reference_embeddings"].shape[1])
     summary = summarize(rows, live_embeddings=live_emb, embedding_widths=widths, **ref)
     summary["alerts"] = find_alerts(summary)
     with tempfile.TemporaryDirectory() as tmp:
