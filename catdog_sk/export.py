@@ -112,7 +112,7 @@ def main(argv=None):
     Returns
     -------
     status : int
-        The exit status: 0 done, 1 failure, 2 usage error, 3 done with skipped files (see ``--help``).
+        The exit status: 0 done (or this model was exported there already), 1 failure, 2 usage error.
     """
     parser = build_parser()
 

@@ -42,7 +42,7 @@ def main(argv=None):
     Returns
     -------
     status : int
-        The exit status: 0 done, 1 failure, 2 usage error, 3 done with skipped files (see ``--help``).
+        The exit status: 0 after a clean shutdown, 1 failure (e.g. the model cannot be loaded), 2 usage error.
     """
     parser = build_parser()
 
