@@ -4,6 +4,8 @@ import json
 import sys
 from pathlib import Path
 
+from catdog_sk._testing import PEAK_RSS_CODE  # noqa: F401  (the benchmarks import it from here)
+
 HERE = Path(__file__).resolve().parent
 SHARED = HERE.parent.parent / "shared" / "data" / "catsdogs"
 BENCH_DIR = HERE.parent / "artifacts" / "bench"

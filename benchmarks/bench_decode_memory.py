@@ -22,17 +22,17 @@ from pathlib import Path
 
 import numpy as np
 
-from _report import BENCH_DIR, write_report
+from _report import BENCH_DIR, PEAK_RSS_CODE, write_report
 
-_CHILD = """
-import resource, sys
+_CHILD = PEAK_RSS_CODE + """
+import sys
 from catdog_sk.features import EmbeddingExtractor, extract_features
 from catdog_sk.features import _device_decode
 decoder, budget = sys.argv[1], int(sys.argv[2])
 if budget:
     _device_decode.MAX_BATCH_PIXELS = budget
 res = extract_features(sys.argv[3:], [EmbeddingExtractor(decoder=decoder, runtime="torch")], n_jobs=2)
-print(int(res.ok.sum()), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print(int(res.ok.sum()), peak_rss_kb())
 """
 
 

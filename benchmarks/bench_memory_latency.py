@@ -22,10 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from _report import BENCH_DIR, SHARED, write_report
+from _report import BENCH_DIR, PEAK_RSS_CODE, SHARED, write_report
 
-_CHILD = """
-import resource, sys
+_CHILD = PEAK_RSS_CODE + """
+import sys
 from catdog_sk.data import find_images
 from catdog_sk.features import extract_features, make_extractor
 paths = []
@@ -33,7 +33,7 @@ for split in sys.argv[2:]:
     paths += find_images(split).paths
 paths = paths[: int(sys.argv[1])]
 res = extract_features(paths, [make_extractor(n) for n in ("hog", "color", "cnn")])
-print(len(paths), res.ok.sum(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print(len(paths), res.ok.sum(), peak_rss_kb())
 """
 
 

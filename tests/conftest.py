@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from catdog_sk._testing import PEAK_RSS_CODE  # noqa: F401  (the tests import it from here)
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("CATDOG_SHARED_DATA", REPO.parent / "shared" / "data" / "catsdogs"))
 ANIMALS10 = SHARED.parent / "animals10"

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import REPO, png_header_only, save, textured_image
+from conftest import PEAK_RSS_CODE, REPO, png_header_only, save, textured_image
 
 
 def _run(*args, timeout=600, **kw):
@@ -166,7 +166,7 @@ def test_a_broken_promotion_keeps_the_served_model(model_dir, tmp_path, photos):
 # -- 4. thin strips and 5. per-request work are bounded --------------------------------------------------
 def _peak_rss_mb(code):
     """Run Python ``code`` in a child process; its peak RSS in MB (read by the child itself at exit)."""
-    script = code + "\nimport resource, sys\nprint('PEAK', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    script = PEAK_RSS_CODE + code + "\nprint('PEAK', peak_rss_kb())\n"
     proc = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     return int(proc.stdout.strip().splitlines()[-1].split()[1]) / 1024

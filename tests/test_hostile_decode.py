@@ -18,7 +18,7 @@ from PIL import Image
 
 from catdog_sk.preprocess import decode_image, read_image
 
-from conftest import textured_image
+from conftest import PEAK_RSS_CODE, textured_image
 
 
 def _jpeg(height, width, seed=0):
@@ -83,12 +83,21 @@ def test_a_jpeg_whose_header_cannot_be_read_is_decoded_alone_and_refused_in_its_
     assert all(out[i].shape == (3, 64, 64) for i in (0, 2, 3))
 
 
-_CHILD = """
-import resource, sys
+_CHILD = PEAK_RSS_CODE + """
+import sys
 from catdog_sk.features import EmbeddingExtractor, extract_features
 res = extract_features(sys.argv[1:], [EmbeddingExtractor(decoder="torch-cpu", runtime="torch")], n_jobs=2)
-print(int(res.ok.sum()), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print(int(res.ok.sum()), peak_rss_kb())
 """
+
+
+def test_the_peak_memory_probe_reads_the_child_and_not_its_parent():
+    """The bound below is the child's: a parent at 1.5 GB must not lift a bare child's reading (it did)."""
+    ballast = np.ones(1_500_000_000 // 8)  # written, so resident
+    out = subprocess.run([sys.executable, "-c", PEAK_RSS_CODE + "print(peak_rss_kb())"], capture_output=True,
+                         text=True, check=True)
+    del ballast
+    assert int(out.stdout) / 1024 < 200  # a bare interpreter is about 10 MB
 
 
 @pytest.mark.cnn

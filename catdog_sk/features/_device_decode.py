@@ -202,7 +202,12 @@ def resize_shorter_center_crop_torch(image, size, *, crop_pct=1.0):
 
     (rows, cols), (new_h, new_w), (top, left) = center_crop_geometry(*image.shape[1:], size, crop_pct=crop_pct)
     image = image[:, rows, cols]
-    if (new_h, new_w) != tuple(image.shape[1:]):
+    if (new_h, new_w) != tuple(image.shape[1:]) and image.device.type == "cpu":
+        # torch's uint8 kernels: no float copy of the photo (432 MB for 36 MP, which decided the decoder's
+        # peak memory), within one grey level of the float filter.
+        image = F.interpolate(image.unsqueeze(0), size=(new_h, new_w), mode="bicubic", antialias=True,
+                              align_corners=False)[0]
+    elif (new_h, new_w) != tuple(image.shape[1:]):  # CUDA has no uint8 bicubic
         resized = F.interpolate(image.unsqueeze(0).float(), size=(new_h, new_w), mode="bicubic",
                                 antialias=True, align_corners=False)
         image = resized[0].round_().clamp_(0, 255).to(image.dtype)

@@ -149,6 +149,8 @@ class EmbeddingExtractor:
             config["runtime"] = f"torch-cuda-{cuda_precision()}"
         if self._decoder != "pillow":
             config["decoder"] = self._decoder  # JPEGs decoded and resized by torch (others: Pillow)
+        if self._decoder == "torch-cpu":
+            config["resize"] = "uint8"  # the CPU resize runs on uint8, the GPU one on float
         if self.head:
             config["head"] = {"columns": list(HEAD_COLUMNS), "classes": "imagenet-1k", "version": 1}
         return config
