@@ -382,6 +382,12 @@ def find_splits(root):
 def load_dataset(source):
     """Labelled images under ``source``, per split when it holds train/val/test folders.
 
+    Parameters
+    ----------
+    source : str or os.PathLike
+        A folder of class folders (``cats/``, ``dogs/``), or a split root holding ``train/`` and ``test/``
+        (and optionally ``val/``) of them.
+
     Returns
     -------
     splits : dict of str to LabeledImages

@@ -64,7 +64,13 @@ class ImageDecodeError(CatDogError, ValueError):
         return (type(self), (self.path, self.reason, self.detail))
 
     def as_dict(self):
-        """``{'path', 'reason', 'detail'}``: how reports and ``--json`` list a skipped file."""
+        """How reports and ``--json`` list a skipped file.
+
+        Returns
+        -------
+        record : dict
+            ``{'path', 'reason', 'detail'}``.
+        """
         return {"path": self.path, "reason": self.reason, "detail": self.detail}
 
 

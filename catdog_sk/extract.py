@@ -114,7 +114,21 @@ def _write_skipped_csv(path, skipped):
 
 
 def summarize_split(summary, total, split, found, result):
-    """Add one split's extraction result to the summary and the running totals."""
+    """Add one split's extraction result to the summary and the running totals.
+
+    Parameters
+    ----------
+    summary : dict
+        The run's summary; ``summary['splits'][split]`` is written.
+    total : dict
+        Running totals over the splits, updated in place.
+    split : str
+        The split's name.
+    found : LabeledImages
+        The split's photos and labels.
+    result : ExtractionResult
+        What :func:`catdog_sk.features.extract_features` returned for them.
+    """
     labels_ok = found.labels[result.ok]
     summary["splits"][split] = {
         "layout": found.layout, "found": found.counts(),
@@ -132,6 +146,15 @@ def summarize_split(summary, total, split, found, result):
 
 
 def print_summary(summary, file=None):
+    """Print the extraction summary as a few lines a person reads: features, counts per split, cache, speed.
+
+    Parameters
+    ----------
+    summary : dict
+        The summary :func:`summarize_split` built (what ``--json`` prints).
+    file : file object, default=None
+        Where to print; None: stdout.
+    """
     out = file or sys.stdout
     print(f"features: {', '.join(summary['features'])}"
           + (f" (backbone {summary['backbone']})" if summary["backbone"] else "")

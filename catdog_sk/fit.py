@@ -85,7 +85,20 @@ def _add_unknown_args(parser):
 
 
 def parse_unknown(parser, text):
-    """--unknown: 'auto' -> 'auto', 'off' -> None, a number in (0, 1) -> float."""
+    """The value of ``--unknown``: 'auto' -> 'auto', 'off' -> None, a number in (0, 1) -> float.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        Reports a bad value as a usage error (exit status 2).
+    text : str
+        What was given.
+
+    Returns
+    -------
+    unknown : 'auto', None or float
+        The ``unknown`` parameter of :class:`~catdog_sk.CatDogClassifier`.
+    """
     if text in ("auto", "off"):
         return None if text == "off" else "auto"
     try:

@@ -122,6 +122,15 @@ def abstention_metrics(y_true, labels, *, unknown="unknown"):
 def negatives_metrics(groups, labels, *, unknown="unknown"):
     """Share of photos of neither that were answered ``'unknown'``, overall and per group.
 
+    Parameters
+    ----------
+    groups : sequence of str
+        Each photo's group (the animal).
+    labels : sequence of str
+        What the model answered for each.
+    unknown : str, default='unknown'
+        The abstaining answer.
+
     Returns
     -------
     metrics : dict

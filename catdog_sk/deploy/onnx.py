@@ -36,7 +36,19 @@ OUTPUTS = ("probabilities", "presence", "label")
 
 
 def check_exportable(clf):
-    """ExportError unless ``clf`` is fitted and all of its features are computed by the network."""
+    """Refuse, before any work, a classifier the ONNX graph cannot reproduce.
+
+    Parameters
+    ----------
+    clf : CatDogClassifier
+        The classifier to export.
+
+    Raises
+    ------
+    ExportError
+        ``clf`` is not fitted, or some of its features are not computed by the network (HOG, colour,
+        the local descriptors).
+    """
     from sklearn.utils.validation import check_is_fitted
 
     from ..registry import FEATURE_SETS
@@ -53,6 +65,11 @@ def check_exportable(clf):
 
 def preprocessing(clf):
     """How to turn a photo into the graph's inputs, as plain data (written beside the ONNX file).
+
+    Parameters
+    ----------
+    clf : CatDogClassifier
+        A fitted classifier whose features all come from the network.
 
     Returns
     -------
@@ -398,7 +415,22 @@ class OnnxModel:
         self.session = ort.InferenceSession(self.path, options, providers=["CPUExecutionProvider"])
 
     def run(self, images):
-        """``(labels, probabilities, presence)`` for RGB uint8 images (labels as strings, 'unknown' too)."""
+        """Answers of the ONNX graph for decoded photos.
+
+        Parameters
+        ----------
+        images : sequence of ndarray of shape (height, width, 3), dtype uint8
+            RGB images (see :func:`catdog_sk.preprocess.read_image`).
+
+        Returns
+        -------
+        labels : ndarray of str
+            Class names, ``'unknown'`` included.
+        probabilities : ndarray of shape (n_images, 2)
+            In the order of the model's classes.
+        presence : ndarray of shape (n_images,)
+            Presence scores.
+        """
         feeds = prepare_inputs(images, self.meta)
         proba, presence, label = self.session.run(list(OUTPUTS), feeds)
         classes = np.asarray(self.meta["classes"] + ["unknown"], dtype=object)

@@ -19,7 +19,13 @@ ORT_WEB_FILES = ("ort.wasm.bundle.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-w
 
 
 def default_ort_web_dir():
-    """``$CATDOG_ORT_WEB``, else ``artifacts/vendor/onnxruntime-web`` (where ``make web-runtime`` puts it)."""
+    """Where ONNX Runtime Web's files are looked for.
+
+    Returns
+    -------
+    path : pathlib.Path
+        ``$CATDOG_ORT_WEB``, else ``artifacts/vendor/onnxruntime-web`` (where ``make web-runtime`` puts it).
+    """
     return os.environ.get("CATDOG_ORT_WEB") or os.path.join("artifacts", "vendor", "onnxruntime-web")
 
 

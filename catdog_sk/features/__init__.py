@@ -79,6 +79,26 @@ def make_extractor(name, *, backbone="efficientnet_lite0", batch_size=4, runtime
                    caller="extract"):
     """Extractor plan for one feature name (see :data:`catdog_sk.registry.EXTRACTORS`) with default parameters.
 
+    Parameters
+    ----------
+    name : str
+        One of ``FEATURE_NAMES``: 'hog', 'color', 'dense', 'texture' or 'cnn'.
+    backbone : str, default='efficientnet_lite0'
+        CNN backbone(s) for 'cnn', several joined with '+'.
+    batch_size : int, default=4
+        Images per forward pass of the CNN.
+    runtime : str, default='openvino'
+        The CNN's runtime (see :data:`RUNTIMES`).
+    device : {'auto', 'cpu', 'cuda'}, default='auto'
+        Where the CNN runs.
+    caller : str, default='extract'
+        Named in error messages.
+
+    Returns
+    -------
+    extractor : object
+        An extractor plan for :func:`extract_features` (the protocol of :mod:`catdog_sk.features._engine`).
+
     Raises
     ------
     InvalidParameterError

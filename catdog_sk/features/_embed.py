@@ -52,6 +52,15 @@ def split_backbones(backbone):
 
     Several backbones are concatenated, each embedding L2-normalised first
     (see :class:`EmbeddingExtractor`).
+
+    Parameters
+    ----------
+    backbone : str
+        E.g. ``'efficientnet_lite0+efficientnet_lite2'``.
+
+    Returns
+    -------
+    names : tuple of str
     """
     names = [b.strip() for b in backbone.split("+")] if isinstance(backbone, str) else []
     if not names or not all(names) or len(set(names)) != len(names):
@@ -139,6 +148,14 @@ class EmbeddingExtractor:
         return self.embedding_dim + self.n_head_columns
 
     def config(self):
+        """The settings that decide the embeddings, for feature-cache keys and model cards.
+
+        Returns
+        -------
+        config : dict
+            ``name``, ``version``, each backbone's architecture, weights checksum, input size, crop and
+            normalisation, the runtime (CUDA precision included), the decoder and the head's columns.
+        """
         parts = [{
             "backbone": spec.name, "arch": spec.arch, "weights_sha256": sha, "input_size": spec.input_size,
             "crop_pct": spec.crop_pct, "mean": list(spec.mean), "std": list(spec.std),
@@ -169,6 +186,18 @@ class EmbeddingExtractor:
         return tuple(crops[(spec.input_size, spec.crop_pct)] for spec in self._specs)
 
     def prepare(self, image):
+        """Per-image stage, run in the extraction threads: each backbone's centre crop of one image.
+
+        Parameters
+        ----------
+        image : ndarray of shape (height, width, 3), dtype uint8
+            A decoded RGB image.
+
+        Returns
+        -------
+        crops : tuple of ndarray of shape (size, size, 3), dtype uint8
+            One per backbone (backbones of one input size share a crop).
+        """
         from ..preprocess import resize_shorter_center_crop
 
         return self._crops(image, resize_shorter_center_crop)
@@ -179,6 +208,19 @@ class EmbeddingExtractor:
         None (Pillow decoder, not an RGB/greyscale JPEG, or no end-of-image
         marker) means: decode on the CPU and call :meth:`prepare`. Header faults
         raise ``ImageDecodeError`` here, in the worker, as the CPU decoder would.
+
+        Parameters
+        ----------
+        data : bytes
+            The file's bytes.
+        path : str
+            Named in errors.
+        max_pixels : int or None
+            Decompression-bomb cap, checked from the header.
+
+        Returns
+        -------
+        encoded : EncodedImage or None
         """
         if self._decoder == "pillow":
             return None
@@ -196,6 +238,16 @@ class EmbeddingExtractor:
         JPEGs the torch decoder refuses are decoded by Pillow instead; a file
         Pillow refuses too gives its ``ImageDecodeError`` in its place. Other
         items (crops already made by :meth:`prepare`) pass through.
+
+        Parameters
+        ----------
+        prepared : list
+            A chunk's worker-stage outputs, in order.
+
+        Returns
+        -------
+        prepared : list
+            The same items with every :class:`EncodedImage` replaced by its crops (or its error).
         """
         from ..exceptions import ImageDecodeError
         from ..preprocess import decode_image
@@ -221,6 +273,17 @@ class EmbeddingExtractor:
         return out
 
     def finalize(self, prepared):
+        """Batch stage: the networks on a chunk's crops, each embedding L2-normalised, then the head columns.
+
+        Parameters
+        ----------
+        prepared : list of tuple of ndarray
+            :meth:`prepare`'s crops for a chunk of images, in order.
+
+        Returns
+        -------
+        features : ndarray of shape (n_images, n_features_out), dtype float32
+        """
         blocks, heads = [], []
         for i, name in enumerate(self._names):
             crops = [p[i] for p in prepared]

@@ -4,6 +4,22 @@ Work proceeds in chunks. While the calling thread runs the batch stage of
 chunk *i* (e.g. the CNN), worker threads read, hash, decode and prepare
 chunk *i + 1*, so decoding overlaps inference and memory stays bounded by
 two chunks whatever the dataset size.
+
+The extractor protocol ("plans"). :func:`extract_features` takes any objects with:
+
+- ``name`` (str) and ``n_features_out`` (int): the cache folder's prefix and the output width;
+- ``config() -> dict``: every setting that decides the output (with a ``version`` bumped when the
+  code's output changes); its ``joblib.hash`` names the cache namespace, so a changed parameter never
+  returns stale features;
+- ``prepare(image) -> object``: the per-image stage, run in the worker threads on a decoded
+  ``(H, W, 3)`` uint8 RGB image (a HOG vector, CNN crops, ...);
+- ``finalize(list) -> ndarray (n_images, n_features_out)``: the batch stage, run in the calling
+  thread on one chunk's prepared items in order (the CNN's forward pass).
+
+Optional: ``preferred_chunk_size`` (larger chunks for a GPU batch), and ``prepare_encoded(data, path,
+max_pixels)`` + ``decode_prepared(list)`` for extractors that decode JPEG bytes themselves in the
+batch stage (:class:`EmbeddingExtractor` with ``decoder='nvjpeg'``). :class:`HOGExtractor` is the
+smallest complete example.
 """
 
 import hashlib
@@ -57,7 +73,18 @@ class ExtractionResult:
 
 
 def effective_n_jobs(n_jobs):
-    """None -> number of CPUs; negative counts back from it, as in joblib."""
+    """Worker threads for an ``n_jobs`` parameter: None -> number of CPUs; negative counts back from it.
+
+    Parameters
+    ----------
+    n_jobs : int or None
+        As in joblib: -1 is all CPUs, -2 all but one.
+
+    Returns
+    -------
+    n : int
+        At least 1.
+    """
     cpus = os.cpu_count() or 1
     if n_jobs is None:
         return cpus
@@ -258,7 +285,7 @@ def extract_features(images, extractors, *, cache=None, n_jobs=None, chunk_size=
         Image files, ``(H, W, 3)`` uint8 arrays, or augmented copies.
     extractors : sequence of extractor plans
         Objects with ``name``, ``config()``, ``n_features_out``, ``prepare(image)``
-        and ``finalize(list) -> ndarray`` (see ``HOGExtractor``).
+        and ``finalize(list) -> ndarray``: the protocol in this module's docstring.
     cache : None, str, os.PathLike or FeatureCache, default=None
         Where to read and store features; None computes everything.
     n_jobs : int, default=None

@@ -46,6 +46,7 @@ def hog_batch(greys, *, orientations=9, pixels_per_cell=8, cells_per_block=2, bl
     Parameters
     ----------
     greys : ndarray of shape (n_images, height, width)
+        uint8 (the fast table path) or float images.
     orientations, pixels_per_cell, cells_per_block, block_norm
         As in :func:`hog_features`.
 
@@ -54,8 +55,18 @@ def hog_batch(greys, *, orientations=9, pixels_per_cell=8, cells_per_block=2, bl
     features : ndarray of shape (n_images, n_features), dtype float32
     """
     greys = np.asarray(greys)
-    n, rows, cols = greys.shape
-    # Gradients: central differences, zero on the border (skimage's _hog_channel_gradient).
+    bins, magnitude = _gradients(greys, orientations)
+    hist = _cell_histograms(bins, magnitude, orientations, pixels_per_cell)
+    return _normalized_blocks(hist, cells_per_block, block_norm).reshape(len(greys), -1).astype(np.float32)
+
+
+def _gradients(greys, orientations):
+    """Orientation bin and magnitude of every pixel's gradient: central differences, zero on the border.
+
+    As skimage's ``_hog_channel_gradient``; 8-bit images have integer gradients in [-255, 255], so bin
+    and magnitude are looked up in a table computed once with skimage's float64 formula instead of an
+    arctan2 and a hypot per pixel.
+    """
     dtype = np.int16 if greys.dtype == np.uint8 else np.float64
     g = greys.astype(dtype)
     g_row = np.zeros_like(g)
@@ -63,17 +74,16 @@ def hog_batch(greys, *, orientations=9, pixels_per_cell=8, cells_per_block=2, bl
     g_row[:, 1:-1, :] = g[:, 2:, :] - g[:, :-2, :]
     g_col[:, :, 1:-1] = g[:, :, 2:] - g[:, :, :-2]
     if dtype == np.int16:
-        # 8-bit images have integer gradients in [-255, 255]: look bin and
-        # magnitude up in a table computed once with skimage's float64 formula,
-        # instead of an arctan2 and a hypot per pixel.
         bin_lut, mag_lut = _gradient_tables(orientations)
         flat = (g_row.astype(np.int32) + 255) * 511 + (g_col + 255)
-        bins = bin_lut[flat]
-        magnitude = mag_lut[flat]
-    else:
-        magnitude = np.hypot(g_col, g_row)
-        bins = _orientation_bins(np.rad2deg(np.arctan2(g_row, g_col)) % 180, orientations)
-    ppc = pixels_per_cell
+        return bin_lut[flat], mag_lut[flat]
+    magnitude = np.hypot(g_col, g_row)
+    return _orientation_bins(np.rad2deg(np.arctan2(g_row, g_col)) % 180, orientations), magnitude
+
+
+def _cell_histograms(bins, magnitude, orientations, ppc):
+    """(n, cell rows, cell cols, orientations) magnitudes averaged per cell, all images in one bincount."""
+    n, rows, cols = bins.shape
     n_cr, n_cc = rows // ppc, cols // ppc
     # Pixels outside the last whole cell do not count, as in skimage.
     bins = bins[:, :n_cr * ppc, :n_cc * ppc]
@@ -83,24 +93,24 @@ def hog_batch(greys, *, orientations=9, pixels_per_cell=8, cells_per_block=2, bl
     img = np.arange(n)[:, None, None]
     index = ((img * n_cr + cell_r) * n_cc + cell_c) * orientations + bins
     hist = np.bincount(index.ravel(), weights=magnitude.ravel(), minlength=n * n_cr * n_cc * orientations)
-    hist = hist.reshape(n, n_cr, n_cc, orientations) / (ppc * ppc)
-    # Blocks of cells_per_block x cells_per_block cells, one cell apart.
-    cpb = cells_per_block
-    n_br, n_bc = n_cr - cpb + 1, n_cc - cpb + 1
+    return hist.reshape(n, n_cr, n_cc, orientations) / (ppc * ppc)
+
+
+def _normalized_blocks(hist, cpb, block_norm):
+    """Blocks of ``cpb`` x ``cpb`` cells, one cell apart, each normalised as skimage does."""
+    n, n_cr, n_cc, _ = hist.shape
     blocks = np.lib.stride_tricks.sliding_window_view(hist, (cpb, cpb), axis=(1, 2))
-    blocks = blocks.transpose(0, 1, 2, 4, 5, 3).reshape(n, n_br, n_bc, -1)
+    blocks = blocks.transpose(0, 1, 2, 4, 5, 3).reshape(n, n_cr - cpb + 1, n_cc - cpb + 1, -1)
     eps = 1e-5
     if block_norm == "L1":
-        out = blocks / (np.abs(blocks).sum(-1, keepdims=True) + eps)
-    elif block_norm == "L1-sqrt":
-        out = np.sqrt(blocks / (np.abs(blocks).sum(-1, keepdims=True) + eps))
-    elif block_norm == "L2":
-        out = blocks / np.sqrt((blocks ** 2).sum(-1, keepdims=True) + eps ** 2)
-    else:  # L2-Hys: L2, clip at 0.2, L2 again
-        out = blocks / np.sqrt((blocks ** 2).sum(-1, keepdims=True) + eps ** 2)
-        out = np.minimum(out, 0.2)
-        out = out / np.sqrt((out ** 2).sum(-1, keepdims=True) + eps ** 2)
-    return out.reshape(n, -1).astype(np.float32)
+        return blocks / (np.abs(blocks).sum(-1, keepdims=True) + eps)
+    if block_norm == "L1-sqrt":
+        return np.sqrt(blocks / (np.abs(blocks).sum(-1, keepdims=True) + eps))
+    out = blocks / np.sqrt((blocks ** 2).sum(-1, keepdims=True) + eps ** 2)
+    if block_norm == "L2":
+        return out
+    out = np.minimum(out, 0.2)  # L2-Hys: L2, clip at 0.2, L2 again
+    return out / np.sqrt((out ** 2).sum(-1, keepdims=True) + eps ** 2)
 
 
 def hog_features(image, *, size=128, orientations=9, pixels_per_cell=8, cells_per_block=2,

@@ -214,6 +214,15 @@ def imagenet_head(name):
 
     ``weight`` has shape (1000, embed_dim); ``pooled @ weight.T + bias`` are the
     logits the pretrained network would give. Bundled backbones always have one.
+
+    Parameters
+    ----------
+    name : str
+        A backbone name (see :func:`catdog_sk.list_backbones`).
+
+    Returns
+    -------
+    head : tuple of ndarray, or None
     """
     load_backbone(name)
     return _HEADS.get(name)

@@ -26,7 +26,12 @@ DECODERS = ("auto", "pillow", "torch-cpu", "nvjpeg")
 
 
 def cuda_available():
-    """Whether PyTorch sees a CUDA GPU. Without NVIDIA device files, answered without importing torch."""
+    """Whether PyTorch sees a CUDA GPU. Without NVIDIA device files, answered without importing torch.
+
+    Returns
+    -------
+    available : bool
+    """
     import sys
 
     if "torch" not in sys.modules and not any(os.path.exists(p) for p in ("/dev/nvidiactl", "/dev/nvidia0",
@@ -40,7 +45,26 @@ def cuda_available():
 
 
 def resolve_device(device, *, caller="EmbeddingTransformer"):
-    """'cpu' or 'cuda' for a ``device`` parameter; 'cuda' without a GPU fails at once, in one line."""
+    """'cpu' or 'cuda' for a ``device`` parameter; 'cuda' without a GPU fails at once, in one line.
+
+    Parameters
+    ----------
+    device : {'auto', 'cpu', 'cuda'}
+        The parameter's value; 'auto' is the GPU when there is one.
+    caller : str, default='EmbeddingTransformer'
+        Named in the error.
+
+    Returns
+    -------
+    device : {'cpu', 'cuda'}
+
+    Raises
+    ------
+    InvalidParameterError
+        ``device`` is another value.
+    BackboneUnavailableError
+        'cuda' was asked for and PyTorch sees no GPU.
+    """
     from .._validation import check_choice
 
     check_choice(device, DEVICES, name="device", caller=caller)
@@ -124,6 +148,12 @@ def load_openvino(name, precision):
 
 
 def cuda_precision():
+    """The GPU's autocast precision: bfloat16 where the GPU supports it (Ampere and later), else float16.
+
+    Returns
+    -------
+    precision : {'bf16', 'fp16'}
+    """
     import torch
 
     return "bf16" if torch.cuda.is_bf16_supported() else "fp16"

@@ -518,6 +518,17 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
     def negative_features(self, negatives=None, *, cache=_OWN_CACHE, n_jobs=None, random_state=0):
         """Features of photos of neither: the offline check set plus ``negatives``.
 
+        Parameters
+        ----------
+        negatives : sequence of str or os.PathLike, default=None
+            The user's photos of neither cats nor dogs (undecodable ones are left out).
+        cache : str, os.PathLike, FeatureCache or None, default: the estimator's ``cache``
+            Feature cache.
+        n_jobs : int, default=None
+            Decoding workers.
+        random_state : int, default=0
+            Seed of the check set's augmented copies.
+
         Returns
         -------
         features : ndarray of shape (n_negatives, n_features)
@@ -536,6 +547,11 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
 
     def split_features(self, F):
         """Split a feature matrix into what the cat/dog classifier sees, the CNN embeddings, and the head.
+
+        Parameters
+        ----------
+        F : ndarray of shape (n_images, n_features)
+            From :meth:`featurize` or :meth:`transform_features`.
 
         Returns
         -------
@@ -674,6 +690,11 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
     def predict(self, X):
         """Predicted class of each image, or ``'unknown'`` (see ``unknown``).
 
+        Parameters
+        ----------
+        X : sequence of str or os.PathLike, or ndarray of shape (n_images, n_features)
+            Image files, or the feature matrix :meth:`featurize` returns for them.
+
         Returns
         -------
         labels : ndarray of shape (n_images,)
@@ -692,6 +713,11 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
         model's (see :class:`catdog_sk.models.PresenceDetector`). 1.0
         everywhere when ``unknown`` is None.
 
+        Parameters
+        ----------
+        X : sequence of str or os.PathLike, or ndarray of shape (n_images, n_features)
+            Image files, or the feature matrix :meth:`featurize` returns for them.
+
         Returns
         -------
         scores : ndarray of shape (n_images,)
@@ -702,6 +728,11 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
     def predict_proba(self, X):
         """Probability of each class, columns in the order of ``classes_``.
 
+        Parameters
+        ----------
+        X : sequence of str or os.PathLike, or ndarray of shape (n_images, n_features)
+            Image files, or the feature matrix :meth:`featurize` returns for them.
+
         Returns
         -------
         proba : ndarray of shape (n_images, 2)
@@ -711,6 +742,11 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
 
     def decision_function(self, X):
         """Signed score; positive means ``classes_[1]``.
+
+        Parameters
+        ----------
+        X : sequence of str or os.PathLike, or ndarray of shape (n_images, n_features)
+            Image files, or the feature matrix :meth:`featurize` returns for them.
 
         Returns
         -------

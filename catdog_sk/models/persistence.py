@@ -102,6 +102,15 @@ PROMOTED_FILE = "PROMOTED"
 def promoted_model_dir(path):
     """The model directory ``path`` stands for: a models root's promoted run, or ``path`` itself.
 
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A model folder, or a models root holding run folders and a ``PROMOTED`` pointer.
+
+    Returns
+    -------
+    model_dir : pathlib.Path
+
     Raises
     ------
     ModelLoadError

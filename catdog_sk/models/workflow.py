@@ -80,6 +80,23 @@ def finetune_row(train_paths, y_train, test_paths, y_test, *, backbone="efficien
     stopping watched (``cv_std`` 0, ``selection`` says so). The head is an unscaled, calibrated
     logistic regression with ``C`` (the frozen CNN grid's middle value).
 
+    Parameters
+    ----------
+    train_paths, y_train : sequence
+        Training photos and their labels.
+    test_paths, y_test : sequence
+        Held-out photos and their labels, scored once.
+    backbone, epochs, learning_rate : str, int and float
+        The network to tune, most epochs (early stopping keeps the best), peak AdamW learning rate.
+    C : float, default=30.0
+        Inverse regularisation of the logistic-regression head.
+    negatives, unknown : sequence of str and 'auto', float or None
+        Photos of neither for the presence model, and the classifier's ``unknown`` parameter.
+    cache, n_jobs, random_state, runtime, device
+        As in :class:`~catdog_sk.CatDogClassifier`.
+    verbose : bool, default=False
+        Print each epoch's loss and validation accuracy.
+
     Returns
     -------
     row : dict
@@ -135,6 +152,21 @@ def champion_decision(models_root, challenger_accuracy, paths, labels, *, cache=
     The promoted model is scored on the same test images; the challenger is promoted when it is at
     least as accurate. A promoted model that cannot be loaded or scored is replaced, and the
     decision says why.
+
+    Parameters
+    ----------
+    models_root : str or os.PathLike
+        The root holding the run folders and ``PROMOTED``.
+    challenger_accuracy : float
+        The new model's test accuracy.
+    paths, labels : sequence
+        The test photos and their labels, on which the champion is scored.
+    cache : str, os.PathLike, FeatureCache or None, default=None
+        Feature cache for the champion's features.
+    n_jobs : int, default=None
+        Decoding workers.
+    enabled : bool, default=True
+        False (``fit --no-promote``): never promote, and say so.
 
     Returns
     -------

@@ -70,10 +70,19 @@ class PredictionLog:
     def record(self, rows):
         """Store predictions.
 
-        ``rows``: iterable of (request_id, item, sha256, label, probabilities_json,
-        model_version, latency_ms, embedding[, presence]) where ``embedding`` is a float
-        vector (stored as float16, for embedding-drift monitoring) or None, and
-        ``presence`` the model's presence score (None for a model that never abstains).
+        Parameters
+        ----------
+        rows : iterable of tuple
+            ``(request_id, item, sha256, label, probabilities_json, model_version, latency_ms,
+            embedding[, presence])``, where ``embedding`` is a float vector (stored as float16, for
+            embedding-drift monitoring) or None, and ``presence`` the model's presence score (None
+            for a model that never abstains).
+
+        Returns
+        -------
+        written : bool
+            False when the log could not be written (the failure is logged and counted, never raised:
+            a full disk must not fail a prediction).
         """
         import numpy as np
 
@@ -150,9 +159,21 @@ class PredictionLog:
     def feedback(self, request_id, item, true_label):
         """Attach the true label to a logged prediction.
 
-        Returns ``(predicted_label, new)`` (``new`` is False when the same label was already
-        recorded for this prediction: a replay), False when there is no such prediction, or
-        None when the log cannot be written.
+        Parameters
+        ----------
+        request_id : str
+            The prediction's request.
+        item : int
+            The image's position in that request.
+        true_label : str
+            What the user says the photo shows.
+
+        Returns
+        -------
+        result : tuple, False or None
+            ``(predicted_label, new)`` (``new`` is False when the same label was already recorded for
+            this prediction: a replay), False when there is no such prediction, or None when the log
+            cannot be written.
         """
         def action(db):
             found = db.execute("SELECT label FROM predictions WHERE request_id = ? AND item = ?",
@@ -167,11 +188,21 @@ class PredictionLog:
         return self._write(action)
 
     def feedback_images(self, uploads_dir=None):
-        """Images users labelled through feedback, as (paths, labels, missing).
+        """Images users labelled through feedback.
 
-        Paths point into ``uploads_dir`` (default: ``uploads/`` beside the log),
-        where the service keeps each upload under its SHA-256. ``missing`` lists
-        hashes whose image is no longer there.
+        Parameters
+        ----------
+        uploads_dir : str or os.PathLike, default=None
+            Where the service keeps each upload under its SHA-256; None: ``uploads/`` beside the log.
+
+        Returns
+        -------
+        paths : list of str
+            The labelled uploads still on disk.
+        labels : list of str
+            Their latest feedback label.
+        missing : list of str
+            Hashes whose image is no longer there.
         """
         from pathlib import Path
 

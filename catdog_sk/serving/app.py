@@ -15,8 +15,6 @@ import time
 import uuid
 from pathlib import Path
 
-import numpy as np
-
 from ..exceptions import ImageDecodeError
 from ..preprocess import DEFAULT_MAX_PIXELS
 from ._inference import MAX_PIXELS_PER_REQUEST, classify_uploads, embeddings_of, keep_uploads
@@ -279,7 +277,15 @@ CONFIG_ENV = "CATDOG_SERVE_CONFIG"
 
 
 def app_from_env():
-    """App factory for multi-worker servers: ``create_app(**json.loads($CATDOG_SERVE_CONFIG))``."""
+    """App factory for multi-worker servers: ``create_app(**json.loads($CATDOG_SERVE_CONFIG))``.
+
+    ``serve --workers N`` sets the variable and starts uvicorn with this factory, so each worker
+    process builds its own app from the same configuration.
+
+    Returns
+    -------
+    app : fastapi.FastAPI
+    """
     import os
 
     return create_app(**json.loads(os.environ[CONFIG_ENV]))
