@@ -7,7 +7,7 @@ galleries, reports), which re-exports these names.
 import numpy as np
 
 __all__ = ["classification_metrics", "expected_calibration_error", "bootstrap_ci", "abstention_metrics",
-           "negatives_metrics", "unknown_tradeoff"]
+           "negatives_metrics", "unknown_tradeoff", "answer_confidence"]
 
 
 def expected_calibration_error(y_true_positive, p_positive, *, n_bins=15):
@@ -172,3 +172,28 @@ def unknown_tradeoff(presence_in, presence_out, threshold=0.5):
             "rejected": float(np.mean(presence_out < threshold)), "n_in": int(len(presence_in)),
             "n_out": int(len(presence_out)), "curve_thresholds": grid.tolist(), "curve_kept": kept.tolist(),
             "curve_rejected": rejected.tolist()}
+
+
+def answer_confidence(labels, proba, presence):
+    """The confidence of each answer (what :attr:`catdog_sk.models.Decision.confidence` gives).
+
+    P(the answered class) for a cat or a dog, ``1 - presence`` for 'unknown': the classifier's
+    probabilities say nothing about an abstention, so its confidence is how surely no cat or dog is
+    in the photo. The server, its ``/metrics`` histogram and ``monitor`` all use this.
+
+    Parameters
+    ----------
+    labels : array-like of shape (n_images,)
+        The answers, ``'unknown'`` included.
+    proba : array-like of shape (n_images, 2)
+        The cat/dog classifier's probabilities.
+    presence : array-like of shape (n_images,)
+        Presence scores.
+
+    Returns
+    -------
+    confidence : ndarray of shape (n_images,)
+    """
+    labels = np.asarray(labels).astype(str)
+    proba, presence = np.asarray(proba, dtype=float), np.asarray(presence, dtype=float)
+    return np.where(labels == "unknown", 1.0 - presence, proba.max(axis=1))

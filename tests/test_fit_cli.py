@@ -228,6 +228,10 @@ def test_estimator_predict_evaluate_and_server_give_the_same_answer(full_run, an
         served = json.loads(urllib.request.urlopen(req, timeout=120).read())["predictions"]
     assert [p["label"] for p in served] == expected
     assert [p["presence"] for p in served] == pytest.approx(presence, abs=1e-6)
+    # an 'unknown' answer is as sure as the photo is free of pets, not as sure as P(cat) is high
+    assert [p["confidence"] for p in served] == pytest.approx(
+        [1 - s if lab == "unknown" else max(p["probabilities"].values())
+         for p, s, lab in zip(served, presence, expected)], abs=1e-6)
 
 
 @pytest.mark.cnn

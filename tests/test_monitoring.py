@@ -41,6 +41,17 @@ def test_summary_counts_unknown_in_the_class_share_and_alerts_on_it():
     assert not calm["unknown"]["alert"] and find_alerts(calm) == []
 
 
+def test_an_unknown_answer_is_as_sure_as_the_photo_is_free_of_pets():
+    """Its confidence is 1 - presence, not the classifier's P(cat) of 0.8-0.9 (issue 27)."""
+    from catdog_sk.models import Decision
+
+    decision = Decision(np.array(["cat", "unknown", "dog"], dtype=object), np.array([[0.9, 0.1], [0.99, 0.01],
+                        [0.3, 0.7]]), np.array([0.95, 0.2, 0.6]))
+    assert np.allclose(decision.confidence, [0.9, 0.8, 0.7])
+    summary = summarize(_rows(["cat", "unknown"], presence=[0.9, 0.25]), classes=["cat", "dog"])
+    assert np.isclose(summary["mean_confidence"], (0.9 + 0.75) / 2)  # the unknown row's P(cat) is 0.8: not used
+
+
 def test_previous_window_shows_a_gradual_change():
     before = _rows(["cat", "dog"] * 50)
     now = _rows(["cat", "dog"] * 35 + ["unknown"] * 30, t0=1000)

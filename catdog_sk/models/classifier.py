@@ -89,6 +89,23 @@ class Decision(NamedTuple):
     proba: np.ndarray
     presence: np.ndarray
 
+    @property
+    def confidence(self):
+        """How sure each answer is: P(the answered class) for a cat or a dog, ``1 - presence`` for 'unknown'.
+
+        The classifier's probabilities say nothing about an 'unknown' answer (they are near 1.0 for
+        most photos of neither), so the confidence of abstaining is how surely no cat or dog is in
+        the photo.
+
+        Returns
+        -------
+        confidence : ndarray of shape (n_images,)
+            In [0, 1].
+        """
+        from ..metrics import answer_confidence
+
+        return answer_confidence(self.labels, self.proba, self.presence)
+
 
 class Featurized(NamedTuple):
     """What :meth:`CatDogClassifier.featurize` returns.

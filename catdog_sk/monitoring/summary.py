@@ -238,12 +238,19 @@ def _live_accuracy(feedback):
                     "accuracy, not an unbiased estimate"}
 
 
+def _confidence(row):
+    """The answer's confidence, as :func:`catdog_sk.metrics.answer_confidence` gives it; None when unreadable."""
+    if row["label"] == "unknown":
+        return None if row["presence"] is None else 1.0 - row["presence"]
+    return None if row["proba"] is None else max(row["proba"].values())
+
+
 def _traffic(rows, classes):
     """Time span, latency percentiles, class shares and confidence of the cleaned rows."""
     times = np.array([r["time"] for r in rows])
     latency = np.array([r["latency_ms"] for r in rows if r["latency_ms"] is not None])
     labels = np.array([r["label"] for r in rows])
-    confidence = np.array([max(r["proba"].values()) for r in rows if r["proba"] is not None])
+    confidence = np.array([c for c in map(_confidence, rows) if c is not None])
     out = {"first": float(times.min()), "last": float(times.max()),
            "class_share": {str(c): float(np.mean(labels == c)) for c in [*classes, "unknown"]}}
     if len(latency):

@@ -75,7 +75,8 @@ class Metrics:
                                  registry=self.registry)
         self.predictions = Counter("catdog_predictions_total", "Predictions by label", ["label"],
                                    registry=self.registry)
-        self.confidence = Histogram("catdog_prediction_confidence", "Probability of the predicted label",
+        self.confidence = Histogram("catdog_prediction_confidence",
+                                    "Confidence of the answer: P(label) for a cat or a dog, 1 - presence for unknown",
                                     buckets=(0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0), registry=self.registry)
         self.feedback = Counter("catdog_feedback_total", "Feedback received", ["correct"], registry=self.registry)
         self.log_errors = Counter("catdog_prediction_log_errors_total", "Failed prediction-log writes",

@@ -124,8 +124,8 @@ def _add_predict_route(app, slot, log, metrics, *, uploads, max_upload_bytes, ma
         if not keep_uploads(uploads, hashes, [data for _, data in items]):
             metrics.log_errors.inc()
         request_id = uuid.uuid4().hex
-        predictions = [_prediction(k, label, p, presence, model["classes"], metrics)
-                       for k, (label, p, presence) in enumerate(zip(*decision))]
+        predictions = [_prediction(k, label, p, presence, sure, model["classes"], metrics)
+                       for k, (label, p, presence, sure) in enumerate(zip(*decision, decision.confidence))]
         abstains = getattr(model["clf"], "presence_", None) is not None
         ms = 1000 * (time.perf_counter() - start)
         ok = log.record([(request_id, k, h, pr["label"], json.dumps(pr["probabilities"]), model["version"], ms, e,
@@ -139,12 +139,12 @@ def _add_predict_route(app, slot, log, metrics, *, uploads, max_upload_bytes, ma
         return {"request_id": request_id, "model_version": model["version"], "predictions": predictions}
 
 
-def _prediction(item, label, proba, presence, classes, metrics):
-    """One image's answer (and its count in /metrics)."""
+def _prediction(item, label, proba, presence, confidence, classes, metrics):
+    """One image's answer (and its count in /metrics); ``confidence`` is 1 - presence for 'unknown'."""
     label = str(label)
     metrics.predictions.labels(label=label).inc()
-    metrics.confidence.observe(float(proba.max()))
-    return {"item": item, "label": label, "confidence": round(float(proba.max()), 6),
+    metrics.confidence.observe(float(confidence))
+    return {"item": item, "label": label, "confidence": round(float(confidence), 6),
             "probabilities": {c: round(float(v), 6) for c, v in zip(classes, proba)},
             "presence": round(float(presence), 6)}
 
