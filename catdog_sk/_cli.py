@@ -44,13 +44,30 @@ class HelpFormatter(argparse.HelpFormatter):
         return text + " (default: %(default)s)"
 
 
-def make_parser(prog, description, epilog=None):
+def make_parser(prog, description, epilog=None, *, json_results=True):
+    """The parser every command starts from: ``--version``, ``--quiet`` and (for results) ``--json``.
+
+    Parameters
+    ----------
+    prog : str
+        The command's module name (``fit``), shown as ``python -m catdog_sk.fit``.
+    description, epilog : str
+        The help's first and last paragraphs.
+    json_results : bool, default=True
+        Offer ``--json``; False for commands whose output is already a machine format (``predict``
+        prints JSON lines) or that print no result (``serve``), so the option never does nothing.
+
+    Returns
+    -------
+    parser : argparse.ArgumentParser
+    """
     parser = argparse.ArgumentParser(
         prog=f"python -m catdog_sk.{prog}", description=description, epilog=epilog,
         formatter_class=HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"catdog_sk {__version__}")
-    parser.add_argument("--json", action="store_true", help="print results as JSON on stdout")
+    if json_results:
+        parser.add_argument("--json", action="store_true", help="print results as JSON on stdout")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or logs on stderr")
     return parser
 

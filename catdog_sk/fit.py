@@ -178,12 +178,12 @@ def main(argv=None):
     status : int
         The exit status: 0 done, 1 failure, 2 usage error, 3 done with skipped files (see ``--help``).
     """
-    from .models.persistence import valid_run_name
-    from .training import claim_run, release_run
-
     parser = build_parser()
 
     def body(args):
+        from .models.persistence import valid_run_name  # here, not above: --version and --help stay instant
+        from .training import claim_run, release_run
+
         if args.run is not None and not valid_run_name(args.run):
             parser.error(f"--run must be one folder name of letters, digits, '.', '_' and '-' (not starting "
                          f"with '.', at most 100 characters); got {args.run!r}")

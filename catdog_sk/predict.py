@@ -20,7 +20,7 @@ def build_parser():
         "Prints one JSON line (or CSV row) per image, in input order: path, label, the probability of "
         "each class and the model version; a file that cannot be read gets a line with the error "
         "instead, and the run goes on (exit status 3).",
-        epilog=_cli.SKIPPED_EPILOG,
+        epilog=_cli.SKIPPED_EPILOG, json_results=False,  # JSON lines are already its output
     )
     parser.add_argument("images", nargs="+", metavar="IMAGE|DIR", help="image files or folders")
     _cli.add_model_args(parser)

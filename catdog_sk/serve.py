@@ -15,6 +15,7 @@ def build_parser():
         "Serve a saved model over HTTP (FastAPI + uvicorn): POST /predict (multipart or base64 JSON), "
         "POST /feedback, GET /health, /ready, /metrics (Prometheus) and a web page at /.",
         epilog="Exit status: 0 after a clean shutdown, 1 failure (e.g. the model cannot be loaded), 2 usage error.",
+        json_results=False,  # it prints no result
     )
     _cli.add_model_args(parser)
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on")

@@ -20,7 +20,12 @@ def _run(*args, **kw):
 @pytest.mark.parametrize("command", COMMANDS)
 def test_help_and_version(command):
     helped = _run(f"catdog_sk.{command}", "--help")
-    assert helped.returncode == 0 and "usage:" in helped.stdout and "--json" in helped.stdout
+    assert helped.returncode == 0 and "usage:" in helped.stdout
+    # --json only where it changes the output: predict prints JSON lines anyway, serve prints no result
+    assert ("--json" in helped.stdout) == (command not in ("predict", "serve"))
+    if command in ("predict", "serve"):
+        refused = _run(f"catdog_sk.{command}", "--json", "--model", "x", "y.jpg")
+        assert refused.returncode == 2 and "unrecognized arguments: --json" in refused.stderr
     version = _run(f"catdog_sk.{command}", "--version")
     assert version.returncode == 0 and version.stdout.strip() == f"catdog_sk {__version__}"
 

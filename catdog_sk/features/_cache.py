@@ -34,7 +34,6 @@ import uuid
 import warnings
 from pathlib import Path
 
-import joblib
 import numpy as np
 
 __all__ = ["FeatureCache", "resolve_cache", "default_cache_dir"]
@@ -204,6 +203,8 @@ class FeatureCache:
             The directory cannot be created.
         """
         from ..exceptions import CacheError
+
+        import joblib  # here: importing joblib costs 0.3 s, and --version / --help need no cache
 
         key = joblib.hash(config)
         if key not in self._namespaces:
