@@ -16,7 +16,7 @@ from ._io import unique_name
 from ._version import __version__
 from .exceptions import CatDogError
 
-__all__ = ["EXIT_SKIPPED", "SKIPPED_EPILOG", "HelpFormatter", "make_parser", "add_model_args", "add_backbone_arg",
+__all__ = ["EXIT_SKIPPED", "EXIT_ALERT", "SKIPPED_EPILOG", "HelpFormatter", "make_parser", "add_model_args", "add_backbone_arg",
            "add_runtime_arg", "add_device_arg", "add_backend_args", "add_strict_arg", "skipped_status", "cluster", "run",
            "show_progress", "log", "emit_json", "load_model", "open_cache", "check_output_file", "unique_name",
            "parse_names", "real", "integer", "jobs"]
@@ -24,6 +24,8 @@ __all__ = ["EXIT_SKIPPED", "SKIPPED_EPILOG", "HelpFormatter", "make_parser", "ad
 
 #: Exit status of a command that finished but skipped unreadable image files.
 EXIT_SKIPPED = 3
+#: ``monitor``'s status when an alert fired: its own code, so cron tells an alert from a failure (1).
+EXIT_ALERT = 4
 SKIPPED_EPILOG = ("Exit status: 0 done, 3 done but some image files could not be read (each is listed with "
                   "its reason), 1 failure (or unreadable files with --strict), 2 usage error.")
 

@@ -20,7 +20,8 @@ def build_parser():
         "confidence, drift of the score distribution against the model card's test-set reference "
         "(PSI and a KS test), and live accuracy from feedback with a Wilson interval. Writes "
         "monitor.md, monitor.json and monitor.png.",
-        epilog="Exit status: 0 no alert, 1 an alert threshold was crossed (or failure), 2 usage error.",
+        epilog="Exit status: 0 no alert, 1 failure (e.g. the log cannot be read), 2 usage error, "
+               f"{_cli.EXIT_ALERT} an alert threshold was crossed (the report is written).",
     )
     parser.add_argument("--db", required=True, metavar="FILE", help="SQLite prediction log written by serve")
     parser.add_argument("--model", metavar="PATH", help="model directory, for the reference score distribution")
@@ -49,7 +50,7 @@ def main(argv=None):
     Returns
     -------
     status : int
-        The exit status: 0 no alert, 1 an alert threshold was crossed (or failure), 2 usage error.
+        The exit status: 0 no alert, 1 failure, 2 usage error, 4 an alert threshold was crossed.
     """
     parser = build_parser()
 
@@ -87,7 +88,7 @@ def main(argv=None):
             _cli.emit_json(summary)
         else:
             print(Path(args.out, "monitor.md").read_text(), end="")
-        return 1 if alerts else 0
+        return _cli.EXIT_ALERT if alerts else 0
 
     return _cli.run(body, parser, argv)
 

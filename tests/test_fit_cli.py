@@ -270,6 +270,6 @@ def test_monitor_alerts_on_the_unknown_share_when_30_percent_of_uploads_are_othe
         if name == "none":
             assert code == 0 and summary["alerts"] == [], summary["alerts"]
         else:
-            assert code == 1 and any(a.startswith("'unknown' share") for a in summary["alerts"]), summary["alerts"]
+            assert code == 4 and any(a.startswith("'unknown' share") for a in summary["alerts"]), summary["alerts"]
             assert summary["unknown"]["share"] >= 0.2
         assert (tmp_path / name / "index.html").is_file()

@@ -43,13 +43,13 @@ def _log(path, n=60, width=1280, start=1_000_000.0):
 
 
 def _monitor(db, model, out, capsys):
-    """monitor's exit status (checked against its alerts: 1 when one fired), its output and monitor.md."""
+    """monitor's exit status (checked against its alerts: 4 when one fired), its output and monitor.md."""
     code = monitor.main(["--db", str(db), "--model", str(model), "--out", str(out), "--quiet"])
     captured = capsys.readouterr()
     assert "Traceback" not in captured.err
     if not (out / "monitor.json").is_file():
         return code, captured, None
-    assert code == (1 if json.loads((out / "monitor.json").read_text())["alerts"] else 0)
+    assert code == (4 if json.loads((out / "monitor.json").read_text())["alerts"] else 0)
     return "written", captured, (out / "monitor.md").read_text()
 
 

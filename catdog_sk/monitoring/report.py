@@ -144,11 +144,14 @@ def summary_markdown(summary):
         md.append(f"- Answered 'unknown': {u['share']:.1%} ({u['n_unknown']} of {u['n']}, 95% CI "
                   f"{u['ci95'][0]:.1%}-{u['ci95'][1]:.1%}) vs {u['reference_rate']:.1%} on the test set; "
                   f"one-sided binomial test p = {u['p_value']:.2g} (alert below {u['alpha']:g})")
-    if "presence_drift" in summary:
+    for key, name in (("presence_drift", "Presence score"), ("drift", "Score")):
+        if "note" in summary.get(key, {}) and "psi" not in summary[key]:
+            md.append(f"- {name} drift: {summary[key]['note']}")
+    if "psi" in summary.get("presence_drift", {}):
         d = summary["presence_drift"]
         md.append(f"- Presence score vs the test set: median {d['live_median']:.3f} vs {d['reference_median']:.3f}, "
                   f"PSI {d['psi']:.3f}, KS {d['ks_statistic']:.3f} (p = {d['ks_pvalue']:.3g})")
-    if "drift" in summary:
+    if "psi" in summary.get("drift", {}):
         d = summary["drift"]
         md.append(f"- Score drift vs the test set: PSI {d['psi']:.3f}, KS {d['ks_statistic']:.3f} "
                   f"(p = {d['ks_pvalue']:.3g})")

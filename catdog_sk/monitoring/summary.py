@@ -188,6 +188,9 @@ def summarize(rows, *, classes, reference_scores=None, reference_embeddings=None
         CNN embeddings of the reference sample and of logged traffic; embedding
         drift is measured when both exist and there are at least ``min_live``
         live ones.
+    min_live : int, default=20
+        Fewest live values a drift signal (scores, presence, embeddings) is computed from; with fewer,
+        the signal is a note saying so, not a number.
     reference_presence : array-like, default=None
         Presence scores on the held-out test set (model card), for the drift of the "neither" score.
     reference_unknown_rate : float, default=None
@@ -211,14 +214,17 @@ def summarize(rows, *, classes, reference_scores=None, reference_embeddings=None
     out.update(_traffic(rows, classes))
     positive = positive_scores(rows, classes[1])
     if reference_scores is not None and len(reference_scores) and len(positive):
-        out["drift"] = _drift(reference_scores, positive)
+        out["drift"] = _drift(reference_scores, positive) if len(positive) >= min_live else \
+            _too_few(len(positive), min_live, "predictions with readable probabilities")
     labels = np.array([r["label"] for r in rows])
     if reference_unknown_rate is not None:
         out["unknown"] = unknown_share_test(int(np.sum(labels == "unknown")), n, reference_unknown_rate,
                                             alpha=unknown_alpha, reference_n=len(reference_scores)
                                             if reference_scores is not None else None)
     presence = np.array([r["presence"] for r in rows if r["presence"] is not None], dtype=float)
-    if reference_presence is not None and len(reference_presence) and len(presence):
+    if reference_presence is not None and len(reference_presence) and len(presence) < min_live:
+        out["presence_drift"] = _too_few(len(presence), min_live, "presence scores")
+    elif reference_presence is not None and len(reference_presence) and len(presence):
         out["presence_drift"] = dict(_drift(reference_presence, presence), live_median=float(np.median(presence)),
                                      reference_median=float(np.median(reference_presence)))
         del out["presence_drift"]["reference_n"]
@@ -228,6 +234,11 @@ def summarize(rows, *, classes, reference_scores=None, reference_embeddings=None
     if feedback:
         out["live_accuracy"] = _live_accuracy(feedback)
     return out
+
+
+def _too_few(n, needed, what):
+    """A signal left out for lack of data, saying so (a PSI of 3.3 from 8 predictions means nothing)."""
+    return {"note": f"not computed: needs at least {needed} {what}; have {n}"}
 
 
 def _live_accuracy(feedback):
@@ -318,7 +329,7 @@ def find_alerts(summary, *, max_psi=DEFAULT_MAX_PSI, max_domain_auc=DEFAULT_MAX_
                       f"vs {unknown['reference_rate']:.1%} on the test set (binomial test p = "
                       f"{unknown['p_value']:.2g} < {unknown['alpha']:g})")
     drift = summary.get("drift")
-    if drift and drift["psi"] > max_psi:
+    if drift and "psi" in drift and drift["psi"] > max_psi:
         alerts.append(f"score drift: PSI {drift['psi']:.3f} > {max_psi}")
     live = summary.get("live_accuracy")
     if live and min_live_accuracy is not None and live["ci95"][1] < min_live_accuracy:
