@@ -159,8 +159,74 @@ def test_a_broken_promotion_keeps_the_served_model(model_dir, tmp_path, photos):
                 r = c.post("/predict", json=body)
                 assert r.status_code == 200 and r.json()["model_version"] == version
         metrics = c.get("/metrics").text
-        # one failed load per bad pointer, not one per request
+        # one failed load per bad pointer, not one per request (the retry waits 5 s first)
         assert "catdog_model_reload_errors_total 4.0" in metrics
+        assert c.get("/ready").json()["promoted"] is False  # it says it is not serving what PROMOTED names
+
+
+@pytest.mark.cnn
+def test_a_failed_promotion_is_retried_while_promoted_still_names_it(model_dir, tmp_path, photos, monkeypatch):
+    """The run PROMOTED names appears only after the first try failed: a later try serves it, unprompted."""
+    from fastapi.testclient import TestClient
+
+    from catdog_sk.serving import create_app
+    from catdog_sk.serving._slot import ModelSlot
+
+    monkeypatch.setattr(ModelSlot, "RETRY_FIRST_S", 0.2)
+    root = tmp_path / "models"
+    shutil.copytree(model_dir, root / "good")
+    (root / "PROMOTED").write_text("good\n")
+    with TestClient(create_app(root, log_db=tmp_path / "log.sqlite")) as c:
+        (root / "PROMOTED").write_text("later\n")  # not there yet: the load fails
+        assert c.get("/ready").json()["promoted"] is False
+        shutil.copytree(model_dir, root / "later")  # PROMOTED unchanged from here on
+        time.sleep(0.3)
+        ready = c.get("/ready").json()
+        assert ready["promoted"] is True and Path(ready["model_dir"]).name == "later"
+        assert "catdog_model_reload_errors_total 1.0" in c.get("/metrics").text
+
+
+@pytest.mark.cnn
+def test_ten_promotions_under_traffic_fail_no_request_and_end_on_the_promoted_model(model_dir, tmp_path, photos):
+    """Two clients predict while PROMOTED flips between two runs ten times (issue 26: one 500, seven reload
+    errors and a server stuck on the old model before the warm-up shared the compiled network's lock)."""
+    import threading
+
+    from fastapi.testclient import TestClient
+
+    from catdog_sk.serving import create_app
+
+    root = tmp_path / "models"
+    for name in ("a", "b"):
+        shutil.copytree(model_dir, root / name)
+    (root / "PROMOTED").write_text("a\n")
+    body = {"images": [base64.b64encode(open(p, "rb").read()).decode() for p in photos[:2]]}
+    statuses, stop = [], threading.Event()
+    with TestClient(create_app(root, log_db=tmp_path / "log.sqlite")) as c:
+        def client():
+            while not stop.is_set():
+                statuses.append(c.post("/predict", json=body).status_code)
+
+        workers = [threading.Thread(target=client) for _ in range(2)]
+        for w in workers:
+            w.start()
+        try:
+            for k in range(10):
+                (root / "PROMOTED").write_text("ab"[(k + 1) % 2] + "\n")
+                os.utime(root / "PROMOTED", ns=(time.time_ns(), time.time_ns()))
+                time.sleep(0.5)
+        finally:
+            stop.set()
+            for w in workers:
+                w.join(60)
+        deadline = time.monotonic() + 30
+        while not c.get("/ready").json()["promoted"] and time.monotonic() < deadline:
+            time.sleep(0.2)  # the last promotion's load may still be under way
+        ready = c.get("/ready").json()
+        metrics = c.get("/metrics").text
+    assert len(statuses) >= 10 and set(statuses) == {200}, statuses
+    assert ready["promoted"] is True and Path(ready["model_dir"]).name == "a"  # k = 9 promoted 'a'
+    assert "catdog_model_reload_errors_total 0.0" in metrics
 
 
 # -- 4. thin strips and 5. per-request work are bounded --------------------------------------------------

@@ -2,6 +2,7 @@
 
 import logging
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -23,10 +24,19 @@ class ModelSlot:
     device : str or None
         Set on every model loaded (None: the model's own ``device``).
 
+    A promotion is loaded beside the served model by the one request that notices it (others go on
+    with the snapshot they have, without waiting), its network warmed up under ``predict_lock`` (the
+    compiled runtimes are shared by name with the served model and are not re-entrant), then swapped
+    in whole. Requests in flight finish on the snapshot they started with.
+
     A promotion that cannot be loaded (missing run, tampered file, bad pointer) never takes the
-    service down: the model it has keeps serving, ``on_reload_error`` is called once per change of
-    ``PROMOTED``, and the load is tried again only when ``PROMOTED`` changes again.
+    service down: the model it has keeps serving, ``on_reload_error`` is called once per failed
+    attempt, and the load is tried again after a backoff (5 s, doubling up to 60 s) for as long as
+    ``PROMOTED`` is unchanged; a change of ``PROMOTED`` is tried at once.
     """
+
+    #: First and longest wait before a failed promotion is loaded again.
+    RETRY_FIRST_S, RETRY_MAX_S = 5.0, 60.0
 
     def __init__(self, model_path, *, unsafe=False, device=None):
         from ..models.persistence import PROMOTED_FILE
@@ -39,7 +49,8 @@ class ModelSlot:
         self.pointer = root / PROMOTED_FILE
         self.predict_lock = threading.Lock()  # compiled CNN runtimes are not re-entrant
         self._reload_lock = threading.Lock()
-        self._failed_mtime = None
+        self._failed_mtime = None  # PROMOTED's mtime of the last failed load, its retry time and backoff
+        self._retry_at, self._backoff = 0.0, self.RETRY_FIRST_S
         self.on_reload = self.on_reload_error = None
         self.model = self._load()
 
@@ -59,29 +70,72 @@ class ModelSlot:
         clf = load_model(self.model_path, unsafe=self.unsafe)
         if self.device:
             clf.set_params(device=self.device)
-        # Warm up: load and compile the network now, not on the first request (no cache here:
-        # a cached warm-up image would skip the network).
-        clf.featurize([np.zeros((8, 8, 3), np.uint8)], cache=None, n_jobs=1, progress=False)
+        # Warm up: load and compile the network now, not on the first request (no cache here: a cached
+        # warm-up image would skip the network). Under predict_lock: the served model's requests use
+        # the same compiled network ("Infer Request is busy" otherwise).
+        with self.predict_lock:
+            clf.featurize([np.zeros((8, 8, 3), np.uint8)], cache=None, n_jobs=1, progress=False)
         card = getattr(clf, "card_", None)
         return {"clf": clf, "sha": card.sha256 if card else "",
                 "dir": promoted_model_dir(self.model_path), "version": model_version(clf),
                 "classes": [str(c) for c in clf.classes_], "pointer_mtime": mtime}
 
     def current(self):
-        """The snapshot to serve with, reloaded first if the models root promoted another model."""
+        """The snapshot to serve with, after loading the promoted model if ``PROMOTED`` changed.
+
+        Returns
+        -------
+        model : dict
+            ``clf``, ``sha``, ``dir``, ``version``, ``classes`` and ``pointer_mtime``; one request uses
+            one snapshot from start to end.
+        """
         seen = self._pointer_mtime()
-        if seen is not None and seen != self.model["pointer_mtime"]:
-            with self._reload_lock:
-                if seen != self.model["pointer_mtime"] and seen != self._failed_mtime:
-                    try:
-                        self.model = self._load()
-                    except Exception as exc:  # noqa: BLE001 - any failure keeps the old model
-                        self._failed_mtime = seen
-                        logger.error("reload of the promoted model failed, still serving %s: %s",
-                                     self.model["version"], exc)
-                        if self.on_reload_error is not None:
-                            self.on_reload_error(exc)
-                    else:
-                        if self.on_reload is not None:
-                            self.on_reload(self.model)
+        if seen is None or seen == self.model["pointer_mtime"]:
+            return self.model
+        if seen == self._failed_mtime and time.monotonic() < self._retry_at:
+            return self.model  # waiting out the backoff of a failed load
+        if not self._reload_lock.acquire(blocking=False):
+            return self.model  # another request is loading it: serve on, do not wait
+        try:
+            if seen != self.model["pointer_mtime"]:
+                self._reload(seen)
+        finally:
+            self._reload_lock.release()
         return self.model
+
+    def _reload(self, seen):
+        try:
+            model = self._load()
+        except Exception as exc:  # noqa: BLE001 - any failure keeps the old model
+            self._backoff = min(2 * self._backoff, self.RETRY_MAX_S) if seen == self._failed_mtime \
+                else self.RETRY_FIRST_S
+            self._failed_mtime, self._retry_at = seen, time.monotonic() + self._backoff
+            logger.error("reload of the promoted model failed, still serving %s (next try in %.0f s): %s",
+                         self.model["version"], self._backoff, exc)
+            if self.on_reload_error is not None:
+                self.on_reload_error(exc)
+            return
+        self.model, self._failed_mtime = model, None  # one assignment: a request sees old or new, whole
+        if self.on_reload is not None:
+            self.on_reload(model)
+
+    def is_promoted(self, model):
+        """Whether ``model`` (a snapshot) is the one ``PROMOTED`` names now (True when serving one folder).
+
+        Parameters
+        ----------
+        model : dict
+            A snapshot from :meth:`current`.
+
+        Returns
+        -------
+        promoted : bool
+        """
+        from ..models.persistence import promoted_model_dir
+
+        if not self.pointer.is_file():
+            return True
+        try:
+            return Path(promoted_model_dir(self.model_path)).resolve() == Path(model["dir"]).resolve()
+        except Exception:  # noqa: BLE001 - an unreadable pointer: not the served model's
+            return False

@@ -239,7 +239,8 @@ def _add_info_routes(app, slot, metrics):
     @app.get("/ready")
     def ready():
         model = slot.current()
-        return {"status": "ready", "model_version": model["version"], "classes": model["classes"]}
+        return {"status": "ready", "model_version": model["version"], "classes": model["classes"],
+                "model_dir": str(model["dir"]), "promoted": slot.is_promoted(model)}
 
     @app.get("/metrics")
     def prometheus():
