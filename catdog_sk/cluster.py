@@ -16,7 +16,8 @@ import numpy as np
 
 from .exceptions import CatDogError
 
-__all__ = ["connect", "extract_features_on_cluster", "extract_features_with", "joblib_on_cluster"]
+__all__ = ["connect", "extract_features_on_cluster", "extract_features_with", "predict_paths_on_cluster",
+           "predict_paths_with", "joblib_on_cluster"]
 
 
 def _check_listening(scheduler):
@@ -176,6 +177,95 @@ def extract_features_with(client, images, extractors, *, n_jobs=None, **kwargs):
 
         return extract_features(images, extractors, n_jobs=n_jobs, **kwargs)
     return extract_features_on_cluster(client, images, extractors, **kwargs)
+
+
+def _predict_partition(clf, paths, cache):
+    from .models.inference import predict_paths
+
+    return list(predict_paths(clf, paths, cache=cache, n_jobs=1))
+
+
+def predict_paths_on_cluster(client, clf, paths, *, cache=None, partition_size=128, progress=False):
+    """:func:`catdog_sk.models.predict_paths`, one partition of paths per Dask task, yielded in input order.
+
+    The classifier is sent to every worker once. Partitions run wherever workers are free; each
+    partition's results are yielded as soon as it and every partition before it are done, so output
+    starts before the whole batch is classified and keeps the input order. An unreadable file gets
+    its error result in its place, as in a local run.
+
+    Parameters
+    ----------
+    client : distributed.Client
+        The cluster (see :func:`connect`).
+    clf : CatDogClassifier
+        Fitted.
+    paths : sequence of str
+        Image files every worker can read.
+    cache : str or os.PathLike, default=None
+        A feature cache on storage all workers share; None computes the features.
+    partition_size : int, default=128
+        Paths per task.
+    progress : bool, default=False
+        A progress bar on stderr.
+
+    Yields
+    ------
+    result : dict
+        As :func:`catdog_sk.models.predict_paths` yields them.
+    """
+    from distributed import as_completed
+    from tqdm.auto import tqdm
+
+    paths = [str(p) for p in paths]
+    cache = None if cache is None else str(getattr(cache, "location", cache))
+    parts = [paths[i:i + partition_size] for i in range(0, len(paths), partition_size)]
+    if not parts:
+        return
+    [model] = client.scatter([clf], broadcast=True)
+    futures = [client.submit(_predict_partition, model, part, cache, pure=False) for part in parts]
+    index = {f.key: k for k, f in enumerate(futures)}
+    done, next_k = {}, 0
+    bar = tqdm(total=len(paths), desc="predict", unit="img", file=sys.stderr, disable=not progress, leave=False)
+    try:
+        for future in as_completed(futures):
+            k = index[future.key]
+            done[k] = future.result()
+            bar.update(len(parts[k]))
+            while next_k in done:
+                yield from done.pop(next_k)
+                next_k += 1
+    finally:
+        bar.close()
+        client.cancel([f for f in futures if not f.done()])
+
+
+def predict_paths_with(client, clf, paths, *, n_jobs=None, **kwargs):
+    """:func:`catdog_sk.models.predict_paths` here (``client`` None) or on the cluster: one call for both.
+
+    Parameters
+    ----------
+    client : distributed.Client or None
+        None predicts in this process with ``n_jobs`` threads.
+    clf : CatDogClassifier
+        Fitted.
+    paths : sequence of str
+        Image files.
+    n_jobs : int, default=None
+        Threads of a local run; ignored on a cluster.
+    **kwargs
+        ``cache``, ``progress`` (and on a cluster ``partition_size``).
+
+    Yields
+    ------
+    result : dict
+        One per path, in order.
+    """
+    if client is None:
+        from .models.inference import predict_paths
+
+        yield from predict_paths(clf, paths, n_jobs=n_jobs, **kwargs)
+    else:
+        yield from predict_paths_on_cluster(client, clf, paths, **kwargs)
 
 
 @contextlib.contextmanager

@@ -31,6 +31,7 @@ def build_parser():
     cache.add_argument("--no-cache", action="store_true", help="compute features without a cache (the default)")
     parser.add_argument("--jobs", type=_cli.jobs, default=None, metavar="N", help="worker threads (default: all CPUs)")
     _cli.add_strict_arg(parser)
+    _cli.add_backend_args(parser)
     return parser
 
 
@@ -50,8 +51,8 @@ def main(argv=None):
     parser = build_parser()
 
     def body(args):
+        from .cluster import predict_paths_with
         from .data import expand_inputs
-        from .models.inference import predict_paths
 
         paths, _ = expand_inputs(args.images)  # special files stay: each gets its error line, unopened
         if not paths:
@@ -63,18 +64,19 @@ def main(argv=None):
             writer = csv.writer(sys.stdout)
             writer.writerow(["path", "label", *[f"p_{c}" for c in classes], "presence", "model_version", "error"])
         failed = 0
-        for result in predict_paths(clf, paths, cache=_cli.open_cache(args, default=False), n_jobs=args.jobs,
-                                    progress=_cli.show_progress(args)):
-            failed += "error" in result
-            if writer is None:
-                print(json.dumps(result), flush=True)
-            elif "error" in result:
-                writer.writerow([result["path"], "", *[""] * len(classes), "", result["model_version"],
-                                 f"{result['error']}: {result['detail']}"])
-            else:
-                writer.writerow([result["path"], result["label"],
-                                 *[result["probabilities"][c] for c in classes], result["presence"],
-                                 result["model_version"], ""])
+        with _cli.cluster(args) as client:  # --backend dask: partitions on the cluster, lines still in order
+            for result in predict_paths_with(client, clf, paths, cache=_cli.open_cache(args, default=False),
+                                             n_jobs=args.jobs, progress=_cli.show_progress(args)):
+                failed += "error" in result
+                if writer is None:
+                    print(json.dumps(result), flush=True)
+                elif "error" in result:
+                    writer.writerow([result["path"], "", *[""] * len(classes), "", result["model_version"],
+                                     f"{result['error']}: {result['detail']}"])
+                else:
+                    writer.writerow([result["path"], result["label"],
+                                     *[result["probabilities"][c] for c in classes], result["presence"],
+                                     result["model_version"], ""])
         if failed:
             _cli.log(args, f"{failed} of {len(paths)} image(s) could not be read")
         return _cli.skipped_status(args, failed)

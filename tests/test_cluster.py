@@ -74,3 +74,28 @@ def test_unreachable_scheduler_is_one_clear_line(tmp_path, small_split):
                            str(tmp_path / "c")], cwd=REPO, capture_output=True, timeout=120)
     assert proc.returncode == 1
     assert proc.stderr.decode().strip().splitlines()[-1].startswith("error: Cannot reach the Dask scheduler")
+
+
+@pytest.mark.cnn
+def test_predict_with_backend_dask_gives_the_local_lines_in_order(full_run, shared_data, tmp_path):
+    """The make-demo model on 300 shared test photos and a broken file: the same lines as one process."""
+    from catdog_sk.models import load_model, predict_paths
+
+    model_dir = full_run / "models" / "full"
+    photos = [str(p) for d in ("cats", "dogs") for p in sorted((shared_data / "test" / d).glob("*.jpg"))[:150]]
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8 not a jpeg")
+    paths = photos[:100] + [str(broken)] + photos[100:]
+    local = list(predict_paths(load_model(model_dir), paths))
+    proc = subprocess.run([sys.executable, "-m", "catdog_sk.predict", "--model", str(model_dir), *paths,
+                           "--backend", "dask", "--jobs", "2", "--quiet"], cwd=REPO, capture_output=True,
+                          text=True, timeout=900)
+    assert proc.returncode == 3, proc.stderr[-3000:]  # done, one file skipped
+    remote = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [r["path"] for r in remote] == paths
+    assert [r.get("label") for r in remote] == [r.get("label") for r in local]
+    assert remote[100]["error"] == local[100]["error"] and "label" not in remote[100]
+    for a, b in zip(remote, local):
+        if "label" in a:
+            assert a["presence"] == pytest.approx(b["presence"], abs=1e-4)
+            assert a["probabilities"] == pytest.approx(b["probabilities"], abs=1e-4)
