@@ -117,7 +117,7 @@ def extract_features_on_cluster(client, images, extractors, *, cache=None, on_er
 
     start = time.perf_counter()
     images = list(images)
-    cache = None if cache is None else str(getattr(cache, "location", cache))
+    cache = None if cache is None or cache is False else str(getattr(cache, "location", cache))
     parts = [images[i:i + partition_size] for i in range(0, len(images), partition_size)]
     futures = [client.submit(_extract_partition, part, extractors, cache, "skip", max_pixels or DEFAULT_MAX_PIXELS,
                              pure=False) for part in parts]
@@ -217,7 +217,7 @@ def predict_paths_on_cluster(client, clf, paths, *, cache=None, partition_size=1
     from tqdm.auto import tqdm
 
     paths = [str(p) for p in paths]
-    cache = None if cache is None else str(getattr(cache, "location", cache))
+    cache = None if cache is None or cache is False else str(getattr(cache, "location", cache))
     parts = [paths[i:i + partition_size] for i in range(0, len(paths), partition_size)]
     if not parts:
         return

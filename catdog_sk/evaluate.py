@@ -35,6 +35,7 @@ def build_parser():
     cache.add_argument("--no-cache", action="store_true", help="compute features without the cache")
     parser.add_argument("--jobs", type=_cli.jobs, default=None, metavar="N", help="worker threads (default: all CPUs)")
     _cli.add_strict_arg(parser)
+    _cli.add_backend_args(parser)
     return parser
 
 
@@ -106,8 +107,9 @@ def main(argv=None):
         for path, why in special_files(found.ignored):
             _cli.log(args, f"skipped {path}: {why}")
         cache = _cli.open_cache(args)
-        F, keep, errors = clf.featurize(found.paths, on_error="skip", cache=cache, n_jobs=args.jobs,
-                                        progress=_cli.show_progress(args), desc="evaluate")
+        with _cli.cluster(args) as client:  # --backend dask: the features of the photos on the cluster
+            F, keep, errors = clf.featurize(found.paths, on_error="skip", cache=cache, n_jobs=args.jobs,
+                                            progress=_cli.show_progress(args), desc="evaluate", client=client)
         for err in errors:
             _cli.log(args, f"skipped {err}")
         if len(keep) == 0:

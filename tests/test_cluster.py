@@ -99,3 +99,17 @@ def test_predict_with_backend_dask_gives_the_local_lines_in_order(full_run, shar
         if "label" in a:
             assert a["presence"] == pytest.approx(b["presence"], abs=1e-4)
             assert a["probabilities"] == pytest.approx(b["probabilities"], abs=1e-4)
+
+
+@pytest.mark.cnn
+def test_evaluate_with_backend_dask_gives_the_local_report(full_run, small_split, tmp_path):
+    model_dir = full_run / "models" / "full"
+    reports = {}
+    for backend in ("local", "dask"):
+        reports[backend] = _run("catdog_sk.evaluate", "--model", str(model_dir), "--data", str(small_split / "test"),
+                                "--out", str(tmp_path / backend), "--json", "--quiet", "--no-cache",
+                                "--backend", backend, "--jobs", "2")
+    for key in ("test_n", "test_errors", "unknown", "test_accuracy"):
+        assert reports["dask"][key] == reports["local"][key], key
+    assert reports["dask"]["test_log_loss"] == pytest.approx(reports["local"]["test_log_loss"], abs=1e-6)
+    assert (tmp_path / "dask" / "index.html").is_file()

@@ -402,7 +402,8 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
         self.tuned_weights_ = state
         self.tuned_backbone_ = register_tuned(self.backbone, state)
 
-    def featurize(self, X, *, on_error="raise", cache=_OWN_CACHE, n_jobs=None, progress=None, desc="features"):
+    def featurize(self, X, *, on_error="raise", cache=_OWN_CACHE, n_jobs=None, progress=None, desc="features",
+                  client=None):
         """Feature matrix of images ``X``: the boundary between images and features.
 
         Parameters
@@ -414,6 +415,11 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
         cache : None, str or FeatureCache, default: the ``cache`` parameter
         n_jobs : int, default: the ``n_jobs`` parameter
         progress : bool, default: the ``verbose`` parameter
+        desc : str, default="features"
+            The progress bar's label.
+        client : distributed.Client, default=None
+            Extract on this Dask cluster, one partition of images per task
+            (:func:`catdog_sk.cluster.extract_features_on_cluster`; paths every worker can read).
 
         Returns
         -------
@@ -421,14 +427,14 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
             ``(features, ok, errors)``: rows for the decoded images only, their
             indices into ``X``, and the errors of the others.
         """
-        from ..features import extract_features
+        from ..cluster import extract_features_with
 
         check_choice(on_error, ("raise", "skip"), name="on_error", caller=f"{type(self).__name__}.featurize")
-        res = extract_features(self._as_image_list(X), self.extractors(),
-                               cache=self.cache if cache is _OWN_CACHE else cache,
-                               n_jobs=self.n_jobs if n_jobs is None else n_jobs,
-                               on_error=on_error, progress=bool(self.verbose if progress is None else progress),
-                               desc=desc)
+        res = extract_features_with(client, self._as_image_list(X), self.extractors(),
+                                    cache=self.cache if cache is _OWN_CACHE else cache,
+                                    n_jobs=self.n_jobs if n_jobs is None else n_jobs,
+                                    on_error=on_error, progress=bool(self.verbose if progress is None else progress),
+                                    desc=desc)
         ok = np.flatnonzero(res.ok)
         return Featurized(np.hstack([f[ok] for f in res.features]), ok, res.errors)
 
