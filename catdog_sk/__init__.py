@@ -11,6 +11,7 @@ from .exceptions import (BackboneUnavailableError, DatasetError, ImageDecodeErro
 __all__ = [
     "__version__",
     "CatDogClassifier",
+    "load_pretrained",
     "list_backbones",
     "BackboneUnavailableError",
     "DatasetError",
@@ -25,6 +26,10 @@ def __getattr__(name):
         from .models.classifier import CatDogClassifier
 
         return CatDogClassifier
+    if name == "load_pretrained":
+        from .pretrained import load_pretrained
+
+        return load_pretrained
     if name == "list_backbones":
         from .features import list_backbones
 

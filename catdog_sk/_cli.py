@@ -75,8 +75,16 @@ def make_parser(prog, description, epilog=None, *, json_results=True):
 
 
 def add_model_args(parser):
-    """``--model PATH`` and ``--unsafe``, for every command that loads a saved model."""
-    parser.add_argument("--model", required=True, metavar="PATH", help="model directory (or its model.skops)")
+    """``--model PATH`` and ``--unsafe``, for every command that loads a saved model.
+
+    Without ``--model`` the command uses the model bundled with the package (see
+    :mod:`catdog_sk.pretrained`); :func:`run` resolves it and says so on stderr.
+    """
+    parser.add_argument("--model", metavar="PATH",
+                        help="model directory (or its model.skops), or a models root (its PROMOTED model); "
+                             "default: the model bundled with catdog_sk (Asirra-trained, research and "
+                             "non-commercial use, see python -m catdog_sk.pretrained --help)")
+    parser.set_defaults(model_default_is_pretrained=True)
     parser.add_argument("--unsafe", action="store_true",
                         help="load a model file naming types catdog_sk does not trust (only files you made)")
 
@@ -312,6 +320,12 @@ def run(body, parser, argv):
     args = parser.parse_args(argv)
     if getattr(args, "scheduler", None) and getattr(args, "backend", None) != "dask":
         parser.error("--scheduler needs --backend dask")
+    if getattr(args, "model_default_is_pretrained", False) and args.model is None:
+        from .pretrained import PRETRAINED_DIR
+
+        args.model = str(PRETRAINED_DIR)
+        log(args, "no --model: using the model bundled with catdog_sk (fitted on Asirra photos: research and "
+                  "non-commercial use only)")
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _on_sigterm)

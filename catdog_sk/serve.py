@@ -1,5 +1,7 @@
 """Serve a saved model over HTTP: ``python -m catdog_sk.serve --help``."""
 
+from pathlib import Path
+
 from . import _cli
 
 
@@ -21,7 +23,8 @@ def build_parser():
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on")
     parser.add_argument("--port", type=_cli.integer(1, 65535), default=8000, help="TCP port")
     parser.add_argument("--log-db", metavar="FILE",
-                        help="SQLite prediction log (default: prediction_log.sqlite beside the model)")
+                        help="SQLite prediction log (default: prediction_log.sqlite beside the model; for the "
+                             "bundled model, artifacts/prediction_log.sqlite)")
     parser.add_argument("--max-upload-mb", type=_cli.real(0, open_low=True), default=10.0, help="larger uploads get HTTP 413")
     parser.add_argument("--timeout", type=_cli.real(0), default=30.0, metavar="SECONDS",
                         help="answer 408 (upload still arriving) or 503 (server too slow) to requests that take "
@@ -63,6 +66,11 @@ def main(argv=None):
             parser.error(f"--timeout must be >= 0; got {args.timeout}")
         if args.workers < 1:
             parser.error(f"--workers must be >= 1; got {args.workers}")
+        from .pretrained import PRETRAINED_DIR
+
+        if args.log_db is None and Path(args.model).resolve() == PRETRAINED_DIR:  # never write into the package
+            args.log_db = str(Path("artifacts") / "prediction_log.sqlite")
+            Path(args.log_db).parent.mkdir(parents=True, exist_ok=True)
         config = {"model_path": args.model, "log_db": args.log_db, "unsafe": args.unsafe, "device": args.device,
                   "max_upload_bytes": int(args.max_upload_mb * 2**20), "request_timeout": args.timeout or None}
         log_level = "warning" if args.quiet else "info"

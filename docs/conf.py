@@ -78,7 +78,7 @@ sphinx_gallery_conf = {
 
 #: The public packages, in the order of the journey; each gets one page listing its ``__all__``.
 API_MODULES = [
-    ("catdog_sk", "The estimator, the backbone list and the exceptions."),
+    ("catdog_sk", "The estimator, the bundled ready model, the backbone list and the exceptions."),
     ("catdog_sk.data", "Finding labelled photos on disk, splits, negatives, the PetImages download."),
     ("catdog_sk.preprocess", "Decoding any image file to RGB safely, resizing and cropping, augmentation."),
     ("catdog_sk.features", "Feature extractors, the extraction engine, the feature cache, transformers."),

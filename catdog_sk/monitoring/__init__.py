@@ -18,4 +18,4 @@ from .summary import clean_rows, find_alerts, load_log, load_reference, previous
 __all__ = ["PredictionLog", "load_reference", "psi", "wilson_interval", "unknown_share_test", "domain_classifier_auc",
            "mmd_rbf", "load_log", "clean_rows", "summarize", "find_alerts", "previous_window", "write_monitor_report",
            "plot_monitor", "summary_markdown", "monitor_html", "REFERENCE_EMBEDDINGS", "DEFAULT_UNKNOWN_ALPHA",
-           "DEFAULT_MAX_PSI", "DEFAULT_MAX_DOMAIN_AUC", "SCORE_BINS"]
+           "DEFAULT_MAX_PSI", "DEFAULT_MAX_DOMAIN_AUC"]

@@ -175,7 +175,7 @@ def monitor_html(md_lines, image_src):
     Parameters
     ----------
     md_lines : list of str
-        The report's Markdown lines (headings, ``- `` items, the plot).
+        The report's Markdown lines (headings, list items, the plot).
     image_src : str or None
         The plot's URL relative to the page; None: no image.
 
