@@ -158,7 +158,18 @@ def cluster(args):
 
 
 def show_progress(args):
-    return not args.quiet and sys.stderr.isatty()
+    """Whether to show progress: not with ``--quiet``; a bar on a terminal, a line every 10 s in a log.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed arguments.
+
+    Returns
+    -------
+    show : bool
+    """
+    return not args.quiet
 
 
 def log(args, message):

@@ -9,7 +9,6 @@ results. ``dask`` and ``distributed`` are imported only here, only when used.
 """
 
 import contextlib
-import sys
 import time
 
 import numpy as np
@@ -110,7 +109,7 @@ def extract_features_on_cluster(client, images, extractors, *, cache=None, on_er
     result : catdog_sk.features.ExtractionResult
         In the order of ``images``, identical to a single-process run.
     """
-    from tqdm.auto import tqdm
+    from ._progress import progress_bar
 
     from .features import ExtractionResult
     from .preprocess import DEFAULT_MAX_PIXELS
@@ -123,7 +122,7 @@ def extract_features_on_cluster(client, images, extractors, *, cache=None, on_er
                              pure=False) for part in parts]
     from distributed import as_completed
 
-    bar = tqdm(total=len(images), desc=desc, unit="img", file=sys.stderr, disable=not progress, leave=False)
+    bar = progress_bar(len(images), desc, "img", enabled=progress, leave=False)
     index = {f.key: k for k, f in enumerate(futures)}
     done = [None] * len(futures)
     for future in as_completed(futures):
@@ -214,7 +213,7 @@ def predict_paths_on_cluster(client, clf, paths, *, cache=None, partition_size=1
         As :func:`catdog_sk.models.predict_paths` yields them.
     """
     from distributed import as_completed
-    from tqdm.auto import tqdm
+    from ._progress import progress_bar
 
     paths = [str(p) for p in paths]
     cache = None if cache is None or cache is False else str(getattr(cache, "location", cache))
@@ -225,7 +224,7 @@ def predict_paths_on_cluster(client, clf, paths, *, cache=None, partition_size=1
     futures = [client.submit(_predict_partition, model, part, cache, pure=False) for part in parts]
     index = {f.key: k for k, f in enumerate(futures)}
     done, next_k = {}, 0
-    bar = tqdm(total=len(paths), desc="predict", unit="img", file=sys.stderr, disable=not progress, leave=False)
+    bar = progress_bar(len(paths), "predict", "img", enabled=progress, leave=False)
     try:
         for future in as_completed(futures):
             k = index[future.key]

@@ -791,7 +791,7 @@ def _fetch(url, part, *, timeout, progress):
     import urllib.error
     import urllib.request
 
-    from tqdm.auto import tqdm
+    from ._progress import progress_bar
 
     have = part.stat().st_size if part.exists() else 0
     request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
@@ -812,9 +812,8 @@ def _fetch(url, part, *, timeout, progress):
             have = 0
         length = response.headers.get("Content-Length")
         total = have + int(length) if length is not None else None
-        with open(part, "ab" if resumed else "wb") as fh, tqdm(
-                total=total, initial=have, unit="B", unit_scale=True, file=sys.stderr,
-                desc="PetImages", disable=not progress) as bar:
+        with open(part, "ab" if resumed else "wb") as fh, progress_bar(
+                total, "PetImages", "B", initial=have, unit_scale=True, enabled=progress) as bar:
             while True:
                 try:
                     block = response.read(1 << 20)

@@ -264,7 +264,7 @@ def search_models(features, models, *, finetune=False, epochs=3, cv=5, n_jobs=No
     comparison : Comparison
     """
     from sklearn.model_selection import ParameterGrid
-    from tqdm.auto import tqdm
+    from ._progress import progress_bar
 
     from .models import param_grid
     from .models.workflow import compare
@@ -279,7 +279,7 @@ def search_models(features, models, *, finetune=False, epochs=3, cv=5, n_jobs=No
 
     total = sum(len(ParameterGrid(param_grid(m, fs))) for fs in features.feature_sets for m in models) * cv
     data = features.data
-    with tqdm(total=total, desc="grid search", unit="fit", disable=not progress) as bar:
+    with progress_bar(total, "grid search", "fit", enabled=progress) as bar:
         rows, fitted = compare(features.train, data.train.labels, features.test, data.test.labels,
                                features.feature_sets, models, cv=cv, n_jobs=-1 if client is not None else n_jobs,
                                random_state=random_state, backbone=features.backbone, runtime=features.runtime,

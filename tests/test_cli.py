@@ -134,3 +134,21 @@ def test_extract_text_summary_and_no_progress_when_not_a_tty(tiny_dataset, tmp_p
 def test_import_is_cheap():
     code = "import sys, catdog_sk; print(sorted(m for m in ('torch', 'timm', 'matplotlib', 'fastapi', 'sklearn') if m in sys.modules))"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "[]"
+
+
+def test_long_work_without_a_terminal_prints_a_progress_line_every_few_seconds(capsys):
+    """A log (no TTY) gets plain lines, not tqdm's carriage returns; a short run gets none."""
+    from catdog_sk._progress import LineProgress
+
+    quick = LineProgress(100, "extract", "img", interval=60)
+    quick.update(100)
+    quick.close()
+    assert capsys.readouterr().err == ""
+    bar = LineProgress(4160, "extract", "img", interval=0)
+    bar.set_postfix_str("hog / svm")
+    bar.update(1040)
+    bar.close()
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 2 and "\r" not in "".join(lines)
+    assert lines[0].startswith("extract: 1,040/4,160 img (25%), ") and "left [hog / svm]" in lines[0]
+    assert lines[1].startswith("extract: 1,040/4,160 img (25%), ") and "done in" in lines[1]

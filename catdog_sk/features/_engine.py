@@ -24,7 +24,6 @@ smallest complete example.
 
 import hashlib
 import os
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -299,7 +298,7 @@ def extract_features(images, extractors, *, cache=None, n_jobs=None, chunk_size=
         :class:`ImageDecodeError`, or record it in ``errors``, leave its rows
         NaN and go on.
     progress : bool, default=False
-        Show a tqdm bar on stderr.
+        Show progress on stderr: a tqdm bar on a terminal, a line every 10 s otherwise.
     max_pixels : int or None, default=DEFAULT_MAX_PIXELS
         Decompression-bomb cap, see :func:`catdog_sk.preprocess.decode_image`.
 
@@ -321,9 +320,9 @@ def extract_features(images, extractors, *, cache=None, n_jobs=None, chunk_size=
     if n == 0:
         return result
 
-    from tqdm.auto import tqdm
+    from .._progress import progress_bar
 
-    bar = tqdm(total=n, desc=desc, unit="img", file=sys.stderr, disable=not progress, leave=False)
+    bar = progress_bar(n, desc, "img", enabled=progress, leave=False)
     try:
         _run_chunks(images, plans, outputs, result, cache, chunk_size=chunk_size, n_jobs=n_jobs,
                     max_pixels=max_pixels, on_error=on_error, bar=bar)

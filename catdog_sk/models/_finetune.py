@@ -213,13 +213,13 @@ def finetune_backbone(bases, y, probe, *, backbone, train, val, epochs=3, learni
 
 def _early_stopping(train_epoch, validate, net, train, rng, *, epochs, patience, progress):
     """Epochs until the validation loss stops falling; ``(val_loss, epoch, state)`` of the best (0: the probe)."""
-    from tqdm.auto import tqdm
+    from .._progress import progress_bar
 
     best = (validate(0, None, time.perf_counter()), 0, _state(net))  # epoch 0: the linear probe alone
     for epoch in range(1, epochs + 1):
         t0 = time.perf_counter()
-        with tqdm(total=len(train), desc=f"fine-tune epoch {epoch}/{epochs}", unit="img", disable=not progress,
-                  leave=False) as bar:
+        with progress_bar(len(train), f"fine-tune epoch {epoch}/{epochs}", "img", enabled=progress,
+                          leave=False) as bar:
             train_loss = train_epoch(rng.permutation(np.asarray(train)), bar=bar)
         val_loss = validate(epoch, train_loss, t0)
         if val_loss < best[0]:
