@@ -192,8 +192,9 @@ def plot_unknown_gallery(paths, y_true, presence, path, *, k=12):
     shown : list of int
         Indices of the photos shown, least present first.
     """
-    order = np.argsort(np.asarray(presence))[:k]
+    order = np.argsort(np.asarray(presence), kind="stable")[:k]
     _gallery([paths[i] for i in order],
              [f"{os.path.basename(str(paths[i]))}\ntrue {y_true[i]}, presence {presence[i]:.3f}" for i in order],
-             path, "Cat/dog photos answered 'unknown'" if len(order) else "No photo answered 'unknown'", k=k)
+             path, f"Cat/dog photos answered 'unknown': {len(order)} of {len(paths)} shown, least present first"
+             if len(order) else "No photo answered 'unknown'", k=k)
     return [int(i) for i in order]

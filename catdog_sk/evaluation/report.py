@@ -82,8 +82,9 @@ def abstention_markdown(metrics, out_dir, *, paths, y_true, labels, presence, th
     unknown = np.flatnonzero(np.asarray(labels).astype(str) == "unknown")
     shown = plot_unknown_gallery([paths[i] for i in unknown], np.asarray(y_true)[unknown],
                                  np.asarray(presence)[unknown], out_dir / "unknown.png")
+    every = np.argsort(np.asarray(presence)[unknown], kind="stable")  # all of them, least present first
     metrics["unknown_photos"] = [{"path": str(paths[unknown[i]]), "true": str(y_true[unknown[i]]),
-                                  "presence": float(presence[unknown[i]])} for i in shown]
+                                  "presence": float(presence[unknown[i]])} for i in every]
     md = ["## Photos of neither: 'unknown'", "",
           f"The model answers 'unknown' where the presence score is below {threshold:g}.", "",
           "| metric | value |", "|---|---|",
@@ -100,7 +101,8 @@ def abstention_markdown(metrics, out_dir, *, paths, y_true, labels, presence, th
                "| group | photos | answered 'unknown' |", "|---|---|---|"]
         md += [f"| {g} | {v['n']} | {v['rejected']:.1%} |" for g, v in neg["by_group"].items()]
         md += ["", "![unknown trade-off](unknown_tradeoff.png)", ""]
-    md += ["Cat/dog photos answered 'unknown' (least present first):", "", "![unknown](unknown.png)", ""]
+    md += [f"Cat/dog photos answered 'unknown' ({len(shown)} of {len(unknown)} shown, least present first; "
+           "all of them are listed in results.json):", "", "![unknown](unknown.png)", ""]
     return "\n".join(md)
 
 

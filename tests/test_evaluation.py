@@ -1,0 +1,40 @@
+"""The evaluation report says what its figures leave out, and its comparison chart shows what decides."""
+
+import json
+
+import numpy as np
+
+from conftest import save, textured_image
+
+
+def test_the_unknown_gallery_says_how_many_it_shows_and_results_list_all(tmp_path):
+    from catdog_sk.evaluation import write_report
+
+    paths = [str(save(textured_image(seed=i), tmp_path / "img" / f"p{i:02d}.png")) for i in range(40)]
+    y = np.array(["cat", "dog"] * 20)
+    proba = np.tile([[0.9, 0.1], [0.2, 0.8]], (20, 1))
+    labels = y.astype(object)
+    labels[:15] = "unknown"
+    presence = np.r_[np.linspace(0.01, 0.4, 15), np.full(25, 0.95)]
+    metrics = write_report(tmp_path / "r", paths=paths, y_true=y, pred=y, proba=proba, classes=np.array(["cat", "dog"]),
+                           title="t", labels=labels, presence=presence, threshold=0.5)
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert "(12 of 15 shown, least present first" in md
+    listed = json.loads((tmp_path / "r" / "results.json").read_text())["unknown_photos"]
+    assert [p["path"] for p in listed] == paths[:15] and metrics["unknown_photos"] == listed
+
+
+def test_the_comparison_chart_draws_error_rates_on_a_log_scale(tmp_path, monkeypatch):
+    from catdog_sk.evaluation.comparison import plot_comparison
+    from catdog_sk.plotting import pyplot
+
+    rows = [{"features": f, "model": "logreg", "cv_accuracy": a, "cv_std": 0.01, "test_accuracy": a, "test_n": 2000}
+            for f, a in (("hog", 0.72), ("cnn", 0.995), ("all", 0.9925))]
+    saved = []
+    monkeypatch.setattr(pyplot().Figure, "savefig", lambda fig, path, **kw: saved.append(fig))
+    plot_comparison(rows, tmp_path / "c.png")
+    accuracy, errors = saved[0].axes
+    assert accuracy.get_ylim()[0] >= 0.6  # not 0.5: the axis starts below the weakest model
+    assert errors.get_yscale() == "log"
+    heights = [bar.get_height() for bar in errors.patches]
+    assert np.allclose(sorted(heights)[:2], [0.005, 0.005])  # the two cnn bars: 0.5% error, visible
