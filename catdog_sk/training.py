@@ -343,6 +343,9 @@ class RunResult:
                  f"best (by CV accuracy): {best['features']} + {best['model']} -> test accuracy "
                  f"{best['test_accuracy']:.4f}; model: {res['models'][best['features'] + '/' + best['model']]}; "
                  f"report: {self.report_dir / 'index.html'} (open it in a browser; report.md beside it)"]
+        from .models.workflow import grid_edges
+
+        lines += [f"note: {note}" for note in grid_edges(best["model"], best["features"], best["best_params"])]
         if self.classifier.presence_ is not None:
             line = (f"unknown: answers {best['test_coverage']:.2%} of the test photos, accuracy on those "
                     f"{best['test_answered_accuracy']:.4f}")

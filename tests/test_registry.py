@@ -85,3 +85,14 @@ def test_estimator_checks_backbone_runtime_cache_and_seed_before_reading_any_ima
     missing = [tmp_path / "never-read-1.jpg", tmp_path / "never-read-2.jpg"]
     with pytest.raises(InvalidParameterError, match=message):
         CatDogClassifier(**params).fit(missing, ["cat", "dog"])
+
+
+def test_a_choice_at_the_edge_of_its_grid_is_named():
+    """fit chose C=100, the largest C of the frozen-CNN logreg grid, and said nothing (issue 27)."""
+    from catdog_sk.models.workflow import grid_edges
+
+    assert grid_edges("logreg", "cnn", {"C": 100.0, "scale": None}) == [
+        "C=100 is the largest value searched (10, 30, 100): a larger one might do better"]
+    assert grid_edges("logreg", "cnn", {"C": 30.0, "scale": None}) == []  # inside its grid
+    assert grid_edges("svm", "cnn", {"kernel": "linear", "C": 0.001})[0].startswith("C=0.001 is the smallest")
+    assert grid_edges("finetune", "cnn", {"C": 30.0}) == []  # no grid searched

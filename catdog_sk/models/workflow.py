@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["compare", "finetune_row", "choose_best", "champion_decision", "model_card_fields", "unknown_card_fields",
+__all__ = ["compare", "finetune_row", "choose_best", "grid_edges", "champion_decision", "model_card_fields", "unknown_card_fields",
            "save_reference_embeddings"]
 
 
@@ -146,6 +146,43 @@ def choose_best(rows):
     return max(rows, key=lambda r: (round(r["cv_accuracy"], 6), -r["n_features"]))
 
 
+def grid_edges(model, feature_set, best_params):
+    """Which chosen values sit at the edge of their grid: a larger (or smaller) one was never tried.
+
+    Parameters
+    ----------
+    model : str
+        A key of ``MODELS`` (other rows, such as fine-tuning, have no grid: no note).
+    feature_set : str
+        A key of ``FEATURE_SETS``.
+    best_params : dict
+        The row's chosen parameters.
+
+    Returns
+    -------
+    notes : list of str
+        One per numeric parameter at its grid's smallest or largest value, e.g. "C=100 is the largest
+        value searched (10, 30, 100): a larger one might do better".
+    """
+    from ._registry import MODELS, grid_summary
+
+    if model not in MODELS:
+        return []
+    for sub in grid_summary(model, feature_set):
+        if set(sub) != set(best_params) or any(best_params[k] not in v for k, v in sub.items()):
+            continue  # not the sub-grid the chosen parameters come from
+        notes = []
+        for name, values in sub.items():
+            if len(values) < 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+                continue
+            side = {max(values): "largest", min(values): "smallest"}.get(best_params[name])
+            if side:
+                notes.append(f"{name}={best_params[name]:g} is the {side} value searched "
+                             f"({', '.join(f'{v:g}' for v in values)}): a {side[:-3]}er one might do better")
+        return notes
+    return []
+
+
 def champion_decision(models_root, challenger_accuracy, paths, labels, *, cache=None, n_jobs=None, enabled=True):
     """Champion/challenger: should the new model replace the one promoted in ``models_root``?
 
@@ -226,6 +263,7 @@ def model_card_fields(row, clf, decision, *, run, seed, data, cv, is_best):
             "feature_set": row["features"], "model": row["model"], "best_params": row["best_params"],
             "cv_folds": cv, "cv_results": row["cv_results"],
             "grid": grid_summary(row["model"], row["features"]) if row["model"] in MODELS else [],
+            "grid_edges": grid_edges(row["model"], row["features"], row["best_params"]),
             "selected_by": "highest mean CV accuracy on the training set", "is_best": is_best,
             **({"validation": row["selection"]} if "selection" in row else {}),
             "reference": {"p_positive": [round(float(v), 5) for v in decision.proba[:, 1]],
