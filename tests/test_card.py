@@ -106,3 +106,16 @@ def test_model_folder_file_names_do_not_import_scikit_learn():
     code = "import sys, catdog_sk.serving; print(any(m.split('.')[0] == 'sklearn' for m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_a_card_lists_only_the_parameters_its_model_uses():
+    """A logistic regression's card listed kernel='rbf', gamma and epochs (issue 27)."""
+    from catdog_sk import CatDogClassifier
+    from catdog_sk.models.card import card_params
+
+    logreg = card_params(CatDogClassifier(model="logreg", cache="/somewhere").get_params())
+    assert not {"kernel", "gamma", "epochs", "learning_rate", "cache"} & set(logreg) and logreg["C"] == 0.01
+    rbf = card_params(CatDogClassifier(model="svm", kernel="rbf").get_params())
+    assert {"kernel", "gamma"} <= set(rbf) and "epochs" not in rbf
+    assert "gamma" not in card_params(CatDogClassifier(model="svm", kernel="linear").get_params())
+    assert {"epochs", "learning_rate"} <= set(card_params(CatDogClassifier(model="finetune").get_params()))

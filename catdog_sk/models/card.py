@@ -16,9 +16,36 @@ from pathlib import Path
 
 from ..exceptions import ModelLoadError
 
-__all__ = ["CARD_FILE", "REFERENCE_EMBEDDINGS", "ModelCard", "model_version", "read_card", "card_markdown"]
+__all__ = ["CARD_FILE", "REFERENCE_EMBEDDINGS", "ModelCard", "card_params", "model_version", "read_card", "card_markdown"]
 
 from .._filenames import CARD_FILE, CARD_MARKDOWN, REFERENCE_EMBEDDINGS  # noqa: E402 - re-exported
+
+
+#: Parameters that mean something only for some models: a logistic regression's card lists no kernel.
+_PARAMS_ONLY_FOR = {"kernel": ("svm",), "gamma": ("svm",), "epochs": ("finetune",), "learning_rate": ("finetune",)}
+
+
+def card_params(params):
+    """The estimator's parameters as a card shows them: no ``cache``, none its model does not use.
+
+    Parameters
+    ----------
+    params : dict
+        ``CatDogClassifier.get_params()``.
+
+    Returns
+    -------
+    params : dict
+        Without ``cache`` (a path of the machine that fitted it), ``kernel`` and ``gamma`` unless the
+        model is an SVM (``gamma`` only for the RBF kernel), ``epochs`` and ``learning_rate`` unless it
+        is fine-tuned.
+    """
+    model = params.get("model")
+    out = {k: v for k, v in params.items()
+           if k != "cache" and (k not in _PARAMS_ONLY_FOR or model in _PARAMS_ONLY_FOR[k])}
+    if model == "svm" and out.get("kernel") != "rbf":
+        out.pop("gamma", None)
+    return out
 
 
 class ModelCard(Mapping):
@@ -141,7 +168,7 @@ class ModelCard(Mapping):
             "format": "skops",
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "classes": [str(c) for c in classifier.classes_],
-            "params": {k: v for k, v in classifier.get_params().items() if k != "cache"},
+            "params": card_params(classifier.get_params()),
             "versions": versions,
         }
         if "cnn" in classifier.feature_names_:
