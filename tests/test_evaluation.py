@@ -38,3 +38,35 @@ def test_the_comparison_chart_draws_error_rates_on_a_log_scale(tmp_path, monkeyp
     assert errors.get_yscale() == "log"
     heights = [bar.get_height() for bar in errors.patches]
     assert np.allclose(sorted(heights)[:2], [0.005, 0.005])  # the two cnn bars: 0.5% error, visible
+
+
+def test_the_confusion_matrix_counts_the_unknown_answers(tmp_path, monkeypatch):
+    from catdog_sk.evaluation.plots import plot_confusion
+    from catdog_sk.plotting import pyplot
+
+    saved = []
+    monkeypatch.setattr(pyplot().Figure, "savefig", lambda fig, path, **kw: saved.append(fig))
+    y = np.array(["cat"] * 5 + ["dog"] * 5)
+    answers = np.array(["cat", "cat", "cat", "unknown", "dog", "dog", "dog", "dog", "unknown", "unknown"], dtype=object)
+    plot_confusion(y, np.where(answers == "unknown", "cat", answers), ["cat", "dog"], tmp_path / "c.png", answers=answers)
+    ax = saved[0].axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["cat", "dog", "unknown"]
+    assert [t.get_text() for t in ax.texts] == ["3", "1", "1", "0", "3", "2"]  # rows cat, dog; 'unknown' counted
+
+
+def test_roc_and_pr_curves_zoom_where_good_models_differ(tmp_path, monkeypatch):
+    """At AUC 0.999 linear axes show two flat lines; the report zooms on the corner instead (issue 27)."""
+    from catdog_sk.evaluation.plots import plot_curves
+    from catdog_sk.plotting import pyplot
+
+    rng = np.random.default_rng(0)
+    y = np.array(["cat"] * 1000 + ["dog"] * 1000)
+    p1 = np.r_[rng.beta(1, 30, 1000), 1 - rng.beta(1, 30, 1000)]
+    p1[:5] = 0.9  # five cats called dogs
+    saved = []
+    monkeypatch.setattr(pyplot().Figure, "savefig", lambda fig, path, **kw: saved.append(fig))
+    plot_curves(y, np.c_[1 - p1, p1], ["cat", "dog"], tmp_path)
+    roc, pr, calibration = (fig.axes[0] for fig in saved)
+    assert roc.get_xscale() == "log" and roc.get_xlim()[0] == 0.5 / 1000
+    assert pr.get_ylim()[0] > 0.9  # not from 0.5 (the base rate)
+    assert any(t.get_text().startswith("photos per tenth of P:") for t in calibration.texts)

@@ -14,25 +14,36 @@ from ..plotting import pyplot
 __all__ = ["plot_confusion", "plot_curves", "plot_top_losses", "plot_unknown_tradeoff", "plot_unknown_gallery"]
 
 
-def plot_confusion(y_true, pred, classes, path, title=""):
-    """Confusion matrix of the cat/dog answers as a PNG.
+def plot_confusion(y_true, pred, classes, path, title="", *, answers=None):
+    """Confusion matrix of the answers as a PNG: a column for 'unknown' when the model abstains.
 
     Parameters
     ----------
     y_true, pred : array-like of shape (n_samples,)
-        True and predicted class labels.
+        True and predicted class labels (the cat/dog classifier's own answers).
     classes : sequence of str
         Row and column order.
     path : str or os.PathLike
         PNG file to write.
     title : str, default=""
         Figure title; empty: "Confusion matrix".
+    answers : array-like of shape (n_samples,), default=None
+        What the model answers, ``'unknown'`` included: the matrix then has a third column, so the
+        photos it abstained on are counted, not hidden in a cat/dog cell.
     """
-    from sklearn.metrics import ConfusionMatrixDisplay
+    from sklearn.metrics import confusion_matrix
 
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(4.2, 4))
-    ConfusionMatrixDisplay.from_predictions(y_true, pred, labels=classes, ax=ax, colorbar=False, cmap="Blues")
+    columns = [str(c) for c in classes] + (["unknown"] if answers is not None else [])
+    given = np.asarray(pred if answers is None else answers).astype(str)
+    counts = confusion_matrix(np.asarray(y_true).astype(str), given, labels=columns)[:len(classes)]
+    fig, ax = plt.subplots(figsize=(4.2 + 1.2 * (answers is not None), 4))
+    ax.imshow(counts, cmap="Blues")
+    for (i, j), n in np.ndenumerate(counts):
+        ax.text(j, i, f"{n:,}", ha="center", va="center", color="white" if n > counts.max() / 2 else "black")
+    ax.set_xticks(range(len(columns)), columns)
+    ax.set_yticks(range(len(classes)), [str(c) for c in classes])
+    ax.set(xlabel="answer", ylabel="true label")
     ax.set_title(title or "Confusion matrix")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -75,13 +86,39 @@ def plot_curves(y_true, proba, classes, out_dir, title=""):
                                                                        strategy="quantile", ax=ax, name=title)),
     ):
         fig, ax = plt.subplots(figsize=(4.6, 4.2))
-        draw(ax)
+        display = draw(ax)
         ax.set_title({"roc": "ROC curve", "pr": "Precision-recall", "calibration": "Reliability diagram"}[name])
+        _zoom(ax, name, display, y_true, pos)
         fig.tight_layout()
         paths[name] = Path(out_dir) / f"{name}.png"
         fig.savefig(paths[name], dpi=110)
         plt.close(fig)
     return paths
+
+
+def _zoom(ax, name, display, y_true, pos):
+    """Show where good models differ: ROC on a log false-positive axis, PR from its lowest precision.
+
+    At AUC 0.999 both curves hug the corner on linear axes, so nothing can be read from them.
+    """
+    ax.set_aspect("auto")  # scikit-learn draws these square; zoomed axes are not
+    if name == "roc":
+        n_negative = max(1, int(np.sum(y_true != pos)))
+        ax.set_xscale("log", nonpositive="clip")
+        ax.set_xlim(0.5 / n_negative, 1.0)  # half a false positive: a curve starting at 0 stays in view
+        ax.set_xlabel(ax.get_xlabel() + " (log scale)")
+        seen = display.fpr >= 1.0 / n_negative
+        low = float(np.min(display.tpr[seen])) if seen.any() else 0.0
+        ax.set_ylim(max(0.0, low - 0.01), 1.005)
+    elif name == "pr":
+        kept = display.recall <= 0.99  # the last 1% of recall falls to the base rate and says nothing
+        low = float(np.min(display.precision[kept])) if kept.any() else 0.0
+        ax.set_ylim(max(0.0, low - 0.02), 1.005)
+    elif name == "calibration":
+        counts, edges = np.histogram(display.y_prob, bins=10, range=(0, 1))
+        shown = [f"{n}" for n in counts]
+        ax.text(0.02, 0.98, "photos per tenth of P: " + " ".join(shown), transform=ax.transAxes, va="top",
+                fontsize=6)
 
 
 def _gallery(paths, captions, path, title, *, k=12):

@@ -150,7 +150,7 @@ def write_report(out_dir, *, paths, y_true, pred, proba, classes, title, short_t
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     metrics = dict(metrics or classification_metrics(y_true, pred, proba, classes))
-    plot_confusion(y_true, pred, classes, out_dir / "confusion.png", title=f"Confusion: {short_title}")
+    plot_confusion(y_true, pred, classes, out_dir / "confusion.png", title=f"Confusion: {short_title}", answers=labels)
     plot_curves(y_true, proba, classes, out_dir, title=short_title)
     shown = plot_top_losses(paths, y_true, proba, classes, out_dir / "top_losses.png")
     true_idx = np.searchsorted(classes, np.asarray(y_true))
