@@ -514,7 +514,23 @@ def _save_models(comparison, decisions, model_root, *, run, save_all, promotion,
     return saved
 
 
-def _write_report(comparison, decision, held, work):
+def _run_markdown(comparison, run, version):
+    """The report's "Run" table: what produced it, so a page read later says where it came from."""
+    import datetime
+
+    from .models.persistence import library_versions
+
+    data = comparison.features.data
+    versions = ", ".join(f"{k} {v}" for k, v in library_versions().items())
+    cells = [("run", run), ("written (UTC)", datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")),
+             ("model version", version), ("training photos", f"{len(data.train)} from {data.train_source}"),
+             ("test photos", f"{len(data.test)} from {data.test_source}"),
+             ("cross-validation", f"{comparison.cv}-fold stratified, seed {comparison.random_state}"),
+             ("library versions", versions)]
+    return "\n".join(["## Run", "", "| | |", "|---|---|", *[f"| {k} | {v} |" for k, v in cells], "", ""])
+
+
+def _write_report(comparison, decision, held, work, run, version):
     """The best model's report (+ the comparison of all rows) into ``work``; returns the report's summary."""
     from .evaluation import write_report
     from .evaluation.comparison import markdown_table, plot_comparison
@@ -527,7 +543,7 @@ def _write_report(comparison, decision, held, work):
         proba=decision.proba, classes=clf.classes_,
         title=f"Best model: {best['features']} + {best['model']} on {comparison.features.data.test_source}",
         short_title=f"{best['features']} + {best['model']}",
-        extra_md="## All feature sets x models\n\n" + markdown_table(rows)
+        extra_md=_run_markdown(comparison, run, version) + "## All feature sets x models\n\n" + markdown_table(rows)
                  + "\n\n![comparison](comparison.png)\n\nBest model chosen by CV accuracy on train."
                  + "".join(f" The {r['model']} row's CV accuracy is its {r['selection']}." for r in rows
                            if "selection" in r),
@@ -583,6 +599,7 @@ def save_run(comparison, *, artifacts="artifacts", run=None, cache=None, n_jobs=
     result : RunResult
     """
     from ._io import atomic_dir
+    from .models.card import CARD_FILE, read_card
     from .models.persistence import promote as promote_model
     from .models.persistence import promotion_lock
     from .models.workflow import champion_decision
@@ -605,7 +622,8 @@ def save_run(comparison, *, artifacts="artifacts", run=None, cache=None, n_jobs=
         with atomic_dir(art / "reports" / run) as work:
             saved = _save_models(comparison, decisions, art / "models" / run, run=run, save_all=save_all,
                                  promotion=promotion, held=held, unknown_setting=unknown_setting)
-            _write_report(comparison, decisions[best_key], held, work)
+            best_dir = saved[f"{best['features']}/{best['model']}"]
+            _write_report(comparison, decisions[best_key], held, work, run, read_card(best_dir / CARD_FILE).version)
             results = _results(comparison, run, saved, art / "reports" / run, promotion)
             (work / "comparison.json").write_text(json.dumps(results, indent=2, default=str))
         if promotion["promoted"]:

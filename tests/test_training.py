@@ -47,6 +47,9 @@ def test_readme_journey_matches_fit(small_split, animals10, feature_cache, tmp_p
     assert "promotion: promoted" in run.summary() and "best (by CV accuracy)" in run.summary()
     reloaded = load_model(run.model_dir)
     assert list(reloaded.predict(data.test.paths[:4])) == list(run.classifier.predict(data.test.paths[:4]))
+    report = (run.report_dir / "report.md").read_text()  # the page says which run and model produced it
+    assert f"| model version | {reloaded.card_.version} |" in report and "| run | nb |" in report
+    assert "| training photos | 80 from " in report and "| cross-validation | 3-fold stratified, seed 0 |" in report
 
     code = fit.main(["--data", str(train_csv), "--test", str(test_csv), "--features", "hog,cnn", "--model", "logreg",
                      "--cv", "3", "--backbone", "efficientnet_lite0", "--negatives", str(animals10),
