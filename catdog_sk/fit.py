@@ -89,10 +89,8 @@ def parse_unknown(parser, text):
 
     Parameters
     ----------
-    parser : argparse.ArgumentParser
-        Reports a bad value as a usage error (exit status 2).
-    text : str
-        What was given.
+    parser, text : argparse.ArgumentParser and str
+        Reports a bad value as a usage error (exit status 2); what was given.
 
     Returns
     -------
