@@ -332,7 +332,7 @@ def run(body, parser, argv):
     if getattr(args, "scheduler", None) and getattr(args, "backend", None) != "dask":
         parser.error("--scheduler needs --backend dask")
     if getattr(args, "model_default_is_pretrained", False) and args.model is None:
-        from .pretrained import PRETRAINED_DIR
+        from ._filenames import PRETRAINED_DIR
 
         args.model = str(PRETRAINED_DIR)
         log(args, "no --model: using the model bundled with catdog_sk (fitted on Asirra photos: research and "

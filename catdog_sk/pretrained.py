@@ -14,10 +14,10 @@ Rebuild it from the data (what the package ships was built so)::
 
 from pathlib import Path
 
-__all__ = ["PRETRAINED_DIR", "TERMS", "load_pretrained", "build_pretrained", "main"]
+# The bundled model's folder (model.skops, model_card.json, model_card.md), named with the other file names.
+from ._filenames import PRETRAINED_DIR
 
-#: The bundled model's folder (``model.skops``, ``model_card.json``, ``model_card.md``).
-PRETRAINED_DIR = Path(__file__).resolve().parent / "_pretrained"
+__all__ = ["PRETRAINED_DIR", "TERMS", "load_pretrained", "build_pretrained", "main"]
 
 #: The terms of the photos the bundled model was fitted on, recorded in its card.
 TERMS = ("Fitted on the Asirra photos of the Kaggle 'Dogs vs. Cats' set (Microsoft Research, from "

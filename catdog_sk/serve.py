@@ -66,7 +66,7 @@ def main(argv=None):
             parser.error(f"--timeout must be >= 0; got {args.timeout}")
         if args.workers < 1:
             parser.error(f"--workers must be >= 1; got {args.workers}")
-        from .pretrained import PRETRAINED_DIR
+        from ._filenames import PRETRAINED_DIR
 
         if args.log_db is None and Path(args.model).resolve() == PRETRAINED_DIR:  # never write into the package
             args.log_db = str(Path("artifacts") / "prediction_log.sqlite")
