@@ -291,21 +291,3 @@ def test_entries_are_packed_and_a_broken_pack_is_ignored(tmp_path):
     assert again.misses == n
     np.testing.assert_array_equal(again.features[0], first)
     assert not pack.exists() and len(list(ns.glob("pack-*.keys"))) == 1  # broken pack gone, a new one made
-
-
-def test_daisy_grid_gives_skimages_descriptors_on_real_photos(few_photos):
-    """The fast DAISY (smoothing only where descriptors sample) equals skimage.feature.daisy."""
-    from skimage.feature import daisy
-
-    from catdog_sk.features._hog import _grey
-    from catdog_sk.features._local import _DAISY, daisy_grid
-    from catdog_sk.preprocess import read_image
-
-    for path in few_photos:
-        grey = _grey(read_image(path), 160)
-        for view in (grey, np.ascontiguousarray(grey[:, ::-1]), grey[:131, :150]):  # odd sizes too
-            ours, theirs = daisy_grid(view, 8, **_DAISY), daisy(view, step=8, **_DAISY)
-            assert ours.shape == theirs.shape
-            np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-8)
-    flat = daisy_grid(np.full((64, 64), 128, np.uint8), 8, **_DAISY)  # no gradient: zeros, not NaN
-    assert np.isfinite(flat).all() and not flat.any()
