@@ -186,6 +186,28 @@ def test_a_failed_promotion_is_retried_while_promoted_still_names_it(model_dir, 
         assert "catdog_model_reload_errors_total 1.0" in c.get("/metrics").text
 
 
+def test_an_empty_promoted_is_a_pointer_being_written_until_it_stays_empty(model_dir, tmp_path, monkeypatch):
+    """``echo b > PROMOTED`` truncates before it writes: a server that reads in between waits for the name
+    (CI once counted that read as a reload error); a pointer left empty is a reload error after a second."""
+    from fastapi.testclient import TestClient
+
+    from catdog_sk.serving import create_app
+
+    root = tmp_path / "models"
+    shutil.copytree(model_dir, root / "a")
+    (root / "PROMOTED").write_text("a\n")
+    with TestClient(create_app(root, log_db=tmp_path / "log.sqlite")) as c:
+        (root / "PROMOTED").write_text("")  # truncated, the name not written yet
+        assert c.get("/ready").json()["promoted"] is False
+        assert "catdog_model_reload_errors_total 0.0" in c.get("/metrics").text
+        old = time.time_ns() - 2_000_000_000  # still empty two seconds later: a bad pointer
+        os.utime(root / "PROMOTED", ns=(old, old))
+        c.get("/ready")
+        assert "catdog_model_reload_errors_total 1.0" in c.get("/metrics").text
+        (root / "PROMOTED").write_text("a\n")
+        assert c.get("/ready").json()["promoted"] is True
+
+
 @pytest.mark.cnn
 def test_ten_promotions_under_traffic_fail_no_request_and_end_on_the_promoted_model(model_dir, tmp_path, photos):
     """Two clients predict while PROMOTED flips between two runs ten times (issue 26: one 500, seven reload

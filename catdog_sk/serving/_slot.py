@@ -54,11 +54,19 @@ class ModelSlot:
         self.on_reload = self.on_reload_error = None
         self.model = self._load()
 
+    #: How long an empty ``PROMOTED`` is taken for one being written (``echo run > PROMOTED`` truncates
+    #: the file before it writes the name), not for a bad pointer.
+    BEING_WRITTEN_S = 1.0
+
     def _pointer_mtime(self):
+        """``PROMOTED``'s mtime in ns; None when it is missing, or empty and younger than BEING_WRITTEN_S."""
         try:
-            return self.pointer.stat().st_mtime_ns
+            st = self.pointer.stat()
         except OSError:
             return None
+        if st.st_size == 0 and time.time_ns() - st.st_mtime_ns < self.BEING_WRITTEN_S * 1e9:
+            return None  # truncated and not yet written: the write to come changes the mtime again
+        return st.st_mtime_ns
 
     def _load(self):
         """A new snapshot: the classifier (its network compiled now, by one warm-up image), version and classes."""
@@ -107,6 +115,8 @@ class ModelSlot:
         try:
             model = self._load()
         except Exception as exc:  # noqa: BLE001 - any failure keeps the old model
+            if self._pointer_mtime() != seen:
+                return  # PROMOTED changed while it loaded (read mid-write): the next request loads the new one
             self._backoff = min(2 * self._backoff, self.RETRY_MAX_S) if seen == self._failed_mtime \
                 else self.RETRY_FIRST_S
             self._failed_mtime, self._retry_at = seen, time.monotonic() + self._backoff
