@@ -48,10 +48,12 @@ web-runtime: $(ORT_WEB_DIR)/.version-$(ORT_WEB_VERSION)
 # The browser tests drive Debian's chromium through chromium-driver. System packages are installed only
 # here, when asked (`make browser`), and by CI (CI=true makes `make test` run this first); a plain
 # `make test` without them skips the browser tests and says why.
+# Only the missing ones: an npm that came with NodeSource's nodejs conflicts with Debian's npm package.
 browser:
-	@command -v chromium >/dev/null && command -v chromedriver >/dev/null && command -v npm >/dev/null || { \
+	@PKGS=$$(command -v chromium >/dev/null || echo chromium; command -v chromedriver >/dev/null || echo chromium-driver; \
+	  command -v npm >/dev/null || echo npm); [ -z "$$PKGS" ] || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver npm; }
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$PKGS; }
 
 test: venv $(if $(filter true 1 yes,$(CI)),browser)
 	@if command -v npm >/dev/null; then $(MAKE) --no-print-directory web-runtime; \
