@@ -134,11 +134,14 @@ def add_device_arg(parser, default="auto"):
                         + ("" if default else "; default: what the model was fitted with"))
 
 
-def add_backend_args(parser):
-    """``--backend`` and ``--scheduler``: run on this machine or on a Dask cluster."""
+def add_backend_args(parser, work="partitions of the photos run"):
+    """``--backend`` and ``--scheduler``: run on this machine or on a Dask cluster.
+
+    ``work`` says what runs on the cluster, in the command's own words.
+    """
     parser.add_argument("--backend", default="local", choices=("local", "dask"),
-                        help="'dask': extraction partitions and grid-search fits run on a dask.distributed "
-                             "cluster (the cache must be on storage every worker sees)")
+                        help=f"'dask': {work} on a dask.distributed cluster (the cache, if any, must be on "
+                             "storage every worker sees)")
     parser.add_argument("--scheduler", metavar="ADDRESS",
                         help="with --backend dask: a running scheduler, e.g. tcp://10.0.0.5:8786 (default: a "
                              "LocalCluster on this machine, one worker per CPU or --jobs)")
@@ -317,6 +320,13 @@ def _stop_workers():
         pass
 
 
+def _stopped(how, args):
+    """The line a stopped command ends with: resuming is promised only where a feature cache keeps work."""
+    if getattr(args, "cache", None) and not getattr(args, "no_cache", False):
+        return f"{how}; finished cache entries are kept, run again to resume"
+    return how
+
+
 def run(body, parser, argv):
     """Parse ``argv``, call ``body(args)`` and turn known failures into one line and an exit status.
 
@@ -362,11 +372,11 @@ def run(body, parser, argv):
         return 1
     except KeyboardInterrupt:
         _stop_workers()
-        print("interrupted; finished cache entries are kept, run again to resume", file=sys.stderr)
+        print(_stopped("interrupted", args), file=sys.stderr)
         return 130
     except Terminated:
         _stop_workers()
-        print("terminated; finished cache entries are kept, run again to resume", file=sys.stderr)
+        print(_stopped("terminated", args), file=sys.stderr)
         return 143
     finally:
         if previous is not None:

@@ -35,7 +35,7 @@ def build_parser():
     cache.add_argument("--no-cache", action="store_true", help="compute features without the cache")
     parser.add_argument("--jobs", type=_cli.jobs, default=None, metavar="N", help="worker threads (default: all CPUs)")
     _cli.add_strict_arg(parser)
-    _cli.add_backend_args(parser)
+    _cli.add_backend_args(parser, "partitions of the test photos run")
     return parser
 
 

@@ -44,7 +44,7 @@ def build_parser():
                         help="reject images declaring more pixels than this (default: 40,000,000)")
     parser.add_argument("--skipped-csv", metavar="FILE", help="also write skipped files as path,reason,detail")
     _cli.add_strict_arg(parser)
-    _cli.add_backend_args(parser)
+    _cli.add_backend_args(parser, "extraction partitions run")
     return parser
 
 

@@ -50,7 +50,7 @@ def build_parser():
     cache.add_argument("--cache", metavar="DIR", help="feature cache (default: $CATDOG_CACHE or artifacts/cache)")
     cache.add_argument("--no-cache", action="store_true", help="compute features without the cache")
     parser.add_argument("--seed", type=_cli.integer(0, 2**32 - 1), default=0, help="seed for folds, splits and models")
-    parser.add_argument("--run", metavar="NAME", help="run name (default: a UTC timestamp)")
+    parser.add_argument("--run", metavar="NAME", help="run folder under models/ and reports/ (default: UTC time + 8 hex, 20261203-183000-1a2b3c4d)")
     parser.add_argument("--artifacts", default="artifacts", metavar="DIR",
                         help="where models/<run>/ and reports/<run>/ are written")
     parser.add_argument("--save-all", action="store_true",
@@ -62,7 +62,7 @@ def build_parser():
                              "labelled folder/CSV; repeatable")
     _add_unknown_args(parser)
     _cli.add_strict_arg(parser)
-    _cli.add_backend_args(parser)
+    _cli.add_backend_args(parser, "extraction partitions and grid-search fits run")
     parser.add_argument("--no-promote", action="store_true",
                         help="never promote the new model (by default it is promoted when its test accuracy "
                              "is at least the current promoted model's on the same test set)")

@@ -18,8 +18,10 @@ def build_parser():
         "monitor",
         "Report on a served model's prediction log: volume and latency percentiles, class balance, "
         "confidence, drift of the score distribution against the model card's test-set reference "
-        "(PSI and a KS test), and live accuracy from feedback with a Wilson interval. Writes "
-        "monitor.md, monitor.json and monitor.png.",
+        "(PSI and a KS test), embedding drift (a domain classifier's AUC), the share answered 'unknown' "
+        "against the test set's, and live accuracy from feedback with a Wilson interval. Writes index.html "
+        "(open it in a browser), monitor.md (also printed), monitor.json and monitor.png into --out; "
+        "alerts are listed under 'Alerts' in each, and the page opens with 'Alerts raised' or 'No alert'.",
         epilog="Exit status: 0 no alert, 1 failure (e.g. the log cannot be read), 2 usage error, "
                f"{_cli.EXIT_ALERT} an alert threshold was crossed (the report is written).",
     )

@@ -18,7 +18,8 @@ def build_parser():
         "predict",
         "Predict the class of each image (files, or folders searched recursively) with a saved model. "
         "Prints one JSON line (or CSV row) per image, in input order: path, label, the probability of "
-        "each class and the model version; a file that cannot be read gets a line with the error "
+        "each class, the presence score (how sure the model is that the photo shows a cat or a dog; "
+        "below the model's threshold the label is 'unknown') and the model version; a file that cannot be read gets a line with the error "
         "instead, and the run goes on (exit status 3).",
         epilog=_cli.SKIPPED_EPILOG, json_results=False,  # JSON lines are already its output
     )

@@ -152,3 +152,22 @@ def test_long_work_without_a_terminal_prints_a_progress_line_every_few_seconds(c
     assert len(lines) == 2 and "\r" not in "".join(lines)
     assert lines[0].startswith("extract: 1,040/4,160 img (25%), ") and "left [hog / svm]" in lines[0]
     assert lines[1].startswith("extract: 1,040/4,160 img (25%), ") and "done in" in lines[1]
+
+
+@pytest.mark.parametrize("command", ["predict", "serve", "extract"])
+def test_a_stopped_command_promises_resuming_only_where_a_cache_keeps_work(command, tmp_path, capsys):
+    """Issue 27: serve's SIGTERM line was extract's "finished cache entries are kept, run again to resume"."""
+    import importlib
+
+    from catdog_sk import _cli
+
+    parser = importlib.import_module(f"catdog_sk.{command}").build_parser()
+    argv = {"predict": ["x.jpg"], "serve": [], "extract": ["--data", "d", "--cache", str(tmp_path)]}[command]
+
+    def body(args):
+        raise KeyboardInterrupt
+
+    assert _cli.run(body, parser, argv) == 130
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("interrupted")
+    assert ("run again to resume" in err) == (command == "extract"), err
