@@ -41,6 +41,23 @@ def test_health_ready_and_page(client):
     assert page.status_code == 200 and 'type="file"' in page.text and ready["model_version"] in page.text
 
 
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_the_api_pages_load_every_asset_from_the_server_itself(client, page):
+    """Issue 27: /docs was blank offline, its Swagger UI loaded from a CDN."""
+    import re
+
+    html = client.get(page)
+    assert html.status_code == 200 and "text/html" in html.headers["content-type"]
+    assets = re.findall(r"""(?:src|href)=["']([^"']+)["']""", html.text)
+    assets += re.findall(r"""url: ["']([^"']+)["']""", html.text) + re.findall(r"""spec-url=["']([^"']+)""", html.text)
+    assert any(a.endswith(".js") for a in assets), assets
+    for url in assets:
+        assert not re.match(r"(https?:)?//", url), f"{page} loads {url} from another host"
+        got = client.get(url)
+        assert got.status_code == 200 and len(got.content) > 100, (url, got.status_code)
+    assert "/predict" in client.get("/openapi.json").json()["paths"]
+
+
 def test_predict_multipart_matches_the_estimator(client, photos):
     cat, dog = photos
     with open(cat, "rb") as fh:

@@ -76,7 +76,7 @@ def create_app(model_path, *, log_db=None, uploads_dir=None, max_upload_bytes=DE
         Routes: ``GET /`` (web page), ``POST /predict``, ``POST /feedback``,
         ``GET /monitor``, ``GET /health``, ``GET /ready``, ``GET /metrics``.
     """
-    from fastapi import FastAPI
+    from fastapi_offline import FastAPIOffline
 
     from ..monitoring.log import PredictionLog
 
@@ -85,8 +85,9 @@ def create_app(model_path, *, log_db=None, uploads_dir=None, max_upload_bytes=DE
     metrics = Metrics(slot.model["version"], slot.model["sha"])
     slot.on_reload = lambda model: metrics.set_model(model["version"], model["sha"])
     slot.on_reload_error = lambda exc: metrics.reload_errors.inc()
-    app = FastAPI(title="catdog_sk", version=slot.model["version"],
-                  description="Tell photos of cats from photos of dogs.")
+    # FastAPIOffline: FastAPI whose /docs and /redoc load Swagger UI and ReDoc from the package, not a CDN.
+    app = FastAPIOffline(title="catdog_sk", version=slot.model["version"],
+                         description="Tell photos of cats from photos of dogs.")
     app.state.current = slot.current
     app.state.prediction_log = log
     app.add_middleware(RequestTimeout, seconds=request_timeout, on_timeout=lambda path, status: (
