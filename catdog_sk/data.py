@@ -512,6 +512,21 @@ class Negatives:
             used[i] = first_side.setdefault(self.sha256[i], used[i])
         return self.subset(used), self.subset(~used)
 
+    def join(self, other):
+        """These photos followed by ``other``'s, as one set (photos of neither from several sources).
+
+        Parameters
+        ----------
+        other : Negatives
+
+        Returns
+        -------
+        negatives : Negatives
+            Its ``root`` names both sources (``'<root> + <other root>'``).
+        """
+        return Negatives(self.paths + other.paths, self.groups + other.groups, self.sha256 + other.sha256,
+                         f"{self.root} + {other.root}", self.ignored + other.ignored)
+
     def counts(self):
         """Number of photos per group, as a dict.
 
@@ -650,7 +665,7 @@ def _concat(images, extra):
 
 
 def load_training_data(source=None, *, test=None, extra=(), negatives=None, negatives_fraction=0.5,
-                       random_state=0, log=None):
+                       extra_negatives=(), random_state=0, log=None):
     """Find a training run's images: the first step of ``fit``, as one call.
 
     Parameters
@@ -662,12 +677,15 @@ def load_training_data(source=None, *, test=None, extra=(), negatives=None, nega
         Held-out test images. Default: the split root's ``test/``, else a seeded 20% of ``source``
         split by content hash (:func:`split_dataset`), so copies never straddle the split.
     extra : sequence of LabeledImages, str or os.PathLike, default=()
-        More training images: found sets (for example
-        :meth:`catdog_sk.monitoring.log.PredictionLog.feedback_dataset`) or folders / CSV manifests.
+        More training images: found sets (for example :func:`catdog_sk.training.feedback_dataset`)
+        or folders / CSV manifests.
     negatives : str or os.PathLike, default=None
         A folder of photos of neither (see :func:`find_negatives`), split by
         ``negatives_fraction`` into a fitting part and a held-out part.
     negatives_fraction : float, default=0.5
+    extra_negatives : sequence of Negatives, default=()
+        More photos of neither, all used for fitting, none held out (for example
+        :func:`catdog_sk.training.feedback_negatives`: photos users said show neither).
     random_state : int, default=0
         Seeds the 80/20 split and the negatives split.
     log : callable(str), default=None
@@ -689,6 +707,9 @@ def load_training_data(source=None, *, test=None, extra=(), negatives=None, nega
         log(f"negatives: {len(neg)} photos for fitting, {len(held)} held out ({os.fspath(negatives)})")
         for path, why in neg.ignored:
             log(f"skipped negative {path}: {why}")
+    for more in extra_negatives:
+        log(f"extra negatives {more.root}: {len(more)} photos for fitting")
+        neg = more if neg is None else neg.join(more)
     source = os.fspath(source) if source is not None else str(default_data_dir())
     splits = find_splits(source)
     train = find_images(splits["train"] if splits else source)

@@ -57,9 +57,9 @@ def build_parser():
                         help="save every tuned model, not only the best (the best is models/<run>/, the others "
                              "models/<run>/<features>-<model>/)")
     parser.add_argument("--extra-data", action="append", default=[], metavar="SPEC",
-                        help="more training images: 'feedback' (images users corrected through serve, from "
-                             "ARTIFACTS/models/prediction_log.sqlite), a prediction-log .sqlite file, or a "
-                             "labelled folder/CSV; repeatable")
+                        help="more training images: 'feedback' (photos users labelled through serve, from "
+                             "ARTIFACTS/models/prediction_log.sqlite; those said to show neither become negatives "
+                             "of 'unknown'), a prediction-log .sqlite file, or a labelled folder/CSV; repeatable")
     _add_unknown_args(parser)
     _cli.add_strict_arg(parser)
     _cli.add_backend_args(parser, "extraction partitions and grid-search fits run")
@@ -126,16 +126,17 @@ def _plan(parser, args):
 
 
 def _extra(args):
-    """--extra-data: the prediction log's feedback (``feedback`` or a .sqlite file), or labelled folders/CSVs."""
-    from .training import feedback_dataset
+    """--extra-data: (labelled folders/CSVs/feedback, the feedback's photos of 'neither' as negatives)."""
+    from .training import feedback_dataset, feedback_negatives
 
-    out = []
+    out, negatives = [], []
     for spec in args.extra_data:
         if spec == "feedback" or spec.endswith(".sqlite"):
             db = Path(args.artifacts) / "models" / "prediction_log.sqlite" if spec == "feedback" else spec
-            spec = feedback_dataset(db, log=lambda message: _cli.log(args, message))
+            spec, neg = feedback_dataset(db, log=lambda message: _cli.log(args, message)), feedback_negatives(db)
+            negatives += [neg] if neg is not None else []
         out.append(spec)
-    return out
+    return out, negatives
 
 
 def _work(args, plan, client):
@@ -144,9 +145,10 @@ def _work(args, plan, client):
     from .training import extract_features_for_run, save_run, search_models
 
     log, progress, cache = (lambda message: _cli.log(args, message)), _cli.show_progress(args), _cli.open_cache(args)
-    data = load_training_data(args.data, test=args.test, extra=_extra(args), random_state=args.seed,
-                              negatives=args.negatives if plan.unknown is not None and plan.cnn else None,
-                              negatives_fraction=args.negatives_fraction, log=log)
+    (extra, extra_negatives), presence = _extra(args), plan.unknown is not None and plan.cnn
+    data = load_training_data(args.data, test=args.test, extra=extra, random_state=args.seed,
+                              negatives=args.negatives if presence else None, negatives_fraction=args.negatives_fraction,
+                              extra_negatives=extra_negatives if presence else (), log=log)
     data.check_trainable(args.cv)
     features = extract_features_for_run(data, plan.sets, backbone=args.backbone, runtime=args.runtime,
                                         device=args.device, unknown=plan.unknown, cv=args.cv, cache=cache,

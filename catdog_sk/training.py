@@ -29,7 +29,7 @@ from .data import TrainingData
 from .registry import FEATURE_SETS
 
 __all__ = ["RunFeatures", "Comparison", "RunResult", "extract_features_for_run", "search_models", "save_run",
-           "claim_run", "release_run", "feedback_dataset"]
+           "claim_run", "release_run", "feedback_dataset", "feedback_negatives"]
 
 
 def _quiet(message):
@@ -422,8 +422,22 @@ def release_run(created):
             break
 
 
+def _feedback(log_path, log):
+    from .exceptions import DatasetError
+    from .monitoring.log import PredictionLog
+
+    if not Path(log_path).is_file():
+        raise DatasetError(f"No prediction log at {log_path}.")
+    paths, labels, missing = PredictionLog(log_path).feedback_images()
+    for sha in missing if log is not None else ():
+        log(f"feedback image {sha[:12]} is no longer in the uploads folder; skipped")
+    return paths, labels
+
+
 def feedback_dataset(log_path, *, log=None):
-    """Images users labelled through ``serve``'s feedback, as a training set for ``extra``.
+    """Photos users labelled cat or dog through ``serve``'s feedback, as a training set for ``extra``.
+
+    Those they said show neither are :func:`feedback_negatives`.
 
     Parameters
     ----------
@@ -442,16 +456,40 @@ def feedback_dataset(log_path, *, log=None):
         No prediction log at ``log_path``.
     """
     from .data import LabeledImages, normalize_label
-    from .exceptions import DatasetError
-    from .monitoring.log import PredictionLog
+    from .models.classifier import UNKNOWN
 
-    if not Path(log_path).is_file():
-        raise DatasetError(f"No prediction log at {log_path}.")
-    paths, labels, missing = PredictionLog(log_path).feedback_images()
-    for sha in missing:
-        (log or _quiet)(f"feedback image {sha[:12]} is no longer in the uploads folder; skipped")
-    return LabeledImages(paths, np.array([normalize_label(y) for y in labels], dtype=object), "feedback",
-                         str(log_path))
+    pets = [(p, y) for p, y in zip(*_feedback(log_path, log or _quiet)) if y != UNKNOWN]
+    return LabeledImages([p for p, _ in pets], np.array([normalize_label(y) for _, y in pets], dtype=object),
+                         "feedback", str(log_path))
+
+
+def feedback_negatives(log_path):
+    """Photos users said show neither a cat nor a dog (feedback 'neither'), as negatives for fitting.
+
+    A wrongly accepted photo of another animal becomes a negative of the presence model, as a wrongly
+    rejected pet becomes a positive through :func:`feedback_dataset`.
+
+    Parameters
+    ----------
+    log_path : str or os.PathLike
+        A prediction log (``prediction_log.sqlite``); the images are in ``uploads/`` beside it.
+
+    Returns
+    -------
+    negatives : catdog_sk.data.Negatives or None
+        Group ``'feedback'``; None when no feedback said neither.
+
+    Raises
+    ------
+    DatasetError
+        No prediction log at ``log_path``.
+    """
+    from .data import Negatives, content_hashes
+    from .models.classifier import UNKNOWN
+
+    paths = [p for p, y in zip(*_feedback(log_path, None)) if y == UNKNOWN]
+    return Negatives(paths, ["feedback"] * len(paths), content_hashes(paths), f"{log_path} (feedback)") if paths \
+        else None
 
 
 def _held_out_decision(clf, data, cache, n_jobs, log):

@@ -36,8 +36,9 @@ def test_upload_a_photo_read_the_label_and_send_feedback(server, browser, photos
     result = browser.find_element(By.ID, "result")
     assert result.get_attribute("data-label") == "dog" and result.text.startswith("dog (")
     browser.save_screenshot(str(tmp_path / "page.png"))
-    button = wait.until(ec.element_to_be_clickable((By.ID, "wrong")))
-    assert "cat" in button.text
+    button = wait.until(ec.element_to_be_clickable((By.ID, "fix-cat")))
+    choices = [b.text for b in browser.find_element(By.ID, "choices").find_elements(By.TAG_NAME, "button")]
+    assert choices == ["a cat", "neither a cat nor a dog"]  # every correction but the answer given (issue 27)
     button.click()
     wait.until(lambda d: d.find_element(By.ID, "thanks").text == "Thanks, recorded.")
     (row,) = PredictionLog(log).rows()

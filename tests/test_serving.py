@@ -107,7 +107,8 @@ def test_feedback_is_joined_to_the_logged_prediction(client, photos):
     ok = client.post("/feedback", json={"request_id": body["request_id"], "label": "dog"})
     assert ok.status_code == 200 and ok.json()["predicted"] == "cat"
     assert client.post("/feedback", json={"request_id": "nope", "label": "dog"}).status_code == 404
-    assert client.post("/feedback", json={"request_id": body["request_id"], "label": "horse"}).status_code == 422
+    horse = client.post("/feedback", json={"request_id": body["request_id"], "label": "horse"})
+    assert horse.status_code == 422 and "'neither'" in horse.json()["error"], horse.text
     (row,) = [r for r in client.app_.state.prediction_log.rows() if r["request_id"] == body["request_id"]]
     assert row["label"] == "cat" and row["true_label"] == "dog" and len(row["sha256"]) == 64
     metrics = client.get("/metrics").text
@@ -115,6 +116,18 @@ def test_feedback_is_joined_to_the_logged_prediction(client, photos):
     assert 'catdog_feedback_total{correct="false"} 1.0' in metrics
     assert 'catdog_requests_total{endpoint="/feedback",http_response_code="404"} 1.0' in metrics
     assert "catdog_request_duration_seconds_bucket" in metrics and "catdog_model_info{" in metrics
+
+
+@pytest.mark.parametrize("said", ["neither", "unknown"])
+def test_feedback_can_say_the_photo_shows_neither(client, photos, said):
+    """Issue 27: 'unknown' got a 422; a photo of neither is stored as the model's own 'unknown' answer."""
+    with open(photos[0], "rb") as fh:
+        body = client.post("/predict", files={"file": ("cat.jpg", fh, "image/jpeg")}).json()
+    ok = client.post("/feedback", json={"request_id": body["request_id"], "label": said})
+    assert ok.status_code == 200 and ok.json()["label"] == "unknown" and ok.json()["predicted"] == "cat"
+    (row,) = [r for r in client.app_.state.prediction_log.rows() if r["request_id"] == body["request_id"]]
+    assert row["true_label"] == "unknown"
+    assert 'catdog_feedback_total{correct="false"} 1.0' in client.get("/metrics").text
 
 
 def test_a_broken_prediction_log_never_breaks_serving(model_dir, tmp_path, photos):
@@ -203,8 +216,11 @@ def test_psi_and_wilson_interval():
     assert wilson_interval(0, 10)[0] == 0.0
 
 
-def test_feedback_retrain_promote_and_hot_reload(shared_data, feature_cache, tmp_path, capsys):
-    """The deployment loop: fit -> serve -> predict -> feedback -> monitor -> retrain -> promotion -> reload."""
+def test_feedback_retrain_promote_and_hot_reload(shared_data, animals10, feature_cache, tmp_path, capsys):
+    """The deployment loop: fit -> serve -> predict -> feedback -> monitor -> retrain -> promotion -> reload.
+
+    Feedback of both kinds reaches retraining (issue 27): a corrected pet becomes a training photo, and a
+    photo the user says shows neither becomes a negative of the presence model."""
     from fastapi.testclient import TestClient
 
     from catdog_sk import fit, monitor
@@ -227,6 +243,10 @@ def test_feedback_retrain_promote_and_hot_reload(shared_data, feature_cache, tmp
             body = c.post("/predict", files={"file": ("dog.jpg", fh, "image/jpeg")}).json()
         assert body["model_version"] == v1
         assert c.post("/feedback", json={"request_id": body["request_id"], "label": "dog"}).status_code == 200
+        with open(sorted((animals10 / "cow").glob("*"))[0], "rb") as fh:
+            cow = c.post("/predict", files={"file": ("cow.jpg", fh, "image/jpeg")}).json()
+        said = c.post("/feedback", json={"request_id": cow["request_id"], "label": "neither"})
+        assert said.status_code == 200 and said.json()["label"] == "unknown", said.text
         db = art / "models" / "prediction_log.sqlite"
         assert monitor.main(["--db", str(db), "--model", str(art / "models" / "r1"), "--out", str(tmp_path / "m"),
                              "--quiet"]) in (0, 4)
@@ -237,7 +257,9 @@ def test_feedback_retrain_promote_and_hot_reload(shared_data, feature_cache, tmp
         assert fit.main(common + ["--run", "r2", "--extra-data", "feedback", "--json"]) == 0
         second = json.loads(capsys.readouterr().out)
         card = json.loads((art / "models" / "r2" / "model_card.json").read_text())
-        assert card["data"]["train_counts"]["dog"] == 21  # 20 photos + the corrected upload
+        assert card["data"]["train_counts"] == {"cat": 20, "dog": 21}  # 20 photos each + the corrected dog
+        used = card["unknown"]["negatives_used"]
+        assert used["n"] == 1 and used["source"].endswith("(feedback)"), used  # the cow, a negative now
         decision = card["promotion"]
         assert decision == second["promotion"] and "champion_test_accuracy" in decision
         assert decision["promoted"] == (decision["challenger_test_accuracy"] >= decision["champion_test_accuracy"])

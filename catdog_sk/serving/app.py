@@ -150,10 +150,17 @@ def _prediction(item, label, proba, presence, confidence, classes, metrics):
             "presence": round(float(presence), 6)}
 
 
+#: Feedback labels saying the photo shows neither a cat nor a dog. ``fit --extra-data feedback`` makes such
+#: photos negatives of the presence model, and corrected pets positives.
+NEITHER_LABELS = ("neither", "unknown")
+
+
 def _add_feedback_route(app, slot, log, metrics):
     from fastapi import Request
 
-    shape = 'Body must be JSON {"request_id": "...", "label": "cat"|"dog", "item": 0}'
+    from ..models.classifier import UNKNOWN
+
+    shape = 'Body must be JSON {"request_id": "...", "label": "cat"|"dog"|"neither", "item": 0}'
 
     @app.post("/feedback")
     async def feedback(request: Request):
@@ -170,8 +177,11 @@ def _add_feedback_route(app, slot, log, metrics):
         if isinstance(item, bool) or not isinstance(item, int) or not 0 <= item < MAX_IMAGES_PER_REQUEST:
             raise Problem(422, shape + f"; item must be a whole number from 0 to {MAX_IMAGES_PER_REQUEST - 1}.")
         classes = slot.current()["classes"]
-        if label not in classes:
-            raise Problem(422, f"label must be one of {', '.join(classes)}; got {label[:40]!r}.")
+        if label in NEITHER_LABELS:  # the photo shows neither: stored as the model's own 'unknown' answer
+            label = UNKNOWN
+        elif label not in classes:
+            raise Problem(422, f"label must be one of {', '.join(classes)}, or 'neither' (also 'unknown') for a "
+                               f"photo of neither, such as another animal; got {label[:40]!r}.")
         recorded = log.feedback(request_id, item, label)
         if recorded is None:
             raise Problem(503, "The prediction log is unavailable; feedback was not stored.")
