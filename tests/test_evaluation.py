@@ -24,6 +24,26 @@ def test_the_unknown_gallery_says_how_many_it_shows_and_results_list_all(tmp_pat
     assert [p["path"] for p in listed] == paths[:15] and metrics["unknown_photos"] == listed
 
 
+def test_photos_of_neither_answered_cat_or_dog_get_their_own_gallery(tmp_path):
+    """Issue 27: the report counted the other animals accepted as pets, and showed none of them."""
+    from catdog_sk.evaluation import write_report
+
+    paths = [str(save(textured_image(seed=i), tmp_path / "img" / f"p{i:02d}.png")) for i in range(10)]
+    y = np.array(["cat", "dog"] * 5)
+    negatives = {"paths": paths[:6], "groups": ["cow", "cow", "sheep", "sheep", "horse", "horse"],
+                 "labels": np.array(["unknown", "dog", "unknown", "cat", "unknown", "dog"], dtype=object),
+                 "presence": np.array([0.1, 0.7, 0.2, 0.9, 0.3, 0.6]), "source": "animals", "note": "six"}
+    write_report(tmp_path / "r", paths=paths, y_true=y, pred=y, proba=np.tile([[0.9, 0.1], [0.2, 0.8]], (5, 1)),
+                 classes=np.array(["cat", "dog"]), title="t", labels=y.astype(object), presence=np.full(10, 0.95),
+                 threshold=0.5, negatives=negatives)
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert "Photos of neither answered cat or dog (3 of 3 shown, most present first" in md
+    assert (tmp_path / "r" / "accepted_negatives.png").stat().st_size > 1000
+    listed = json.loads((tmp_path / "r" / "results.json").read_text())["accepted_negatives"]
+    assert [(a["path"], a["group"], a["label"]) for a in listed] == [
+        (paths[3], "sheep", "cat"), (paths[1], "cow", "dog"), (paths[5], "horse", "dog")]
+
+
 def test_the_comparison_chart_draws_error_rates_on_a_log_scale(tmp_path, monkeypatch):
     from catdog_sk.evaluation.comparison import plot_comparison
     from catdog_sk.plotting import pyplot

@@ -184,6 +184,10 @@ def test_default_model_says_unknown_for_other_animals_and_keeps_real_pets(full_r
     report = (full_run / "reports" / "full")
     assert (report / "unknown_tradeoff.png").is_file() and (report / "unknown.png").is_file()
     assert "accuracy on the answered photos" in (report / "report.md").read_text()
+    accepted = json.loads((report / "results.json").read_text())["accepted_negatives"]  # shown, not only counted
+    assert len(accepted) == neg["n"] - round(neg["rejected"] * neg["n"])
+    assert all(a["label"] in ("cat", "dog") for a in accepted)
+    assert (report / "accepted_negatives.png").is_file() == bool(accepted)
     # animals10's own cats and dogs, and the negatives again through evaluate (fitted ones left out)
     out = full_run / "eval-a10"
     capsys.readouterr()

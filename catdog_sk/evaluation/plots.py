@@ -235,3 +235,35 @@ def plot_unknown_gallery(paths, y_true, presence, path, *, k=12):
              path, f"Cat/dog photos answered 'unknown': {len(order)} of {len(paths)} shown, least present first"
              if len(order) else "No photo answered 'unknown'", k=k)
     return [int(i) for i in order]
+
+
+def plot_accepted_gallery(paths, groups, labels, presence, path, *, k=12):
+    """Photos of neither that the model answered cat or dog, most present first: its worst "unknown" misses.
+
+    Parameters
+    ----------
+    paths : sequence of str
+        The photos of neither answered cat or dog.
+    groups : sequence of str
+        What each shows (its folder: ``'cow'``, ``'sheep'`` ...).
+    labels : array-like of shape (n_samples,)
+        The answer given to each (``'cat'`` or ``'dog'``).
+    presence : array-like of shape (n_samples,)
+        Their presence scores.
+    path : str or os.PathLike
+        PNG file to write.
+    k : int, default=12
+        Most photos shown.
+
+    Returns
+    -------
+    shown : list of int
+        Indices of the photos shown, most present first.
+    """
+    order = np.argsort(-np.asarray(presence, dtype=float), kind="stable")[:k]
+    _gallery([paths[i] for i in order],
+             [f"{os.path.basename(str(paths[i]))}\n{groups[i]} answered {labels[i]}, presence {presence[i]:.3f}"
+              for i in order],
+             path, f"Photos of neither answered cat or dog: {len(order)} of {len(paths)} shown, most present first",
+             k=k)
+    return [int(i) for i in order]

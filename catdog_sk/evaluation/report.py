@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..metrics import abstention_metrics, classification_metrics, negatives_metrics, unknown_tradeoff
-from .plots import plot_confusion, plot_curves, plot_top_losses, plot_unknown_gallery, plot_unknown_tradeoff
+from .plots import plot_accepted_gallery, plot_confusion, plot_curves, plot_top_losses, plot_unknown_gallery, plot_unknown_tradeoff
 
 __all__ = ["negatives_decision", "abstention_markdown", "write_report"]
 
@@ -36,14 +36,15 @@ def negatives_decision(clf, negatives, *, note, cache=None, n_jobs=None, progres
     Returns
     -------
     negatives : dict
-        ``{"groups", "labels", "presence", "source", "note"}``.
+        ``{"paths", "groups", "labels", "presence", "source", "note"}``.
     errors : list of ImageDecodeError
         The photos that could not be decoded (left out).
     """
     res = clf.featurize(negatives.paths, on_error="skip", cache=cache, n_jobs=n_jobs, progress=progress,
                         desc="negatives")
     decision = clf.predict_features(res.features)
-    return ({"groups": [negatives.groups[i] for i in res.ok], "labels": decision.labels,
+    return ({"paths": [negatives.paths[i] for i in res.ok], "groups": [negatives.groups[i] for i in res.ok],
+             "labels": decision.labels,
              "presence": decision.presence, "source": negatives.root, "note": note.format(n=len(res.ok))},
             res.errors)
 
@@ -101,9 +102,26 @@ def abstention_markdown(metrics, out_dir, *, paths, y_true, labels, presence, th
                "| group | photos | answered 'unknown' |", "|---|---|---|"]
         md += [f"| {g} | {v['n']} | {v['rejected']:.1%} |" for g, v in neg["by_group"].items()]
         md += ["", "![unknown trade-off](unknown_tradeoff.png)", ""]
+        if "paths" in negatives:
+            md += _accepted_negatives(metrics, out_dir, negatives)
     md += [f"Cat/dog photos answered 'unknown' ({len(shown)} of {len(unknown)} shown, least present first; "
            "all of them are listed in results.json):", "", "![unknown](unknown.png)", ""]
     return "\n".join(md)
+
+
+def _accepted_negatives(metrics, out_dir, negatives):
+    """The photos of neither answered cat or dog: a gallery, most present first, all listed in results.json."""
+    labels, presence = np.asarray(negatives["labels"]).astype(str), np.asarray(negatives["presence"], float)
+    accepted = np.flatnonzero(labels != "unknown")
+    accepted = accepted[np.argsort(-presence[accepted], kind="stable")]
+    metrics["accepted_negatives"] = [{"path": str(negatives["paths"][i]), "group": str(negatives["groups"][i]),
+                                      "label": labels[i], "presence": float(presence[i])} for i in accepted]
+    if not len(accepted):
+        return ["No photo of neither was answered cat or dog.", ""]
+    shown = plot_accepted_gallery([negatives["paths"][i] for i in accepted], [negatives["groups"][i] for i in accepted],
+                                  labels[accepted], presence[accepted], out_dir / "accepted_negatives.png")
+    return [f"Photos of neither answered cat or dog ({len(shown)} of {len(accepted)} shown, most present first; "
+            "all of them are listed in results.json):", "", "![accepted negatives](accepted_negatives.png)", ""]
 
 
 def write_report(out_dir, *, paths, y_true, pred, proba, classes, title, short_title="model", metrics=None,
