@@ -7,7 +7,7 @@ galleries, reports), which re-exports these names.
 import numpy as np
 
 __all__ = ["classification_metrics", "expected_calibration_error", "bootstrap_ci", "abstention_metrics",
-           "negatives_metrics", "unknown_tradeoff", "answer_confidence"]
+           "negatives_metrics", "unknown_tradeoff", "answer_confidence", "mcnemar_test"]
 
 
 def expected_calibration_error(y_true_positive, p_positive, *, n_bins=15):
@@ -197,3 +197,34 @@ def answer_confidence(labels, proba, presence):
     labels = np.asarray(labels).astype(str)
     proba, presence = np.asarray(proba, dtype=float), np.asarray(presence, dtype=float)
     return np.where(labels == "unknown", 1.0 - presence, proba.max(axis=1))
+
+
+def mcnemar_test(y_true, pred_a, pred_b):
+    """Exact McNemar test: do two classifiers' error rates on the same photos differ?
+
+    Only the photos one model gets right and the other wrong count; under the hypothesis that both
+    err equally often, each such photo goes either way with probability 1/2, so the two-sided p-value
+    is a binomial test on those discordant photos. Two models "one photo apart" get p = 1: their
+    difference on this test set says nothing.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_images,)
+        The true labels.
+    pred_a, pred_b : array-like of shape (n_images,)
+        The two models' answers on the same photos.
+
+    Returns
+    -------
+    result : dict
+        ``only_a_right`` and ``only_b_right`` (the discordant counts), ``errors_a``, ``errors_b``,
+        ``n`` and ``p_value``.
+    """
+    from scipy.stats import binomtest
+
+    y_true, pred_a, pred_b = (np.asarray(a) for a in (y_true, pred_a, pred_b))
+    right_a, right_b = pred_a == y_true, pred_b == y_true
+    a_only, b_only = int(np.sum(right_a & ~right_b)), int(np.sum(right_b & ~right_a))
+    p = 1.0 if a_only + b_only == 0 else float(binomtest(a_only, a_only + b_only, 0.5).pvalue)
+    return {"only_a_right": a_only, "only_b_right": b_only, "errors_a": int(np.sum(~right_a)),
+            "errors_b": int(np.sum(~right_b)), "n": int(y_true.size), "p_value": min(p, 1.0)}

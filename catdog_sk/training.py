@@ -346,6 +346,8 @@ class RunResult:
         from .models.workflow import grid_edges
 
         lines += [f"note: {note}" for note in grid_edges(best["model"], best["features"], best["best_params"])]
+        if res.get("top_two"):
+            lines.append(_top_two_text(res["top_two"]))
         if self.classifier.presence_ is not None:
             line = (f"unknown: answers {best['test_coverage']:.2%} of the test photos, accuracy on those "
                     f"{best['test_answered_accuracy']:.4f}")
@@ -568,7 +570,46 @@ def _run_markdown(comparison, run, version):
     return "\n".join(["## Run", "", "| | |", "|---|---|", *[f"| {k} | {v} |" for k, v in cells], "", ""])
 
 
-def _write_report(comparison, decision, held, work, run, version):
+def _top_two(comparison, decisions):
+    """The best row against the runner-up (the same CV ranking) on the test photos: the exact McNemar test."""
+    from .metrics import mcnemar_test
+    from .models.workflow import choose_best
+
+    best = comparison.best
+    rest = [r for r in comparison.rows if r is not best]
+    if not rest:
+        return None
+    rows, preds = (best, choose_best(rest)), []
+    for row in rows:
+        key = (row["features"], row["model"])
+        clf = comparison.fitted[key]
+        decision = decisions.get(key) or clf.predict_features(comparison.test_features(key))
+        preds.append(clf.classes_[np.argmax(decision.proba, 1)])
+    test = mcnemar_test(comparison.features.data.test.labels, *preds)
+    return dict(best=f"{best['features']} + {best['model']}", runner_up=f"{rows[1]['features']} + {rows[1]['model']}",
+                **test)
+
+
+def _top_two_text(top):
+    """One sentence on :func:`catdog_sk.metrics.mcnemar_test` of the top two rows, for the summary and report.
+
+    Parameters
+    ----------
+    top : dict
+        ``comparison.json``'s ``top_two``.
+
+    Returns
+    -------
+    text : str
+    """
+    verdict = ("the difference is significant at the 5% level" if top["p_value"] < 0.05 else
+               "no evidence that they differ: either could be the better model")
+    return (f"top two by CV, {top['best']} against {top['runner_up']} on the {top['n']} test photos: "
+            f"{top['errors_a']} vs {top['errors_b']} errors; {top['only_a_right']} photos only the first gets right, "
+            f"{top['only_b_right']} only the second; exact McNemar test p = {top['p_value']:.2g} ({verdict})")
+
+
+def _write_report(comparison, decision, held, work, run, version, top_two):
     """The best model's report (+ the comparison of all rows) into ``work``; returns the report's summary."""
     from .evaluation import write_report
     from .evaluation.comparison import markdown_table, plot_comparison
@@ -583,6 +624,7 @@ def _write_report(comparison, decision, held, work, run, version):
         short_title=f"{best['features']} + {best['model']}",
         extra_md=_run_markdown(comparison, run, version) + "## All feature sets x models\n\n" + markdown_table(rows)
                  + "\n\n![comparison](comparison.png)\n\nBest model chosen by CV accuracy on train."
+                 + (f" The {_top_two_text(top_two)}." if top_two else "")
                  + "".join(f" The {r['model']} row's CV accuracy is its {r['selection']}." for r in rows
                            if "selection" in r),
         labels=decision.labels if clf.presence_ is not None else None,
@@ -591,7 +633,7 @@ def _write_report(comparison, decision, held, work, run, version):
         best["negatives"] = report["negatives"]
 
 
-def _results(comparison, run, saved, report_dir, promotion):
+def _results(comparison, run, saved, report_dir, promotion, top_two):
     """The content of ``comparison.json``."""
     from .models.persistence import library_versions
 
@@ -601,6 +643,7 @@ def _results(comparison, run, saved, report_dir, promotion):
             "extract_seconds": round(feats.extract_seconds, 2),
             "feature_ms_per_image": {k: round(v, 2) for k, v in feats.ms_per_image.items()},
             "rows": comparison.rows, "best": {"features": best["features"], "model": best["model"]},
+            "top_two": top_two,
             "models": {k: str(v) for k, v in saved.items()}, "report": str(report_dir), "promotion": promotion,
             "skipped": feats.skipped, "versions": library_versions()}
 
@@ -661,8 +704,10 @@ def save_run(comparison, *, artifacts="artifacts", run=None, cache=None, n_jobs=
             saved = _save_models(comparison, decisions, art / "models" / run, run=run, save_all=save_all,
                                  promotion=promotion, held=held, unknown_setting=unknown_setting)
             best_dir = saved[f"{best['features']}/{best['model']}"]
-            _write_report(comparison, decisions[best_key], held, work, run, read_card(best_dir / CARD_FILE).version)
-            results = _results(comparison, run, saved, art / "reports" / run, promotion)
+            top_two = _top_two(comparison, decisions)
+            _write_report(comparison, decisions[best_key], held, work, run, read_card(best_dir / CARD_FILE).version,
+                          top_two)
+            results = _results(comparison, run, saved, art / "reports" / run, promotion, top_two)
             (work / "comparison.json").write_text(json.dumps(results, indent=2, default=str))
         if promotion["promoted"]:
             promote_model(art / "models", saved[f"{best['features']}/{best['model']}"])

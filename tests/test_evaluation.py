@@ -44,6 +44,21 @@ def test_photos_of_neither_answered_cat_or_dog_get_their_own_gallery(tmp_path):
         (paths[3], "sheep", "cat"), (paths[1], "cow", "dog"), (paths[5], "horse", "dog")]
 
 
+def test_mcnemar_counts_only_the_photos_the_two_models_disagree_on():
+    from catdog_sk.metrics import mcnemar_test
+
+    y = np.array(["cat"] * 100)
+    a, b = y.copy(), y.copy()
+    b[:10] = "dog"  # 10 photos only a gets right
+    a[50:52] = b[50:52] = "dog"  # both wrong: not counted
+    t = mcnemar_test(y, a, b)
+    assert (t["only_a_right"], t["only_b_right"], t["errors_a"], t["errors_b"]) == (10, 0, 2, 12)
+    assert np.isclose(t["p_value"], 2 * 0.5 ** 10)  # each discordant photo a fair coin under the null
+    b[:10], b[10] = "cat", "dog"
+    a[11] = "dog"  # one photo each way: no evidence of any difference
+    assert mcnemar_test(y, a, b)["p_value"] == 1.0
+
+
 def test_the_comparison_chart_draws_error_rates_on_a_log_scale(tmp_path, monkeypatch):
     from catdog_sk.evaluation.comparison import plot_comparison
     from catdog_sk.plotting import pyplot

@@ -159,6 +159,13 @@ def test_fit_all_on_shared_split_meets_accuracy_targets(full_run):
     assert best["test_accuracy"] >= 0.995
     assert best["test_ece"] <= 0.02
     assert best_classic >= 0.80
+    # Whether the top two differ at all (issue 27: they were one photo apart): the exact McNemar test
+    top, by_name = results["top_two"], {f"{r['features']} + {r['model']}": r for r in rows}
+    assert top["best"] == f"{best['features']} + {best['model']}" and top["n"] == best["test_n"] == 2000
+    for who, errors in (("best", "errors_a"), ("runner_up", "errors_b")):
+        assert top[errors] == round((1 - by_name[top[who]]["test_accuracy"]) * top["n"]), (who, top)
+    assert top["errors_b"] - top["errors_a"] == top["only_a_right"] - top["only_b_right"]
+    assert f"exact McNemar test p = {top['p_value']:.2g}" in (full_run / "reports" / "full" / "report.md").read_text()
 
 
 @pytest.mark.cnn
