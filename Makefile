@@ -2,9 +2,11 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# torch is installed first and pinned so pip takes this machine's local wheels
-# instead of downloading a multi-GB CUDA build; override on other machines.
+# torch is installed first, pinned to the versions this project is tested with. From PyPI that is the
+# CUDA build (the venv weighs 6.6 GB, 4.1 GB of it CUDA libraries and triton); on a machine without a GPU,
+# `make venv TORCH_INDEX=https://download.pytorch.org/whl/cpu` takes PyTorch's CPU build instead.
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+TORCH_INDEX ?=
 # The main job's data: $CATDOG_DATA, else the shared photos beside the clone
 # when present, else catdog_sk downloads the public PetImages set once.
 CATDOG_DATA ?= $(if $(wildcard ../shared/data/catsdogs/train),../shared/data/catsdogs,)
@@ -22,7 +24,7 @@ ORT_WEB_FILES := ort.wasm.bundle.min.mjs ort-wasm-simd-threaded.mjs ort-wasm-sim
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check $(TORCH_SPEC)
+	$(PY) -m pip install -q --disable-pip-version-check $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) $(TORCH_SPEC)
 	$(PY) -m pip install -q --disable-pip-version-check -e ".[dev]"
 	@touch $@
 
