@@ -46,6 +46,26 @@ def test_predict_without_model_uses_it_and_says_so(sample):
 
 
 @pytest.mark.cnn
+def test_a_predict_after_the_first_builds_no_pytorch_network(sample):
+    """Issue 27 (a first predict took 58.8 s): once a process has compiled the networks and kept their heads,
+    the next predict neither imports timm and torchvision nor builds a network, and answers the same."""
+    from catdog_sk.features._loading import _HEADS, _cached_head, load_backbone
+
+    pets, _ = sample
+    code = ("import sys; from catdog_sk import predict; status = predict.main(sys.argv[1:] + ['--quiet']); "
+            "print('imported:', sorted(m for m in ('timm', 'torchvision') if m in sys.modules), file=sys.stderr); "
+            "sys.exit(status)")
+    runs = [subprocess.run([sys.executable, "-c", code, *pets[:3]], cwd=REPO, capture_output=True, text=True,
+                           timeout=600) for _ in range(2)]
+    assert [r.returncode for r in runs] == [0, 0], runs[0].stderr + runs[1].stderr
+    assert runs[1].stdout == runs[0].stdout and len(runs[1].stdout.splitlines()) == 3
+    assert runs[1].stderr.strip().splitlines()[-1] == "imported: []", runs[1].stderr
+    load_backbone("efficientnet_lite0")  # the head kept on disk is the network's own, bit for bit
+    (weight, bias), built = _cached_head("efficientnet_lite0"), _HEADS["efficientnet_lite0"]
+    assert np.array_equal(weight, built[0]) and np.array_equal(bias, built[1])
+
+
+@pytest.mark.cnn
 def test_a_rebuild_from_the_photos_predicts_the_same_labels(full_run, shared_data, animals10, feature_cache,
                                                             tmp_path, sample):
     """full_run filled the session cache with the same features; the rebuild is the documented command."""

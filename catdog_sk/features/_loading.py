@@ -15,7 +15,7 @@ from ..exceptions import BackboneUnavailableError
 from ._backbones import (IMAGENET_CAT_CLASSES, IMAGENET_DOG_CLASSES, BackboneSpec, bundled_weights_path,
                          get_backbone, tuned_weights, weights_sha256)
 
-__all__ = ["load_backbone", "imagenet_head", "imagenet_groups", "HEAD_COLUMNS"]
+__all__ = ["load_backbone", "imagenet_head", "imagenet_groups", "known_without_building", "HEAD_COLUMNS"]
 
 _LOAD_LOCK = threading.Lock()
 _HEADS = {}  # backbone name -> (weight, bias) of its ImageNet-1k classifier, or None
@@ -168,6 +168,59 @@ def _build_torchvision(spec):
     return model, spec, _state_dict_sha256(model), head
 
 
+def known_without_building(name):
+    """A bundled backbone's spec and weights checksum, read without importing torch or timm.
+
+    With a compiled network cached on disk (OpenVINO) and its ImageNet head cached too, a process that
+    only predicts never builds the PyTorch model: a first ``predict`` saves the ~3 s of importing timm
+    and torchvision and building the network. Other backbones learn their preprocessing only once
+    built: None.
+
+    Parameters
+    ----------
+    name : str
+
+    Returns
+    -------
+    known : (BackboneSpec, str) or None
+    """
+    spec = get_backbone(name)
+    if spec.source != "bundled":
+        return None
+    return spec, weights_sha256(bundled_weights_path(spec))
+
+
+def _head_file(name, sha):
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "catdog_sk", "heads", f"{name}-{sha[:16]}.npz")
+
+
+def _save_head(name, sha, head):
+    """Keep a bundled backbone's head beside the compiled networks (best effort: a read-only home is fine)."""
+    import tempfile
+
+    path = _head_file(name, sha)
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".npz")
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, weight=head[0], bias=head[1])
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
+def _cached_head(name):
+    known = known_without_building(name)
+    if known is None:
+        return None
+    try:
+        with np.load(_head_file(name, known[1])) as z:
+            return z["weight"].astype(np.float32), z["bias"].astype(np.float32)
+    except (OSError, KeyError, ValueError):
+        return None
+
+
 @lru_cache(maxsize=4)
 def _load(name):
     spec = get_backbone(name)
@@ -175,6 +228,8 @@ def _load(name):
                "tuned": _build_tuned}
     model, spec, sha, head = builder[spec.source](spec)
     _HEADS[name] = head
+    if spec.source == "bundled" and head is not None and _cached_head(name) is None:
+        _save_head(name, sha, head)
     import torch
 
     model = model.eval().to(memory_format=torch.channels_last)
@@ -224,7 +279,12 @@ def imagenet_head(name):
     -------
     head : tuple of ndarray, or None
     """
-    load_backbone(name)
+    if name not in _HEADS:
+        cached = _cached_head(name)  # a bundled backbone's head, kept when it was first built
+        if cached is not None:
+            _HEADS[name] = cached
+            return cached
+        load_backbone(name)
     return _HEADS.get(name)
 
 

@@ -6,7 +6,7 @@ from functools import lru_cache
 import numpy as np
 
 from ..exceptions import BackboneUnavailableError
-from ._loading import load_backbone
+from ._loading import known_without_building, load_backbone
 
 __all__ = ["RUNTIMES", "DEVICES", "DECODERS", "CUDA_BATCH_SIZE", "DEFAULT_BATCH_SIZE", "cuda_available",
            "resolve_device", "load_openvino", "load_cuda", "cuda_precision"]
@@ -118,7 +118,11 @@ def load_openvino(name, precision):
     """Compile the backbone with OpenVINO; the converted model is stored once per weights checksum."""
     import openvino as ov
 
-    model, spec, sha = load_backbone(name)
+    known = known_without_building(name)  # bundled: no PyTorch model is needed when the IR is cached
+    if known is not None:
+        model, (spec, sha) = None, known
+    else:
+        model, spec, sha = load_backbone(name)
     version = ov.__version__.split("-")[0]
     folder = os.path.join(_openvino_dir(), f"{spec.name.replace('/', '_')}-{sha[:16]}-ov{version}-u8nhwc")
     xml = os.path.join(folder, "model.xml")
@@ -127,6 +131,8 @@ def load_openvino(name, precision):
         import shutil
         import tempfile
 
+        if model is None:
+            model, spec, sha = load_backbone(name)
         converted = _convert_openvino(model, spec)
         os.makedirs(os.path.dirname(folder), exist_ok=True)
         tmp = tempfile.mkdtemp(dir=os.path.dirname(folder), prefix=".tmp-")
