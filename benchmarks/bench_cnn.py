@@ -16,6 +16,11 @@ run of the default runtime without them prints what the head costs (target: with
 With ``--accuracy`` the train and test sets are embedded by each and StandardScaler +
 LogisticRegression(C=0.01) fitted on train is scored on test.
 
+On the CPU the same run also times, side by side, the network alone (Lite0's compiled OpenVINO model on
+crops decoded and cropped beforehand, at the extractor's batch size and thread count: the physical limit)
+and decoding + cropping alone through the same engine, and prints the end-to-end rate as a share of the
+network alone (target: at least 85%) and the share of the end-to-end time each stage would take alone.
+
 With ``--device cuda`` (a CUDA GPU), the same run also times, side by side: catdog_sk on the GPU end to
 end (decode included, ``device='cuda'``: bf16 autocast, batches of 256), once with JPEGs decoded by
 Pillow on the CPU and once by nvjpeg on the GPU (the default there), the network alone on the GPU
@@ -108,6 +113,38 @@ def decode_only(paths, plan=None):
     from catdog_sk.features import extract_features
 
     extract_features(paths, [plan or _CropOnly()])
+
+
+def crops_of(paths, size=224, crop_pct=0.875):
+    """The network's input for each photo, decoded and cropped once, outside any timing."""
+    from catdog_sk.preprocess import decode_image, read_bytes, resize_shorter_center_crop
+
+    return [resize_shorter_center_crop(decode_image(read_bytes(p), path=p), size, crop_pct=crop_pct) for p in paths]
+
+
+def network_alone_cpu(crops, batch_size, precision="f32"):
+    """Seconds for Lite0's compiled OpenVINO model on ready crops, in the extractor's batches (no decode)."""
+    from catdog_sk.features import load_openvino
+
+    compiled, _, _ = load_openvino("efficientnet_lite0", precision)
+    compiled(np.stack(crops[:batch_size]))  # warm
+    start = time.perf_counter()
+    for i in range(0, len(crops), batch_size):
+        compiled(np.stack(crops[i:i + batch_size]))[0]
+    return time.perf_counter() - start
+
+
+def head_alone_ms(n=64, repeat=50):
+    """Milliseconds a photo for the ImageNet head's columns alone (one chunk of pooled features)."""
+    from catdog_sk.features._loading import imagenet_groups, imagenet_head
+
+    head = imagenet_head("efficientnet_lite0")
+    pooled = np.random.RandomState(0).rand(n, head[0].shape[1]).astype(np.float32)
+    imagenet_groups(pooled, head)
+    start = time.perf_counter()
+    for _ in range(repeat):
+        imagenet_groups(pooled, head)
+    return 1000 * (time.perf_counter() - start) / repeat / n
 
 
 def network_alone_cuda(n, batch_size=256):
@@ -217,20 +254,26 @@ def main(argv=None):
     # Every pipeline runs --repeat times, interleaved, and keeps its fastest run: the machine's
     # background load then weighs on all of them alike instead of on whichever ran during a spike.
     ours(sample[:8], *headless)
+    crops = crops_of(sample)
     pipelines = [(None, lambda: naive_embeddings(sample))] + \
-        [(cfg, lambda cfg=cfg: ours(sample, *cfg)) for cfg in configs] + [(headless, lambda: ours(sample, *headless))]
+        [(cfg, lambda cfg=cfg: ours(sample, *cfg)) for cfg in configs] + \
+        [("network", lambda: (None, network_alone_cpu(crops, batch_sizes[0]))), ("decode", lambda: decode_only(sample))] + \
+        [(headless, lambda: ours(sample, *headless))]
     best = [float("inf")] * len(pipelines)
     embeddings = [None] * len(pipelines)
     for _ in range(args.repeat):
         for k, (_, fn) in enumerate(pipelines):
             emb, s = timed(fn)
+            if isinstance(emb, tuple):  # the network alone times itself, without np.stack's copies
+                emb, s = emb
             best[k] = min(best[k], s)
             if embeddings[k] is None:
                 embeddings[k] = emb
     ref, naive_s = embeddings[0], best[0]
     rows = [{"pipeline": "naive (PIL + torchvision + eager timm)", "img_s": len(sample) / naive_s,
              "ratio": 1.0, "cos_min": 1.0, "cos_mean": 1.0}]
-    for (rt, bs), emb, s in zip(configs, embeddings[1:-1], best[1:-1]):
+    net_s, decode_s = best[-3], best[-2]
+    for (rt, bs), emb, s in zip(configs, embeddings[1:-3], best[1:-3]):
         cos = cosine(emb, ref)
         label = f"catdog_sk runtime={rt}" + (f" batch={bs}" if len(batch_sizes) > 1 else "")
         rows.append({"pipeline": label, "batch_size": bs, "img_s": len(sample) / s, "ratio": naive_s / s,
@@ -238,7 +281,18 @@ def main(argv=None):
     head_row = next(r for r, cfg in zip(rows[1:], configs) if cfg == headless[:2])
     head_cost = {"with_head_img_s": head_row["img_s"], "without_head_img_s": len(sample) / best[-1],
                  "ratio": head_row["img_s"] / (len(sample) / best[-1]), "runtime": headless[0],
-                 "batch_size": headless[1]}
+                 "batch_size": headless[1], "head_alone_ms_per_image": head_alone_ms()}
+    default = next(r for r, cfg in zip(rows[1:], configs) if cfg[0] == "openvino") if "openvino" in runtimes else None
+    stages = None
+    if default is not None:
+        e2e_s = len(sample) / default["img_s"]
+        stages = {"end_to_end_img_s": default["img_s"], "network_alone_img_s": len(sample) / net_s,
+                  "decode_alone_img_s": len(sample) / decode_s, "end_to_end_vs_network_alone": net_s / e2e_s,
+                  "decode_share_of_end_to_end": decode_s / e2e_s,
+                  # Both stages alone use every core, so on the same cores they add up: the best overlap
+                  # can give is one photo per (network + decode) time.
+                  "shared_cores_ceiling_img_s": len(sample) / (net_s + decode_s),
+                  "batch_size": batch_sizes[0]}
     if args.accuracy:
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import make_pipeline
@@ -258,8 +312,20 @@ def main(argv=None):
               + (f"{r['test_accuracy']:>10.4f}" if args.accuracy else ""))
     print(f"ImageNet head ('unknown'): runtime={headless[0]} batch={headless[1]}: "
           f"{head_cost['with_head_img_s']:.1f} img/s with the head columns, {head_cost['without_head_img_s']:.1f} "
-          f"without: {head_cost['ratio']:.3f}x (same forward pass)")
-    report = {"images": len(sample), "repeat": args.repeat, "rows": rows, "imagenet_head": head_cost}
+          f"without: {head_cost['ratio']:.3f}x (same forward pass); the head's own arithmetic "
+          f"{head_cost['head_alone_ms_per_image']:.3f} ms a photo, "
+          f"{head_cost['head_alone_ms_per_image'] * head_cost['with_head_img_s'] / 1000:.1%} of the end-to-end time")
+    if stages is not None:
+        print(f"CPU stages (runtime=openvino, batch {stages['batch_size']}): end to end {stages['end_to_end_img_s']:.1f} "
+              f"img/s = {stages['end_to_end_vs_network_alone']:.1%} of the network alone "
+              f"({stages['network_alone_img_s']:.1f} img/s on ready crops; target 85%); decoding + cropping alone "
+              f"{stages['decode_alone_img_s']:.1f} img/s, {stages['decode_share_of_end_to_end']:.0%} of the "
+              f"end-to-end time if it did not overlap the network. Both use every core alone, so together "
+              f"they cannot beat {stages['shared_cores_ceiling_img_s']:.1f} img/s "
+              f"({stages['shared_cores_ceiling_img_s'] / stages['network_alone_img_s']:.1%} of the network alone); "
+              f"end to end reaches {stages['end_to_end_img_s'] / stages['shared_cores_ceiling_img_s']:.1%} of that")
+    report = {"images": len(sample), "repeat": args.repeat, "rows": rows, "imagenet_head": head_cost,
+              "cpu_stages": stages}
     if args.device == "cuda":
         import torch
 

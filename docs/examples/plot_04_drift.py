@@ -12,8 +12,8 @@ cross-validated AUC of a classifier telling live embeddings from the reference o
 Here the reference is 200 photos of the shared Asirra ``test/`` split. Three "live" windows of 100
 photos each are replayed against it: more Asirra test photos (no shift), breed photos of cats and dogs
 from ``breeds/`` (still pets, but studio and show photos), and Asirra photos with 30% of ``animals10``'s
-other animals mixed in. The README's alert rates come from ``benchmarks/bench_monitor.py`` on the full
-sets; these small windows only show the mechanics.
+other animals mixed in. The alert rates of the user guide (:doc:`/user_guide/monitoring`) come from
+``benchmarks/bench_monitor.py`` on the full sets; these small windows only show the mechanics.
 """
 
 import os
@@ -99,7 +99,7 @@ plt.show()
 # -----------------
 # PSI compares the histograms of P(dog) in ten fixed bins (``SCORE_BINS``); other animals move the
 # histogram. This model, fitted on 40 photos, is less sure of itself than the README's, so its P(dog)
-# moves more easily: in the README's replays (the Lite0 + Lite2 model, a reference of 2,000 test photos,
+# moves more easily: in the user guide's replays (the Lite0 + Lite2 model, a reference of 2,000 test photos,
 # ``benchmarks/bench_monitor.py``) PSI of P(dog) alerted in 3% of 100-photo windows with 30% other
 # animals, where the share answered ``unknown`` alerted in all of them. That share is the monitor's first
 # signal (see the "unknown" example).
