@@ -20,7 +20,7 @@ ORT_WEB_VERSION ?= 1.30.0
 ORT_WEB_DIR := artifacts/vendor/onnxruntime-web
 ORT_WEB_FILES := ort.wasm.bundle.min.mjs ort-wasm-simd-threaded.mjs ort-wasm-simd-threaded.wasm
 
-.PHONY: venv browser web-runtime demo test docs bench clean
+.PHONY: venv browser postgres web-runtime demo test docs bench clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -57,7 +57,14 @@ browser:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$PKGS; }
 
-test: venv $(if $(filter true 1 yes,$(CI)),browser)
+# The shared prediction log's tests start a throwaway PostgreSQL cluster (initdb + pg_ctl, a free port):
+# Debian's postgresql, installed here when asked (`make postgres`) and by CI, as the browser is.
+postgres:
+	@command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql; }
+
+test: venv $(if $(filter true 1 yes,$(CI)),browser postgres)
 	@if command -v npm >/dev/null; then $(MAKE) --no-print-directory web-runtime; \
 	  else echo "npm not found: the in-browser page test will be skipped (make browser installs npm)"; fi
 	$(MAKE) --no-print-directory docs

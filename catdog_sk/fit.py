@@ -57,9 +57,13 @@ def build_parser():
                         help="save every tuned model, not only the best (the best is models/<run>/, the others "
                              "models/<run>/<features>-<model>/)")
     parser.add_argument("--extra-data", action="append", default=[], metavar="SPEC",
-                        help="more training images: 'feedback' (photos users labelled through serve, from "
-                             "ARTIFACTS/models/prediction_log.sqlite; those said to show neither become negatives "
-                             "of 'unknown'), a prediction-log .sqlite file, or a labelled folder/CSV; repeatable")
+                        help="more training images: 'feedback' (photos users labelled through serve, from the "
+                             "prediction log of --log-db; those said to show neither become negatives of "
+                             "'unknown'), a prediction log (.sqlite file, sqlite:///path or postgresql://...), or "
+                             "a labelled folder/CSV; repeatable")
+    parser.add_argument("--log-db", metavar="URL",
+                        help="the servers' prediction log for --extra-data feedback: a SQLite file, sqlite:///path "
+                             "or postgresql://user@host:port/db (default: ARTIFACTS/models/prediction_log.sqlite)")
     _add_unknown_args(parser)
     _cli.add_strict_arg(parser)
     _cli.add_backend_args(parser, "extraction partitions and grid-search fits run")
@@ -127,12 +131,14 @@ def _plan(parser, args):
 
 def _extra(args):
     """--extra-data: (labelled folders/CSVs/feedback, the feedback's photos of 'neither' as negatives)."""
+    from .monitoring._store import is_log_url
     from .training import feedback_dataset, feedback_negatives
 
     out, negatives = [], []
     for spec in args.extra_data:
-        if spec == "feedback" or spec.endswith(".sqlite"):
-            db = Path(args.artifacts) / "models" / "prediction_log.sqlite" if spec == "feedback" else spec
+        if spec == "feedback" or spec.endswith(".sqlite") or is_log_url(spec):
+            db = (args.log_db or Path(args.artifacts) / "models" / "prediction_log.sqlite") if spec == "feedback" \
+                else spec
             spec, neg = feedback_dataset(db, log=lambda message: _cli.log(args, message)), feedback_negatives(db)
             negatives += [neg] if neg is not None else []
         out.append(spec)

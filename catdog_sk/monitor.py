@@ -25,7 +25,9 @@ def build_parser():
         epilog="Exit status: 0 no alert, 1 failure (e.g. the log cannot be read), 2 usage error, "
                f"{_cli.EXIT_ALERT} an alert threshold was crossed (the report is written).",
     )
-    parser.add_argument("--db", required=True, metavar="FILE", help="SQLite prediction log written by serve")
+    parser.add_argument("--db", "--log-db", dest="db", required=True, metavar="URL",
+                        help="the prediction log serve writes: a SQLite file, sqlite:///path, or "
+                             "postgresql://user@host:port/db for the whole traffic of several servers")
     parser.add_argument("--model", metavar="PATH", help="model directory, for the reference score distribution")
     parser.add_argument("--since", type=_cli.real(0, open_low=True), metavar="HOURS", help="only the last HOURS hours")
     parser.add_argument("--out", metavar="DIR", default="artifacts/reports/monitor", help="report directory")

@@ -22,9 +22,11 @@ def build_parser():
     _cli.add_model_args(parser)
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on")
     parser.add_argument("--port", type=_cli.integer(1, 65535), default=8000, help="TCP port")
-    parser.add_argument("--log-db", metavar="FILE",
-                        help="SQLite prediction log (default: prediction_log.sqlite beside the model; for the "
-                             "bundled model, artifacts/prediction_log.sqlite)")
+    parser.add_argument("--log-db", metavar="URL",
+                        help="the prediction log (predictions, feedback and the uploads kept for retraining): a "
+                             "SQLite file or sqlite:///path (default: prediction_log.sqlite beside the model; for "
+                             "the bundled model, artifacts/prediction_log.sqlite), or postgresql://user@host:port/db "
+                             "for one log shared by several servers; while it is unreachable, rows wait in memory")
     parser.add_argument("--max-upload-mb", type=_cli.real(0, open_low=True), default=10.0, help="larger uploads get HTTP 413")
     parser.add_argument("--timeout", type=_cli.real(0), default=30.0, metavar="SECONDS",
                         help="answer 408 (upload still arriving) or 503 (server too slow) to requests that take "
@@ -66,6 +68,14 @@ def main(argv=None):
             parser.error(f"--timeout must be >= 0; got {args.timeout}")
         if args.workers < 1:
             parser.error(f"--workers must be >= 1; got {args.workers}")
+        if args.log_db:
+            from .exceptions import InvalidParameterError
+            from .monitoring._store import log_url
+
+            try:
+                log_url(args.log_db)
+            except InvalidParameterError as exc:
+                parser.error(f"--log-db: {exc}")
         from ._filenames import PRETRAINED_DIR
 
         if args.log_db is None and Path(args.model).resolve() == PRETRAINED_DIR:  # never write into the package

@@ -428,11 +428,9 @@ def _feedback(log_path, log):
     from .exceptions import DatasetError
     from .monitoring.log import PredictionLog
 
-    if not Path(log_path).is_file():
-        raise DatasetError(f"No prediction log at {log_path}.")
-    paths, labels, missing = PredictionLog(log_path).feedback_images()
+    paths, labels, missing = PredictionLog(log_path, create=False).feedback_images()
     for sha in missing if log is not None else ():
-        log(f"feedback image {sha[:12]} is no longer in the uploads folder; skipped")
+        log(f"feedback image {sha[:12]} is neither in the log nor in its uploads folder; skipped")
     return paths, labels
 
 
@@ -444,9 +442,11 @@ def feedback_dataset(log_path, *, log=None):
     Parameters
     ----------
     log_path : str or os.PathLike
-        A prediction log (``prediction_log.sqlite``); the images are in ``uploads/`` beside it.
+        The servers' prediction log: a SQLite file (``prediction_log.sqlite``), ``sqlite:///path`` or
+        ``postgresql://user@host:port/db``. The photos are kept in it (logs from before that: in
+        ``uploads/`` beside the file).
     log : callable(str), default=None
-        Told about each labelled image that is no longer in the uploads folder.
+        Told about each labelled image that is no longer there.
 
     Returns
     -------
@@ -474,7 +474,7 @@ def feedback_negatives(log_path):
     Parameters
     ----------
     log_path : str or os.PathLike
-        A prediction log (``prediction_log.sqlite``); the images are in ``uploads/`` beside it.
+        The servers' prediction log, as for :func:`feedback_dataset`.
 
     Returns
     -------

@@ -202,6 +202,21 @@ def need(what, fix):
     pytest.skip(message)
 
 
+@pytest.fixture(scope="session")
+def postgres():
+    """A throwaway PostgreSQL cluster of the suite's own (initdb + pg_ctl, a free port, removed after).
+
+    Skipped with the reason when Debian's postgresql is missing (``make postgres`` installs it; CI does),
+    failed under CI=true.
+    """
+    from catdog_sk._pgcluster import ThrowawayPostgres, find_postgres
+
+    if find_postgres() is None:
+        need("PostgreSQL (initdb, pg_ctl)", "run `make postgres` (apt-get install postgresql)")
+    with ThrowawayPostgres() as pg:
+        yield pg
+
+
 @pytest.fixture
 def browser(tmp_path):
     """Headless Debian chromium driven by chromium-driver; skipped (failed under CI=true) when missing."""

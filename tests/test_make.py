@@ -1,4 +1,5 @@
-"""The README's two commands: `make test` installs no system package off CI, and browser tests say why they skip."""
+"""The README's two commands: `make test` installs no system package off CI, and browser and PostgreSQL tests
+say why they skip."""
 
 import os
 import shutil
@@ -21,6 +22,23 @@ def test_make_test_installs_system_packages_only_under_ci():
     assert "apt-get" not in _dry_run("test")
     assert "apt-get install" in _dry_run("test", CI="true")
     assert "apt-get install" in _dry_run("browser")
+    assert "apt-get install -y -qq postgresql" in _dry_run("postgres")
+
+
+@pytest.mark.parametrize("ci", ["", "true"])
+def test_a_missing_postgresql_skips_with_the_fix_and_fails_under_ci(tmp_path, ci):
+    (tmp_path / "test_needs_pg.py").write_text("def test_log(postgres):\n    pass\n")
+    env = {**os.environ, "CATDOG_PG_BINDIR": str(tmp_path / "no-postgres"), "PYTHONPATH": str(REPO / "tests"),
+           "CI": ci}
+    out = subprocess.run([sys.executable, "-m", "pytest", "-p", "conftest", "-rs", "-q", "-p", "no:cacheprovider",
+                          "--rootdir", str(tmp_path), "-c", os.devnull, str(tmp_path)],
+                         cwd=tmp_path, capture_output=True, text=True, env=env)
+    text = out.stdout + out.stderr
+    assert "make postgres" in text, text
+    if ci:
+        assert out.returncode == 1 and "1 error" in text and "CI=true: required" in text, text
+    else:
+        assert out.returncode == 0 and "1 skipped" in text, text
 
 
 @pytest.mark.parametrize("ci", ["", "true"])

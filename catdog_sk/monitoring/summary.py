@@ -24,7 +24,7 @@ def load_log(db_path, *, since=None):
     Parameters
     ----------
     db_path : str or os.PathLike
-        The server's SQLite prediction log.
+        The servers' prediction log: a SQLite file path, ``sqlite:///path`` or ``postgresql://...``.
     since : float, default=None
         Keep rows logged at or after this time (seconds since the epoch).
 
@@ -36,13 +36,8 @@ def load_log(db_path, *, since=None):
     Raises
     ------
     DatasetError
-        There is no log at ``db_path``.
+        There is no log at ``db_path``, or it cannot be read.
     """
-
-    if not Path(db_path).is_file():
-        from ..exceptions import DatasetError
-
-        raise DatasetError(f"No prediction log at {db_path}.")
     rows = PredictionLog(db_path, create=False).rows()
     if since is not None:
         rows = [r for r in rows if _number(r["time"]) is not None and r["time"] >= since]

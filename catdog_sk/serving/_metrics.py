@@ -79,8 +79,16 @@ class Metrics:
                                     "Confidence of the answer: P(label) for a cat or a dog, 1 - presence for unknown",
                                     buckets=(0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0), registry=self.registry)
         self.feedback = Counter("catdog_feedback_total", "Feedback received", ["correct"], registry=self.registry)
-        self.log_errors = Counter("catdog_prediction_log_errors_total", "Failed prediction-log writes",
+        self.log_errors = Counter("catdog_prediction_log_errors_total",
+                                  "Prediction-log writes that failed (the rows wait in the buffer)",
                                   registry=self.registry)
+        self.log_dropped = Counter("catdog_prediction_log_dropped_total",
+                                   "Log rows dropped beyond the buffer while the log's database was away",
+                                   ["kind"], registry=self.registry)
+        for kind in ("prediction", "feedback", "image"):  # shown at 0, so a shortfall is always accounted for
+            self.log_dropped.labels(kind=kind)
+        self.log_buffered = Gauge("catdog_prediction_log_buffered", "Log rows waiting for the log's database",
+                                  registry=self.registry, multiprocess_mode="livesum")
         self.reload_errors = Counter("catdog_model_reload_errors_total",
                                      "Promoted models that could not be loaded (the previous one kept serving)",
                                      registry=self.registry)

@@ -8,6 +8,7 @@ into routes.
 """
 
 import base64
+import contextlib
 import hashlib
 import json
 import logging
@@ -54,10 +55,12 @@ def create_app(model_path, *, log_db=None, uploads_dir=None, max_upload_bytes=DE
         then the promoted model is served, and a newly promoted one is picked up
         without a restart.
     log_db : str or os.PathLike, default=None
-        SQLite prediction log (default: ``prediction_log.sqlite`` in ``model_path``).
+        The prediction log: a SQLite file path or ``sqlite:///path`` (default:
+        ``prediction_log.sqlite`` in ``model_path``), or ``postgresql://user@host:port/db``
+        for one log shared by several servers. Uploads are kept in it once per distinct
+        photo (by SHA-256), so feedback sent to any server can be used for retraining.
     uploads_dir : str or os.PathLike, default=None
-        Where uploaded images are kept by content hash, so feedback can be used
-        for retraining (default: ``uploads/`` beside the log).
+        Also keep each upload as a file here, named by its SHA-256 (default: only in the log).
     max_upload_bytes : int, default=10 MiB
         Larger uploads get 413 without being decoded.
     max_pixels : int, default=DEFAULT_MAX_PIXELS
@@ -85,19 +88,26 @@ def create_app(model_path, *, log_db=None, uploads_dir=None, max_upload_bytes=DE
     metrics = Metrics(slot.model["version"], slot.model["sha"])
     slot.on_reload = lambda model: metrics.set_model(model["version"], model["sha"])
     slot.on_reload_error = lambda exc: metrics.reload_errors.inc()
+    log.on_drop = lambda kind, n: metrics.log_dropped.labels(kind=kind).inc(n)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        yield
+        log.close()  # what the buffer still holds is written before the process ends
+
     # FastAPIOffline: FastAPI whose /docs and /redoc load Swagger UI and ReDoc from the package, not a CDN.
     app = FastAPIOffline(title="catdog_sk", version=slot.model["version"],
-                         description="Tell photos of cats from photos of dogs.")
+                         description="Tell photos of cats from photos of dogs.", lifespan=lifespan)
     app.state.current = slot.current
     app.state.prediction_log = log
     app.add_middleware(RequestTimeout, seconds=request_timeout, on_timeout=lambda path, status: (
         metrics.requests.labels(endpoint=path, http_response_code=str(status)).inc()))
-    uploads = Path(uploads_dir) if uploads_dir else Path(log.path).parent / "uploads"
+    uploads = Path(uploads_dir) if uploads_dir else None
     _add_predict_route(app, slot, log, metrics, uploads=uploads, max_upload_bytes=max_upload_bytes,
                        max_pixels=max_pixels)
     _add_feedback_route(app, slot, log, metrics)
     _add_monitor_route(app, slot, log, metrics)
-    _add_info_routes(app, slot, metrics)
+    _add_info_routes(app, slot, log, metrics)
     _add_error_handlers(app, metrics)
     return app
 
@@ -122,9 +132,9 @@ def _add_predict_route(app, slot, log, metrics, *, uploads, max_upload_bytes, ma
             raise Problem(_STATUS.get(outcome.reason, 422), str(outcome))
         model, features, decision = outcome
         hashes = [hashlib.sha256(data).hexdigest() for _, data in items]
-        if not keep_uploads(uploads, hashes, [data for _, data in items]):
+        if uploads is not None and not keep_uploads(uploads, hashes, [data for _, data in items]):
             metrics.log_errors.inc()
-        request_id = uuid.uuid4().hex
+        request_id = new_request_id()
         predictions = [_prediction(k, label, p, presence, sure, model["classes"], metrics)
                        for k, (label, p, presence, sure) in enumerate(zip(*decision, decision.confidence))]
         abstains = getattr(model["clf"], "presence_", None) is not None
@@ -132,12 +142,32 @@ def _add_predict_route(app, slot, log, metrics, *, uploads, max_upload_bytes, ma
         ok = log.record([(request_id, k, h, pr["label"], json.dumps(pr["probabilities"]), model["version"], ms, e,
                           pr["presence"] if abstains else None)
                          for k, (pr, h, e) in enumerate(zip(predictions, hashes,
-                                                            embeddings_of(model, features, len(items))))])
-        if not ok:
+                                                            embeddings_of(model, features, len(items))))],
+                        images={h: data for h, (_, data) in zip(hashes, items)})
+        if not ok:  # the rows wait in the log's buffer; counted, never a failed prediction
             metrics.log_errors.inc()
         metrics.requests.labels(endpoint="/predict", http_response_code="200").inc()
         metrics.latency.labels(endpoint="/predict").observe(time.perf_counter() - start)
         return {"request_id": request_id, "model_version": model["version"], "predictions": predictions}
+
+
+def new_request_id():
+    """A request id: 11 hex digits of the time in milliseconds, then 21 random ones (32 in all).
+
+    The time lets any server tell a prediction answered moments ago, still in another server's log buffer,
+    from one that does not exist.
+    """
+    return f"{int(time.time() * 1000):011x}{uuid.uuid4().hex[:21]}"
+
+
+def is_recent_request(request_id):
+    """True when ``request_id`` is one of :func:`new_request_id`'s from the last FEEDBACK_WAIT_S seconds."""
+    from ..monitoring.log import FEEDBACK_WAIT_S
+
+    if len(request_id) != 32 or any(c not in "0123456789abcdef" for c in request_id):
+        return False
+    age = time.time() - int(request_id[:11], 16) / 1000
+    return -5.0 < age < FEEDBACK_WAIT_S
 
 
 def _prediction(item, label, proba, presence, confidence, classes, metrics):
@@ -157,6 +187,7 @@ NEITHER_LABELS = ("neither", "unknown")
 
 def _add_feedback_route(app, slot, log, metrics):
     from fastapi import Request
+    from fastapi.responses import JSONResponse
 
     from ..models.classifier import UNKNOWN
 
@@ -182,9 +213,11 @@ def _add_feedback_route(app, slot, log, metrics):
         elif label not in classes:
             raise Problem(422, f"label must be one of {', '.join(classes)}, or 'neither' (also 'unknown') for a "
                                f"photo of neither, such as another animal; got {label[:40]!r}.")
-        recorded = log.feedback(request_id, item, label)
-        if recorded is None:
-            raise Problem(503, "The prediction log is unavailable; feedback was not stored.")
+        recorded = log.feedback(request_id, item, label, wait_if_missing=is_recent_request(request_id))
+        if recorded == "queued":  # the log's database is away: joined to its prediction when it is back
+            metrics.requests.labels(endpoint="/feedback", http_response_code="202").inc()
+            return JSONResponse({"status": "queued", "request_id": request_id, "item": item, "label": label,
+                                 "predicted": None}, status_code=202)
         if recorded is False:
             raise Problem(404, f"No logged prediction {request_id[:64]!r} item {item}.")
         predicted, new = recorded
@@ -240,7 +273,7 @@ def _add_monitor_route(app, slot, log, metrics):
         return cache["html"]
 
 
-def _add_info_routes(app, slot, metrics):
+def _add_info_routes(app, slot, log, metrics):
     from fastapi.responses import HTMLResponse, Response
 
     @app.get("/health")
@@ -249,14 +282,19 @@ def _add_info_routes(app, slot, metrics):
 
     @app.get("/ready")
     def ready():
+        """Ready to predict; ``log`` says whether the prediction log is reachable (predictions never wait
+        for it: rows are buffered while it is away)."""
         model = slot.current()
+        status = log.status()
         return {"status": "ready", "model_version": model["version"], "classes": model["classes"],
-                "model_dir": str(model["dir"]), "promoted": slot.is_promoted(model)}
+                "model_dir": str(model["dir"]), "promoted": slot.is_promoted(model),
+                "log": {k: status[k] for k in ("url", "dialect", "reachable", "buffered", "dropped")}}
 
     @app.get("/metrics")
     def prometheus():
         from prometheus_client import CONTENT_TYPE_LATEST
 
+        metrics.log_buffered.set(log.status()["buffered"])
         return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/", response_class=HTMLResponse)
