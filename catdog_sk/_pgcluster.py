@@ -46,6 +46,10 @@ class ThrowawayPostgres:
     ----------
     bindir : str or os.PathLike, default=None
         Where ``initdb`` and ``pg_ctl`` are (default: :func:`find_postgres`).
+    durable : bool, default=False
+        Keep PostgreSQL's defaults (``fsync`` on), as a production server runs: the benchmarks' choice.
+        False turns ``fsync`` and ``full_page_writes`` off, for the tests (a process crash loses nothing,
+        only a power cut would).
 
     Attributes
     ----------
@@ -55,7 +59,8 @@ class ThrowawayPostgres:
 
     USER = "catdog"
 
-    def __init__(self, bindir=None):
+    def __init__(self, bindir=None, *, durable=False):
+        self.durable = durable
         self.bindir = Path(bindir) if bindir else find_postgres()
         if self.bindir is None:
             raise FileNotFoundError("PostgreSQL's initdb was not found (Debian: apt-get install postgresql)")
@@ -68,7 +73,8 @@ class ThrowawayPostgres:
             self._as = ["runuser", "-u", "postgres", "--"]
             os.chmod(self.root, 0o755)
             shutil.chown(self.root, "postgres")
-        self._run("initdb", "-D", str(self.data), "-U", self.USER, "-A", "trust", "-E", "UTF8", "--no-sync")
+        self._run("initdb", "-D", str(self.data), "-U", self.USER, "-A", "trust", "-E", "UTF8",
+                  *([] if durable else ["--no-sync"]))
         self.start()
 
     def _run(self, tool, *args):
@@ -85,8 +91,9 @@ class ThrowawayPostgres:
 
     def start(self):
         """Start (or start again) the server; returns when it accepts connections."""
-        options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
-                   "-c full_page_writes=off -c max_connections=100")
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c max_connections=100"
+        if not self.durable:
+            options += " -c fsync=off -c full_page_writes=off"
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "server.log"), "-o", options, "-w",
                   "-t", "60", "start")
         deadline = time.time() + 30

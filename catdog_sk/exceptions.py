@@ -39,7 +39,7 @@ class ImageDecodeError(CatDogError, ValueError):
         Human-readable detail (the decoder's own words, the pixel count, ...).
     """
 
-    #: Stable reason codes, documented in the README's "Reliability" section.
+    #: Stable reason codes, documented in the user guide's "Preprocessing" page (docs/user_guide/preprocessing.rst).
     REASONS = (
         "empty",  # zero bytes
         "unreadable",  # the OS refused to read it (permissions, a loop, a directory)

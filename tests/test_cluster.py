@@ -76,29 +76,38 @@ def test_unreachable_scheduler_is_one_clear_line(tmp_path, small_split):
     assert proc.stderr.decode().strip().splitlines()[-1].startswith("error: Cannot reach the Dask scheduler")
 
 
-@pytest.mark.cnn
-def test_predict_with_backend_dask_gives_the_local_lines_in_order(full_run, shared_data, tmp_path):
-    """The make-demo model on 300 shared test photos and a broken file: the same lines as one process."""
-    from catdog_sk.models import load_model, predict_paths
-
-    model_dir = full_run / "models" / "full"
-    photos = [str(p) for d in ("cats", "dogs") for p in sorted((shared_data / "test" / d).glob("*.jpg"))[:150]]
-    broken = tmp_path / "broken.jpg"
-    broken.write_bytes(b"\xff\xd8 not a jpeg")
-    paths = photos[:100] + [str(broken)] + photos[100:]
-    local = list(predict_paths(load_model(model_dir), paths))
-    proc = subprocess.run([sys.executable, "-m", "catdog_sk.predict", "--model", str(model_dir), *paths,
-                           "--backend", "dask", "--jobs", "2", "--quiet"], cwd=REPO, capture_output=True,
-                          text=True, timeout=900)
-    assert proc.returncode == 3, proc.stderr[-3000:]  # done, one file skipped
-    remote = [json.loads(line) for line in proc.stdout.splitlines()]
+def _same_lines(remote, local, paths, broken_at):
     assert [r["path"] for r in remote] == paths
     assert [r.get("label") for r in remote] == [r.get("label") for r in local]
-    assert remote[100]["error"] == local[100]["error"] and "label" not in remote[100]
+    assert remote[broken_at]["error"] == local[broken_at]["error"] and "label" not in remote[broken_at]
     for a, b in zip(remote, local):
         if "label" in a:
             assert a["presence"] == pytest.approx(b["presence"], abs=1e-4)
             assert a["probabilities"] == pytest.approx(b["probabilities"], abs=1e-4)
+
+
+@pytest.mark.cnn
+@pytest.mark.parametrize("n_photos, cached", [(2000, True), (100, False)])
+def test_predict_with_backend_dask_gives_the_local_lines_in_order(full_run, shared_data, feature_cache, tmp_path,
+                                                                 n_photos, cached):
+    """The make-demo model on the shared test photos and a broken file, on a 2-worker LocalCluster: the same
+    lines as one process. All 2,000 with the feature cache the workers share (as on a cluster with a network
+    file system), and 100 computed on the workers from the photos."""
+    from catdog_sk.models import load_model, predict_paths
+
+    model_dir = full_run / "models" / "full"
+    photos = [str(p) for d in ("cats", "dogs") for p in sorted((shared_data / "test" / d).glob("*.jpg"))
+              [:n_photos // 2]]
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8 not a jpeg")
+    paths = photos[:50] + [str(broken)] + photos[50:]
+    cache = ["--cache", str(feature_cache)] if cached else ["--no-cache"]
+    local = list(predict_paths(load_model(model_dir), paths, cache=feature_cache if cached else None))
+    proc = subprocess.run([sys.executable, "-m", "catdog_sk.predict", "--model", str(model_dir), *paths, *cache,
+                           "--backend", "dask", "--jobs", "2", "--quiet"], cwd=REPO, capture_output=True,
+                          text=True, timeout=900)
+    assert proc.returncode == 3, proc.stderr[-3000:]  # done, one file skipped
+    _same_lines([json.loads(line) for line in proc.stdout.splitlines()], local, paths, 50)
 
 
 @pytest.mark.cnn

@@ -177,7 +177,7 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
         Minutes on a CPU for a few thousand photos (about 17 photos/s per
         epoch on 2 cores); it holds each photo's centre square at the resize
         size in memory (about 200 KB a photo for Lite0). On the shared 2,000 training
-        photos it does not beat frozen features: see README ("Fine-tuning").
+        photos it does not beat frozen features: see the user guide, "Training" (docs/user_guide/training.rst).
     C : float, default=0.01
         Inverse regularisation strength.
     kernel : {'rbf', 'linear'}, default='rbf'
@@ -205,7 +205,7 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
         (about 0.4% of the training cats and dogs fall below it); a larger value
         abstains more. Needs CNN features with a bundled backbone. None never
         abstains. Measured with ``'auto'``, Lite0 + Lite2, animals10 half as
-        negatives: see README ("Neither").
+        negatives: see the user guide, "Unknown" (docs/user_guide/unknown.rst).
     augment : int, default=0
         Number of augmented copies (flip, random resized crop, colour jitter)
         of each training image added to the training set.

@@ -301,8 +301,16 @@ class PredictionLog:
             self._retrying.start()
 
     def _retry_loop(self):
+        import sqlalchemy as sa
+
         while True:
             time.sleep(self.retry_interval)
+            if self._down_since is not None:
+                try:  # outside the lock: a database host that does not answer must not hold up requests
+                    with self._engine.connect() as conn:
+                        conn.execute(sa.text("SELECT 1"))
+                except Exception:  # noqa: BLE001 - still away
+                    continue
             with self._lock:
                 if not self._pending and self._down_since is None:
                     return
@@ -343,9 +351,9 @@ class PredictionLog:
         status : dict
             ``{"url", "dialect", "reachable", "buffered", "dropped", "down_since"}``.
         """
-        with self._lock:
-            return {"url": self.url, "dialect": self.dialect, "reachable": self._down_since is None,
-                    "buffered": len(self._pending), "dropped": dict(self.dropped), "down_since": self._down_since}
+        # no lock: /ready must answer while a write waits for the database
+        return {"url": self.url, "dialect": self.dialect, "reachable": self._down_since is None,
+                "buffered": len(self._pending), "dropped": dict(self.dropped), "down_since": self._down_since}
 
     def close(self, timeout=5.0):
         """Write what is buffered (waiting at most ``timeout`` s) and release the connections."""
