@@ -88,7 +88,8 @@ def main(argv=None):
             from .serving import create_app
 
             app = create_app(**config)
-            _cli.log(args, f"serving model {app.version} on http://{args.host}:{args.port}/")
+            _cli.log(args, f"serving model {app.version} on http://{args.host}:{args.port}/; prediction log "
+                           f"{app.state.prediction_log.url}")
             uvicorn.run(app, host=args.host, port=args.port, log_level=log_level)
             return 0
         from .serving.app import CONFIG_ENV
