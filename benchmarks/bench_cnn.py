@@ -213,7 +213,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default=str(SHARED))
     parser.add_argument("--limit", type=int, default=512, help="images of train/ to time (default 512)")
-    parser.add_argument("--runtimes", default="torch,openvino,openvino-bf16")
+    parser.add_argument("--runtimes", default="torch,openvino,openvino-bf16,openvino-int8")
     parser.add_argument("--batch-sizes", default=str(DEFAULT_BATCH_SIZE), metavar="N[,N...]",
                         help=f"catdog_sk's batch sizes to time (default {DEFAULT_BATCH_SIZE}, the library default)")
     parser.add_argument("--repeat", type=int, default=3, metavar="N",
@@ -244,9 +244,13 @@ def main(argv=None):
     # The same default pipeline without the ImageNet head's columns: what the head costs.
     headless = (runtimes[0] if "openvino" not in runtimes else "openvino", batch_sizes[0], False)
     load_backbone("efficientnet_lite0")  # one-off costs outside the timings
+    if "openvino-int8" in runtimes:  # NNCF calibration on 300 training photos, once, outside the timings
+        from catdog_sk.features import calibrate_int8
+
+        calibrate_int8(splits["train"].paths, backbone="efficientnet_lite0")
     for rt in runtimes:
         if rt.startswith("openvino"):
-            load_openvino("efficientnet_lite0", "bf16" if rt.endswith("bf16") else "f32")
+            load_openvino("efficientnet_lite0", {"openvino-bf16": "bf16", "openvino-int8": "int8"}.get(rt, "f32"))
     naive_embeddings(sample[:8])
     for rt, bs in configs:
         ours(sample[:8], rt, bs)

@@ -106,7 +106,9 @@ def add_runtime_arg(parser):
     parser.add_argument("--runtime", default="openvino", choices=RUNTIMES,
                         help="what runs the CNN: OpenVINO float32 (default; same embeddings as PyTorch), "
                              "OpenVINO bfloat16 (faster on CPUs with bfloat16 instructions; mean cosine 0.9993 "
-                             "to PyTorch, same test accuracy) or eager PyTorch (the reference)")
+                             "to PyTorch, same test accuracy), OpenVINO int8 (NNCF post-training quantisation, "
+                             "calibrated on 300 training photos first; see the features guide for its accuracy "
+                             "guard) or eager PyTorch (the reference)")
 
 
 def load_model(args):

@@ -34,6 +34,9 @@ def build_parser():
     _cli.add_device_arg(parser)
     parser.add_argument("--batch-size", type=_cli.integer(1), default=4, metavar="N",
                         help="images per CNN forward pass (default 4: small batches are fastest on CPU)")
+    parser.add_argument("--calibrate", metavar="DIR",
+                        help="with --runtime openvino-int8: training photos to calibrate the int8 network on "
+                             "(default: the train/ split of --data; never the test photos)")
     cache = parser.add_mutually_exclusive_group()
     cache.add_argument("--cache", metavar="DIR", default=None,
                        help="feature cache directory (default: $CATDOG_CACHE or artifacts/cache)")
@@ -46,6 +49,22 @@ def build_parser():
     _cli.add_strict_arg(parser)
     _cli.add_backend_args(parser, "extraction partitions run")
     return parser
+
+
+def _calibrate(parser, args, splits):
+    """--runtime openvino-int8: quantise the network, calibrated on training photos (once per photo set)."""
+    from .data import find_images
+    from .features import calibrate_int8
+
+    if args.calibrate:
+        paths = find_images(args.calibrate).paths
+    elif "train" in splits:
+        paths = splits["train"].paths
+    else:
+        parser.error("--runtime openvino-int8 calibrates on training photos: give --calibrate DIR, or a --data "
+                     "split root with a train/ folder")
+    _cli.log(args, f"calibrating the int8 network on {min(len(paths), 300)} of {len(paths)} training photos")
+    calibrate_int8(paths, backbone=args.backbone)
 
 
 def main(argv=None):
@@ -78,6 +97,8 @@ def main(argv=None):
             _cli.check_output_file(args.skipped_csv, "--skipped-csv")
         data = args.data or str(default_data_dir())
         splits = load_dataset(data)
+        if args.runtime == "openvino-int8" and "cnn" in names:
+            _calibrate(parser, args, splits)
         cache = _cli.open_cache(args)
         summary = {"data": os.fspath(data), "features": names, "backbone": args.backbone if "cnn" in names else None,
                    "cache": None if cache is None else os.fspath(cache), "splits": {}, "skipped": []}

@@ -13,10 +13,10 @@ from ._local import DenseDescriptorExtractor, TextureExtractor, dense_descriptor
 #: Names loaded on first use, by module: the CNN modules (torch when a network is built) and the
 #: scikit-learn transformers (scikit-learn costs 1.4 s to import; the CLI's --help needs none of it).
 _LAZY = {
-    "_embed": ("embed", "EmbeddingExtractor", "split_backbones"),
+    "_embed": ("embed", "EmbeddingExtractor", "split_backbones", "calibrate_int8"),
     "_loading": ("load_backbone", "imagenet_head", "imagenet_groups", "HEAD_COLUMNS"),
     "_runtimes": ("resolve_device", "cuda_available", "cuda_precision", "load_cuda", "load_openvino", "RUNTIMES",
-                  "DEVICES", "DECODERS", "CUDA_BATCH_SIZE", "DEFAULT_BATCH_SIZE"),
+                  "DEVICES", "DECODERS", "CUDA_BATCH_SIZE", "DEFAULT_BATCH_SIZE", "int8_calibration"),
     "transformers": ("ColorHistogramTransformer", "EmbeddingTransformer", "HOGTransformer"),
 }
 _LAZY_MODULE = {name: module for module, names in _LAZY.items() for name in names}

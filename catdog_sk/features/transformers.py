@@ -156,10 +156,12 @@ class EmbeddingTransformer(_ImageFeatureTransformer):
         ``'torchvision/<arch>'`` (downloaded into the usual cache when online).
     batch_size : int, default=4
         Images per forward pass; small batches are fastest on CPU.
-    runtime : {'openvino', 'openvino-bf16', 'torch'}, default='openvino'
+    runtime : {'openvino', 'openvino-bf16', 'openvino-int8', 'torch'}, default='openvino'
         What runs the network: OpenVINO float32 (same embeddings as PyTorch to
         cosine > 0.99999, several times faster), OpenVINO bfloat16 (faster
-        again; mean cosine 0.9993, same test accuracy), or eager PyTorch
+        again; mean cosine 0.9993, same test accuracy), OpenVINO int8 (after
+        :func:`~catdog_sk.features.calibrate_int8` on training photos; mean
+        cosine 0.992, the default model's answers kept), or eager PyTorch
         (the reference).
     device : {'auto', 'cpu', 'cuda'}, default='auto'
         Where the network runs: a CUDA GPU when PyTorch sees one ('auto'),

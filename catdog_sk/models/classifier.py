@@ -213,8 +213,9 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
         Feature cache directory; None computes features every time.
     batch_size : int, default=4
         Images per CNN forward pass; small batches are fastest on CPU.
-    runtime : {'openvino', 'openvino-bf16', 'torch'}, default='openvino'
-        What runs the CNN on the CPU (see :class:`catdog_sk.features.EmbeddingTransformer`).
+    runtime : {'openvino', 'openvino-bf16', 'openvino-int8', 'torch'}, default='openvino'
+        What runs the CNN on the CPU (see :class:`catdog_sk.features.EmbeddingTransformer`;
+        'openvino-int8' needs :func:`catdog_sk.features.calibrate_int8` on training photos first).
     device : {'auto', 'cpu', 'cuda'}, default='auto'
         Where the CNN runs: a CUDA GPU (PyTorch, bfloat16 autocast, large
         batches) when PyTorch sees one, else ``runtime`` on the CPU.
