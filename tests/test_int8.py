@@ -30,7 +30,7 @@ def test_int8_keeps_the_default_models_answers_within_the_guard(full_run, shared
     for runtime in ("openvino", "openvino-int8"):
         clf.set_params(runtime=runtime, cache=str(feature_cache))  # fp32: the run's cached features
         features = clf.transform_features(test.paths)
-        answers[runtime] = (clf.predict_features(features), clf.predict(held), clf.split_features(features)[1])
+        answers[runtime] = (clf.predict_features(features)[0], clf.predict(held), clf.split_features(features)[1])
     (fp_test, fp_held, fp_emb), (q_test, q_held, q_emb) = answers["openvino"], answers["openvino-int8"]
     cosine = (fp_emb * q_emb).sum(1) / np.linalg.norm(fp_emb, axis=1) / np.linalg.norm(q_emb, axis=1)
     right = {k: float(np.mean(a[0] == test.labels)) for k, a in answers.items()}
