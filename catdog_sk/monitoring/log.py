@@ -164,7 +164,7 @@ class PredictionLog:
             database is away (or the prediction is not there yet): the feedback waits in the buffer.
         """
         with self._lock:
-            if self._down_since is None and not self._pending:
+            if self._down_since is None and (not self._pending or self._try_flush()):  # own rows first
                 try:
                     with self._engine.begin() as conn:
                         found = self._feedback_in(conn, request_id, int(item), true_label, time.time())
