@@ -83,6 +83,7 @@ bench: venv
 	$(PY) benchmarks/bench_memory_latency.py
 	$(PY) benchmarks/bench_monitor.py
 	$(PY) benchmarks/bench_export.py
+	$(PY) benchmarks/bench_domains.py
 	$(PY) benchmarks/bench_serving.py
 
 clean:

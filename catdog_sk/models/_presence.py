@@ -87,7 +87,7 @@ class PresenceDetector(BaseEstimator):
         self.cv = cv
         self.random_state = random_state
 
-    def fit(self, embeddings, head, is_pet):
+    def fit(self, embeddings, head, is_pet, *, groups=None, operating=None):
         """Fit on embeddings and head columns of pets (``is_pet``) and of photos of neither.
 
         Parameters
@@ -95,13 +95,18 @@ class PresenceDetector(BaseEstimator):
         embeddings : ndarray of shape (n_images, embedding_dim)
         head : ndarray of shape (n_images, 3 * n_backbones)
         is_pet : ndarray of bool, shape (n_images,)
+        groups : array-like of shape (n_images,), default=None
+            Images that stay in one fold of the out-of-fold scores (a photo and its augmented copies).
+        operating : ndarray of bool, shape (n_images,), default=None
+            The pets whose out-of-fold scores set the operating points (default: every pet), for
+            example the originals of augmented copies.
 
         Returns
         -------
         self
         """
         from sklearn.linear_model import LogisticRegression
-        from sklearn.model_selection import StratifiedKFold, cross_val_predict
+        from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, cross_val_predict
 
         from ..exceptions import DatasetError
 
@@ -117,12 +122,14 @@ class PresenceDetector(BaseEstimator):
                                "or unknown=None.")
         y = is_pet.astype(int)
         model = LogisticRegression(C=self.C, class_weight="balanced", max_iter=5000)
-        folds = StratifiedKFold(n_splits=min(self.cv, n_neg), shuffle=True, random_state=self.random_state)
-        oof = cross_val_predict(model, embeddings, y, cv=folds, method="decision_function")
+        kfold = StratifiedKFold if groups is None else StratifiedGroupKFold
+        folds = kfold(n_splits=min(self.cv, n_neg), shuffle=True, random_state=self.random_state)
+        oof = cross_val_predict(model, embeddings, y, cv=folds, groups=groups, method="decision_function")
         self.model_ = model.fit(embeddings, y)
         fused = oof + self.head_weight * odds
-        self.learned_offset_ = float(np.quantile(fused[is_pet], self.learned_quantile))
-        self.head_offset_ = float(np.quantile(odds[is_pet], self.head_quantile))
+        sets_point = is_pet if operating is None else is_pet & np.asarray(operating, dtype=bool)
+        self.learned_offset_ = float(np.quantile(fused[sets_point], self.learned_quantile))
+        self.head_offset_ = float(np.quantile(odds[sets_point], self.head_quantile))
         self.n_negatives_ = n_neg
         return self
 

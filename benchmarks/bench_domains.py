@@ -1,0 +1,85 @@
+"""Right, wrong-class and ``unknown`` rates of a model on pets beyond Asirra, tiny photos and other animals.
+
+Usage::
+
+    python benchmarks/bench_domains.py [--model DIR] [--data ../shared/data] [--n-small 300]
+                                       [--sides 32,48,64,96,128] [--by-class] [--cache DIR]
+                                       [--json-out artifacts/bench/domains.json]
+
+The model is the bundled one (``catdog_sk.load_pretrained()``: ``make demo``'s Lite0 + Lite2 with half of
+animals10 as negatives) unless ``--model`` names a saved one. It answers, through the one decision path
+(``predict_features``), each of issue 29's sets (``catdog_sk._testing.domain_sets``):
+
+- ``test``: the 2,000 shared test photos (Asirra);
+- ``breeds``: the 600 breed photos (300 stock cat-breed photos, 300 from a dog-breed set);
+- ``a10-pets-held`` / ``a10-pets``: animals10's web cats and dogs (never fitted on), the half that the
+  negatives' seeded split by content hash holds out (32), and all 64;
+- ``a10-others-held``: animals10's other animals the model was not fitted on (128); right = ``unknown``;
+- ``test-<N>px``: ``--n-small`` shared test photos (half cats, half dogs, seed 0; 0 = all 2,000) with the
+  short side brought down to N px (bicubic, antialiased, never upscaled), passed as arrays (no second JPEG
+  compression).
+
+Features come from the feature cache (default: the command-line tools' ``artifacts/cache``), so a second
+run, or another model with the same backbones, embeds nothing again. Prints a Markdown table.
+"""
+
+import argparse
+import time
+
+from _report import BENCH_DIR, SHARED, write_report
+
+
+def main(argv=None):
+    from catdog_sk import load_pretrained
+    from catdog_sk._testing import DOWNSCALE_SIDES, answer_rates, domain_sets
+    from catdog_sk.features import default_cache_dir
+    from catdog_sk.models import load_model
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", metavar="DIR", help="a saved model folder (default: the bundled model)")
+    parser.add_argument("--data", default=str(SHARED.parent), metavar="DIR",
+                        help="the shared data folder with catsdogs/, breeds/ and animals10/ (default: %(default)s)")
+    parser.add_argument("--n-small", type=int, default=300, metavar="N",
+                        help="shared test photos downscaled per size, half of each class; 0: all (default: 300)")
+    parser.add_argument("--sides", default=",".join(map(str, DOWNSCALE_SIDES)), metavar="PX,...",
+                        help="short sides of the downscaled copies (default: %(default)s)")
+    parser.add_argument("--by-class", action="store_true", help="also a row per class of each pet set")
+    parser.add_argument("--cache", default=str(default_cache_dir()), metavar="DIR",
+                        help="feature cache (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the downscaled sample (default: 0)")
+    parser.add_argument("--json-out", default=str(BENCH_DIR / "domains.json"), metavar="FILE")
+    args = parser.parse_args(argv)
+
+    clf = load_model(args.model) if args.model else load_pretrained()
+    sides = [int(s) for s in args.sides.split(",") if s]
+    rows, started = [], time.perf_counter()
+    sets = domain_sets(args.data, fitted_negatives=getattr(clf, "negatives_sha256_", ()), sides=sides,
+                       n_small=args.n_small or None, seed=args.seed)
+    for name, items, truth in sets:
+        t0 = time.perf_counter()
+        labels = clf.predict_features(clf.featurize(items, cache=args.cache).features).labels
+        seconds = time.perf_counter() - t0
+        rows.append({"set": name, **answer_rates(labels, truth), "seconds": round(seconds, 1)})
+        if args.by_class and truth is not None:
+            for c in ("cat", "dog"):
+                mask = truth == c
+                rows.append({"set": f"{name} {c}s", **answer_rates(labels[mask], truth[mask])})
+
+    def pct(v):
+        return "" if v is None else f"{100 * v:.2f}%"
+
+    print(f"model: {args.model or 'bundled (load_pretrained())'}; backbone {clf.backbone}")
+    print("| set | photos | right | wrong class | `unknown` | right of answered |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['set']} | {r['n']} | {pct(r['right'])} | {pct(r['wrong'])} | {pct(r['unknown'])} "
+              f"| {pct(r['answered_right'])} |")
+    print(f"({time.perf_counter() - started:.0f} s; other animals: right = `unknown`, wrong class = called cat "
+          f"or dog)")
+    write_report({"model": args.model or "bundled", "backbone": clf.backbone, "n_small": args.n_small,
+                  "sides": sides, "rows": rows}, args.json_out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
