@@ -76,7 +76,7 @@ def test_cli_choices_come_from_the_registry(tmp_path):
     ({"backbone": "resnet5O"}, r"The 'backbone' parameter of CatDogClassifier must name known backbones"),
     ({"backbone": "efficientnet_lite0+"}, r"The 'backbone' parameter of CatDogClassifier must name known"),
     ({"runtime": "tensorrt"}, r"The 'runtime' parameter of CatDogClassifier must be one of 'openvino', "
-                              r"'openvino-bf16' or 'torch'. Got 'tensorrt' instead."),
+                              r"'openvino-bf16', 'openvino-int8' or 'torch'. Got 'tensorrt' instead."),
     ({"cache": 42}, r"The 'cache' parameter of CatDogClassifier must be None, a folder path or a FeatureCache. "
                     r"Got 42 instead."),
     ({"random_state": "seed"}, r"The 'random_state' parameter of CatDogClassifier must be None, an int"),

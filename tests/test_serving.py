@@ -216,7 +216,8 @@ def test_psi_and_wilson_interval():
     assert wilson_interval(0, 10)[0] == 0.0
 
 
-def test_feedback_retrain_promote_and_hot_reload(shared_data, animals10, feature_cache, tmp_path, capsys):
+def test_feedback_retrain_promote_and_hot_reload(shared_data, animals10, feature_cache, tmp_path, capsys,
+                                                monkeypatch):
     """The deployment loop: fit -> serve -> predict -> feedback -> monitor -> retrain -> promotion -> reload.
 
     Feedback of both kinds reaches retraining (issue 27): a corrected pet becomes a training photo, and a
@@ -227,6 +228,7 @@ def test_feedback_retrain_promote_and_hot_reload(shared_data, animals10, feature
     from catdog_sk.serving import create_app
     from test_fit_cli import _subset
 
+    monkeypatch.delenv("CATDOG_NEGATIVES", raising=False)  # `make test` exports it: the feedback's negative alone
     data = _subset(shared_data, tmp_path, n_train=40, n_test=40)
     art = tmp_path / "art"
     common = ["--data", str(data), "--features", "cnn", "--model", "logreg", "--cv", "3",
