@@ -54,7 +54,7 @@ def build_parser():
 def _calibrate(parser, args, splits):
     """--runtime openvino-int8: quantise the network, calibrated on training photos (once per photo set)."""
     from .data import find_images
-    from .features import calibrate_int8
+    from .features import INT8_CALIBRATION_SIZE, calibrate_int8
 
     if args.calibrate:
         paths = find_images(args.calibrate).paths
@@ -63,7 +63,8 @@ def _calibrate(parser, args, splits):
     else:
         parser.error("--runtime openvino-int8 calibrates on training photos: give --calibrate DIR, or a --data "
                      "split root with a train/ folder")
-    _cli.log(args, f"calibrating the int8 network on {min(len(paths), 300)} of {len(paths)} training photos")
+    _cli.log(args, f"int8 network: calibrated on {min(len(paths), INT8_CALIBRATION_SIZE)} of {len(paths)} "
+                   "training photos (once per photo set)")
     calibrate_int8(paths, backbone=args.backbone)
 
 

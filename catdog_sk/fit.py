@@ -157,9 +157,10 @@ def _work(args, plan, client):
                               extra_negatives=extra_negatives if presence else (), log=log)
     data.check_trainable(args.cv)
     if args.runtime == "openvino-int8" and plan.cnn:  # calibrated on the training photos, never the test ones
-        from .features import calibrate_int8
+        from .features import INT8_CALIBRATION_SIZE, calibrate_int8
 
-        log(f"calibrating the int8 network on {min(len(data.train.paths), 300)} training photos")
+        log(f"int8 network: calibrated on {min(len(data.train.paths), INT8_CALIBRATION_SIZE)} training photos "
+            "(once per photo set)")
         calibrate_int8(data.train.paths, backbone=args.backbone)
     features = extract_features_for_run(data, plan.sets, backbone=args.backbone, runtime=args.runtime,
                                         device=args.device, unknown=plan.unknown, cv=args.cv, cache=cache,

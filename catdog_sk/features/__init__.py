@@ -16,7 +16,8 @@ _LAZY = {
     "_embed": ("embed", "EmbeddingExtractor", "split_backbones", "calibrate_int8"),
     "_loading": ("load_backbone", "imagenet_head", "imagenet_groups", "HEAD_COLUMNS"),
     "_runtimes": ("resolve_device", "cuda_available", "cuda_precision", "load_cuda", "load_openvino", "RUNTIMES",
-                  "DEVICES", "DECODERS", "CUDA_BATCH_SIZE", "DEFAULT_BATCH_SIZE", "int8_calibration"),
+                  "DEVICES", "DECODERS", "CUDA_BATCH_SIZE", "DEFAULT_BATCH_SIZE", "int8_calibration",
+                  "INT8_CALIBRATION_SIZE"),
     "transformers": ("ColorHistogramTransformer", "EmbeddingTransformer", "HOGTransformer"),
 }
 _LAZY_MODULE = {name: module for module, names in _LAZY.items() for name in names}

@@ -157,6 +157,13 @@ def _fp32_ir(name):
 INT8_CALIBRATION_SIZE = 300
 
 
+def _int8_folder(name):
+    """Where backbone ``name``'s int8 network is kept, with its spec and weights checksum (no fp32 model built)."""
+    known = known_without_building(name)
+    spec, sha = known if known is not None else load_backbone(name)[1:]
+    return _ir_folder(spec, sha, "int8"), spec, sha
+
+
 def int8_calibration(name):
     """What the cached int8 network of backbone ``name`` was calibrated on (None: not calibrated here).
 
@@ -168,9 +175,7 @@ def int8_calibration(name):
     """
     import json
 
-    known = known_without_building(name)
-    spec, sha = known if known is not None else load_backbone(name)[1:]
-    path = os.path.join(_ir_folder(spec, sha, "int8"), "calibration.json")
+    path = os.path.join(_int8_folder(name)[0], "calibration.json")
     if not os.path.exists(path):
         return None
     with open(path) as fh:
@@ -236,9 +241,8 @@ def load_openvino(name, precision):
     import openvino as ov
 
     if precision == "int8":  # the calibrated network alone: no fp32 model is needed
-        known = known_without_building(name)
-        spec, sha = known if known is not None else load_backbone(name)[1:]
-        xml = os.path.join(_ir_folder(spec, sha, "int8"), "model.xml")
+        folder, spec, sha = _int8_folder(name)
+        xml = os.path.join(folder, "model.xml")
         if not os.path.exists(xml):
             raise FileNotFoundError(xml)
     else:
