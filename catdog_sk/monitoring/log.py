@@ -234,10 +234,10 @@ class PredictionLog:
         """Write every buffered row in order, in one transaction; feedback whose prediction is not there yet
         stays queued (up to FEEDBACK_WAIT_S)."""
         if not self._schema_ready:
-            from ._store import migrate
+            from ._store import SCHEMA_VERSION, migrate
 
             before = migrate(self._engine)
-            if before is not None and before < 2:
+            if before is not None and before < SCHEMA_VERSION:
                 logger.warning("prediction log %s: migrated from schema version %s", self.url, before)
             self._schema_ready = True
         if not self._pending:
