@@ -173,6 +173,30 @@ def running_server(model, *extra_args, timeout=90, with_process=False):
         proc.wait(timeout=30)
 
 
+@contextlib.contextmanager
+def clients_running(send, n=2):
+    """Call ``send(i)`` over and over in ``n`` threads while the block runs (``i`` counts up from the thread's
+    number), then stop them and wait for them: traffic during promotions."""
+    import threading
+
+    stop = threading.Event()
+
+    def loop(i):
+        while not stop.is_set():
+            send(i)
+            i += 1
+
+    workers = [threading.Thread(target=loop, args=(k,)) for k in range(n)]
+    for w in workers:
+        w.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        for w in workers:
+            w.join(60)
+
+
 @pytest.fixture(scope="session")
 def full_run(shared_data, animals10, feature_cache, shared_embeddings, tmp_path_factory):
     """``fit --model all`` with the command-line defaults on the shared split, half of animals10 as negatives.

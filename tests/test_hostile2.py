@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import PEAK_RSS_CODE, REPO, png_header_only, save, textured_image
+from conftest import PEAK_RSS_CODE, REPO, clients_running, png_header_only, save, textured_image
 
 
 def _run(*args, timeout=600, **kw):
@@ -212,8 +212,6 @@ def test_an_empty_promoted_is_a_pointer_being_written_until_it_stays_empty(model
 def test_ten_promotions_under_traffic_fail_no_request_and_end_on_the_promoted_model(model_dir, tmp_path, photos):
     """Two clients predict while PROMOTED flips between two runs ten times (issue 26: one 500, seven reload
     errors and a server stuck on the old model before the warm-up shared the compiled network's lock)."""
-    import threading
-
     from fastapi.testclient import TestClient
 
     from catdog_sk.serving import create_app
@@ -223,24 +221,13 @@ def test_ten_promotions_under_traffic_fail_no_request_and_end_on_the_promoted_mo
         shutil.copytree(model_dir, root / name)
     (root / "PROMOTED").write_text("a\n")
     body = {"images": [base64.b64encode(open(p, "rb").read()).decode() for p in photos[:2]]}
-    statuses, stop = [], threading.Event()
+    statuses = []
     with TestClient(create_app(root, log_db=tmp_path / "log.sqlite")) as c:
-        def client():
-            while not stop.is_set():
-                statuses.append(c.post("/predict", json=body).status_code)
-
-        workers = [threading.Thread(target=client) for _ in range(2)]
-        for w in workers:
-            w.start()
-        try:
+        with clients_running(lambda i: statuses.append(c.post("/predict", json=body).status_code)):
             for k in range(10):
                 (root / "PROMOTED").write_text("ab"[(k + 1) % 2] + "\n")
                 os.utime(root / "PROMOTED", ns=(time.time_ns(), time.time_ns()))
                 time.sleep(0.5)
-        finally:
-            stop.set()
-            for w in workers:
-                w.join(60)
         deadline = time.monotonic() + 30
         while not c.get("/ready").json()["promoted"] and time.monotonic() < deadline:
             time.sleep(0.2)  # the last promotion's load may still be under way

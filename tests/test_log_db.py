@@ -15,7 +15,7 @@ import urllib.request
 import numpy as np
 import pytest
 
-from conftest import running_server
+from conftest import clients_running, running_server
 
 N_UPLOADS = 500
 
@@ -211,26 +211,14 @@ def test_ten_promotions_under_traffic_on_two_servers_fail_nothing_and_both_end_o
     (root / "PROMOTED").write_text("a\n")
     url = postgres.create_database("promotions")
     body = {"images": [base64.b64encode(open(p, "rb").read()).decode() for p in photos]}
-    statuses, stop = [], threading.Event()
+    statuses = []
     with running_server(root, "--log-db", url) as a, running_server(root, "--log-db", url) as b:
-        def client(k):
-            while not stop.is_set():
-                statuses.append(_post((a, b)[k % 2] + "/predict", body)[0])
-                k += 1
-
-        workers = [threading.Thread(target=client, args=(k,)) for k in range(2)]
-        for w in workers:
-            w.start()
-        try:
+        with clients_running(lambda i: statuses.append(_post((a, b)[i % 2] + "/predict", body)[0])):
             for k in range(10):
                 time.sleep(1.0)
                 (root / "PROMOTED").write_text("ab"[(k + 1) % 2] + "\n")
                 os.utime(root / "PROMOTED", ns=(time.time_ns(), time.time_ns()))
             time.sleep(1.0)
-        finally:
-            stop.set()
-            for w in workers:
-                w.join(60)
         deadline, ready = time.monotonic() + 30, []
         while time.monotonic() < deadline:
             for server in (a, b):  # a request is what makes a server look at PROMOTED
