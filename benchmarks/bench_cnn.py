@@ -11,8 +11,9 @@ run with each runtime, no cache, end to end (decode included), with its default 
 (``--batch-sizes 4,64`` adds rows with other batch sizes). Each pipeline runs ``--repeat`` times,
 interleaved with the others, and its fastest run counts. For each we report images/s, the
 ratio to the naive pipeline, and the cosine similarity of every embedding to the naive one.
-catdog_sk's rows include the ImageNet head's columns ('unknown' is decided from them); one more
-run of the default runtime without them prints what the head costs (target: within 5%).
+catdog_sk's rows include the ImageNet head's columns ('unknown' is decided from them; OpenVINO computes
+them as the compiled network's second output); one more run of the default runtime without them, and the
+network alone on ready crops with and without that output, print what the head costs (target: >= 0.98).
 With ``--accuracy`` the train and test sets are embedded by each and StandardScaler +
 LogisticRegression(C=0.01) fitted on train is scored on test.
 
@@ -122,29 +123,19 @@ def crops_of(paths, size=224, crop_pct=0.875):
     return [resize_shorter_center_crop(decode_image(read_bytes(p), path=p), size, crop_pct=crop_pct) for p in paths]
 
 
-def network_alone_cpu(crops, batch_size, precision="f32"):
-    """Seconds for Lite0's compiled OpenVINO model on ready crops, in the extractor's batches (no decode)."""
+def network_alone_cpu(crops, batch_size, precision="f32", head=False):
+    """Seconds for Lite0's compiled OpenVINO model on ready crops, in the extractor's batches (no decode).
+
+    ``head=True``: the network as the extractor compiles it for the ImageNet head's columns (a second output).
+    """
     from catdog_sk.features import load_openvino
 
-    compiled, _, _ = load_openvino("efficientnet_lite0", precision)
+    compiled, _, _ = load_openvino("efficientnet_lite0", precision, head)
     compiled(np.stack(crops[:batch_size]))  # warm
     start = time.perf_counter()
     for i in range(0, len(crops), batch_size):
         compiled(np.stack(crops[i:i + batch_size]))[0]
     return time.perf_counter() - start
-
-
-def head_alone_ms(n=64, repeat=50):
-    """Milliseconds a photo for the ImageNet head's columns alone (one chunk of pooled features)."""
-    from catdog_sk.features._loading import imagenet_groups, imagenet_head
-
-    head = imagenet_head("efficientnet_lite0")
-    pooled = np.random.RandomState(0).rand(n, head[0].shape[1]).astype(np.float32)
-    imagenet_groups(pooled, head)
-    start = time.perf_counter()
-    for _ in range(repeat):
-        imagenet_groups(pooled, head)
-    return 1000 * (time.perf_counter() - start) / repeat / n
 
 
 def network_alone_cuda(n, batch_size=256):
@@ -261,7 +252,9 @@ def main(argv=None):
     crops = crops_of(sample)
     pipelines = [(None, lambda: naive_embeddings(sample))] + \
         [(cfg, lambda cfg=cfg: ours(sample, *cfg)) for cfg in configs] + \
-        [("network", lambda: (None, network_alone_cpu(crops, batch_sizes[0]))), ("decode", lambda: decode_only(sample))] + \
+        [("network", lambda: (None, network_alone_cpu(crops, batch_sizes[0]))),
+         ("network+head", lambda: (None, network_alone_cpu(crops, batch_sizes[0], head=True))),
+         ("decode", lambda: decode_only(sample))] + \
         [(headless, lambda: ours(sample, *headless))]
     best = [float("inf")] * len(pipelines)
     embeddings = [None] * len(pipelines)
@@ -276,8 +269,8 @@ def main(argv=None):
     ref, naive_s = embeddings[0], best[0]
     rows = [{"pipeline": "naive (PIL + torchvision + eager timm)", "img_s": len(sample) / naive_s,
              "ratio": 1.0, "cos_min": 1.0, "cos_mean": 1.0}]
-    net_s, decode_s = best[-3], best[-2]
-    for (rt, bs), emb, s in zip(configs, embeddings[1:-3], best[1:-3]):
+    net_s, net_head_s, decode_s = best[-4], best[-3], best[-2]
+    for (rt, bs), emb, s in zip(configs, embeddings[1:-4], best[1:-4]):
         cos = cosine(emb, ref)
         label = f"catdog_sk runtime={rt}" + (f" batch={bs}" if len(batch_sizes) > 1 else "")
         rows.append({"pipeline": label, "batch_size": bs, "img_s": len(sample) / s, "ratio": naive_s / s,
@@ -285,7 +278,8 @@ def main(argv=None):
     head_row = next(r for r, cfg in zip(rows[1:], configs) if cfg == headless[:2])
     head_cost = {"with_head_img_s": head_row["img_s"], "without_head_img_s": len(sample) / best[-1],
                  "ratio": head_row["img_s"] / (len(sample) / best[-1]), "runtime": headless[0],
-                 "batch_size": headless[1], "head_alone_ms_per_image": head_alone_ms()}
+                 "batch_size": headless[1], "network_alone_img_s": len(sample) / net_s,
+                 "network_with_head_img_s": len(sample) / net_head_s, "network_ratio": net_s / net_head_s}
     default = next(r for r, cfg in zip(rows[1:], configs) if cfg[0] == "openvino") if "openvino" in runtimes else None
     stages = None
     if default is not None:
@@ -316,9 +310,9 @@ def main(argv=None):
               + (f"{r['test_accuracy']:>10.4f}" if args.accuracy else ""))
     print(f"ImageNet head ('unknown'): runtime={headless[0]} batch={headless[1]}: "
           f"{head_cost['with_head_img_s']:.1f} img/s with the head columns, {head_cost['without_head_img_s']:.1f} "
-          f"without: {head_cost['ratio']:.3f}x (same forward pass); the head's own arithmetic "
-          f"{head_cost['head_alone_ms_per_image']:.3f} ms a photo, "
-          f"{head_cost['head_alone_ms_per_image'] * head_cost['with_head_img_s'] / 1000:.1%} of the end-to-end time")
+          f"without: {head_cost['ratio']:.3f}x (target >= 0.98); the network alone on ready crops "
+          f"{head_cost['network_with_head_img_s']:.1f} img/s with the head as its second output, "
+          f"{head_cost['network_alone_img_s']:.1f} without: {head_cost['network_ratio']:.3f}x")
     if stages is not None:
         print(f"CPU stages (runtime=openvino, batch {stages['batch_size']}): end to end {stages['end_to_end_img_s']:.1f} "
               f"img/s = {stages['end_to_end_vs_network_alone']:.1%} of the network alone "

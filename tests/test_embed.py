@@ -126,3 +126,23 @@ def test_imagenet_head_columns_come_from_the_same_forward_pass(few_photos, monke
     weight, bias = imagenet_head("efficientnet_lite0")
     assert weight.shape == (1000, 1280) and bias.shape == (1000,)
     assert np.isnan(imagenet_groups(np.zeros((2, 1280)), None)).all()
+
+
+def test_openvino_computes_the_head_in_the_network_call(few_photos):
+    """f32 and int8 networks carry the head as a second output, equal to the float32 product outside."""
+    from catdog_sk.features import load_openvino
+    from catdog_sk.features._embed import imagenet_groups, imagenet_head
+    from catdog_sk.preprocess import resize_shorter_center_crop
+
+    compiled, spec, in_graph = load_openvino("efficientnet_lite0", "f32", True)
+    assert in_graph and len(compiled.outputs) == 2
+    crops = np.stack([resize_shorter_center_crop(read_image(p), spec.input_size, crop_pct=spec.crop_pct)
+                      for p in few_photos])
+    result = compiled(crops)
+    np.testing.assert_allclose(result[1], imagenet_groups(result[0], imagenet_head("efficientnet_lite0")),
+                               atol=2e-5)
+    plain, _, plain_head = load_openvino("efficientnet_lite0", "f32")
+    assert not plain_head and len(plain.outputs) == 1
+    np.testing.assert_allclose(plain(crops)[0], result[0], atol=1e-5)  # the features are untouched
+    # bf16 would compute the head in bfloat16: there it stays outside, in float32
+    assert load_openvino("efficientnet_lite0", "bf16", True)[2] is False

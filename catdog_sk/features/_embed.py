@@ -339,16 +339,17 @@ class EmbeddingExtractor:
         blocks, heads = [], []
         for i, name in enumerate(self._names):
             crops = [p[i] for p in prepared]
+            groups = None  # the head's columns, when the compiled network computed them too
             if self._device == "cuda":
                 raw = self._run_cuda(name, crops)
             elif self.runtime.startswith("openvino"):
-                raw = self._run_openvino(name, crops)
+                raw, groups = self._run_openvino(name, crops)
             else:
                 raw = self._run_torch(name, crops)
             norms = np.linalg.norm(raw, axis=1, keepdims=True)
             blocks.append(raw / np.maximum(norms, 1e-12))
             if self.head:
-                heads.append(imagenet_groups(raw, imagenet_head(name)))
+                heads.append(groups if groups is not None else imagenet_groups(raw, imagenet_head(name)))
         blocks += heads
         return blocks[0] if len(blocks) == 1 else np.hstack(blocks)
 
@@ -384,9 +385,10 @@ class EmbeddingExtractor:
         return out
 
     def _run_openvino(self, name, crops):
+        """Pooled features, and the head's columns when the compiled network has them (else None)."""
         precision = {"openvino-bf16": "bf16", "openvino-int8": "int8"}.get(self.runtime, "f32")
         try:
-            compiled, spec, _ = load_openvino(name, precision)
+            compiled, spec, in_graph = load_openvino(name, precision, self.head)
         except ImportError:
             raise BackboneUnavailableError(
                 f"runtime={self.runtime!r} needs the 'openvino' package: pip install openvino, "
@@ -395,7 +397,11 @@ class EmbeddingExtractor:
         except FileNotFoundError:
             raise BackboneUnavailableError(_NOT_CALIBRATED.format(name=name)) from None
         out = np.empty((len(crops), spec.embed_dim), dtype=np.float32)
+        groups = np.empty((len(crops), len(HEAD_COLUMNS)), dtype=np.float32) if in_graph else None
         for start in range(0, len(crops), self.batch_size):
             chunk = crops[start:start + self.batch_size]
-            out[start:start + len(chunk)] = compiled(np.stack(chunk))[0]
-        return out
+            result = compiled(np.stack(chunk))
+            out[start:start + len(chunk)] = result[0]
+            if in_graph:
+                groups[start:start + len(chunk)] = result[1]
+        return out, groups
