@@ -182,6 +182,27 @@ def test_an_older_log_is_migrated_on_open_and_readers_never_write(tmp_path):
     assert up.read_bytes() == b"jpeg"
 
 
+def test_an_upload_already_written_is_not_sent_to_the_database_again(tmp_path):
+    """The same photo in many requests: one images row, and its bytes cross to the database once."""
+    import sqlalchemy as sa
+
+    from catdog_sk.monitoring.log import PredictionLog
+
+    log = PredictionLog(tmp_path / "log.sqlite")
+    sent = []
+    sa.event.listen(log._engine, "before_cursor_execute",
+                    lambda conn, cursor, statement, params, context, many: sent.append(statement)
+                    if "INTO images" in statement else None)
+    for k in range(5):
+        assert log.record([(f"r{k}", 0, "same", "cat", "{}", "v", 1.0, None, 0.5)], images={"same": b"jpeg"})
+    assert log.record([("r5", 0, "other", "dog", "{}", "v", 1.0, None, 0.5)], images={"other": b"png"})
+    assert len(sent) == 2  # 'same' once, 'other' once
+    with log._engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT sha256, data FROM images ORDER BY sha256")).all() == [
+            ("other", b"png"), ("same", b"jpeg")]
+    assert [r["sha256"] for r in log.rows()] == ["same"] * 5 + ["other"]
+
+
 @pytest.mark.parametrize("argv, status, message", [
     (["catdog_sk.serve", "--log-db", "mysql://u@h/db"], 2, "The 'log_db' parameter must be a file path"),
     (["catdog_sk.monitor", "--db", "postgresql://nobody@127.0.0.1:1/none"], 1, "cannot be read"),

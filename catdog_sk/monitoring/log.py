@@ -36,6 +36,10 @@ DEFAULT_MAX_BUFFERED_BYTES = 256 * 2**20
 #: Seconds a queued feedback waits for its prediction to reach the log (from another server's buffer).
 FEEDBACK_WAIT_S = 60.0
 
+#: Uploads this server remembers having written (by SHA-256): a photo sent again is not sent to the
+#: database again (the images table keeps each photo once anyway). The oldest are forgotten first.
+REMEMBERED_UPLOADS = 100_000
+
 
 class PredictionLog:
     """Append-only log of predictions, feedback and uploads, shared by every server that writes to it.
@@ -91,6 +95,7 @@ class PredictionLog:
         self._lock = threading.RLock()
         self._pending = collections.deque()  # ("prediction", row) | ("feedback", row) | ("image", (sha, t, data))
         self._pending_bytes = 0
+        self._stored = collections.OrderedDict()  # sha256 of uploads already written, oldest first
         self._down_since = None
         self._retrying = None
         self._schema_ready = False
@@ -130,7 +135,10 @@ class PredictionLog:
         now = time.time()
         with self._lock:
             for sha, data in (images or {}).items():
-                self._push("image", (sha, now, bytes(data)))
+                if sha in self._stored:  # written before: only the prediction row refers to it
+                    self._stored.move_to_end(sha)
+                else:
+                    self._push("image", (sha, now, bytes(data)))
             for r in rows:
                 embedding = None if r[7] is None else np.asarray(r[7], np.float16).tobytes()
                 presence = None if len(r) < 9 or r[8] is None else float(r[8])
@@ -258,6 +266,10 @@ class PredictionLog:
                 if kind == "feedback" and self._feedback_in(conn, row["request_id"], row["item"], row["true_label"],
                                                             row["time"]) is False:
                     waiting.append(row)
+        for image in images:  # committed: remembered from now on
+            self._stored[image["sha256"]] = None
+        while len(self._stored) > REMEMBERED_UPLOADS:
+            self._stored.popitem(last=False)
         self._pending.clear()
         self._pending_bytes = 0
         now = time.time()
