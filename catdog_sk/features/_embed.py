@@ -131,7 +131,8 @@ class EmbeddingExtractor:
     backbone (``HEAD_COLUMNS``): the log-probabilities that the backbone's own
     ImageNet-1k classifier gives to dog breeds, domestic cats and the other
     998 - 123 classes, computed from the same forward pass (the head is one
-    matrix product on the pooled feature). They say whether a cat or a dog is in
+    matrix product on the pooled feature; OpenVINO's float32 and int8 networks
+    compute it as a second output of the same inference call). They say whether a cat or a dog is in
     the photo at all; :class:`catdog_sk.CatDogClassifier` uses them to answer
     ``'unknown'``.
 
