@@ -108,14 +108,15 @@ def main(argv=None):
             _cli.log(args, f"skipped {path}: {why}")
         cache = _cli.open_cache(args)
         with _cli.cluster(args) as client:  # --backend dask: the features of the photos on the cluster
-            F, keep, errors = clf.featurize(found.paths, on_error="skip", cache=cache, n_jobs=args.jobs,
-                                            progress=_cli.show_progress(args), desc="evaluate", client=client)
+            F, keep, errors, sides = clf.featurize(found.paths, on_error="skip", cache=cache, n_jobs=args.jobs,
+                                                   progress=_cli.show_progress(args), desc="evaluate",
+                                                   client=client)
         for err in errors:
             _cli.log(args, f"skipped {err}")
         if len(keep) == 0:
             raise DatasetError(f"None of the {len(found)} images under {args.data!r} could be decoded.")
         found = found.subset(keep)
-        decision = clf.predict_features(F)  # the same decision path as predict and the server
+        decision = clf.predict_features(F, sides=sides)  # the same decision path as predict and the server
         proba = decision.proba
         pred = clf.classes_[np.argmax(proba, axis=1)]
         abstains = getattr(clf, "presence_", None) is not None

@@ -19,7 +19,9 @@ def build_parser():
         "Predict the class of each image (files, or folders searched recursively) with a saved model. "
         "Prints one JSON line (or CSV row) per image, in input order: path, label, the probability of "
         "each class, the presence score (how sure the model is that the photo shows a cat or a dog; "
-        "below the model's threshold the label is 'unknown') and the model version; a file that cannot be read gets a line with the error "
+        "below the model's threshold the label is 'unknown'), the reason of an 'unknown' (too_small: the photo's "
+        "shorter side is below the model's min_side pixels; not_cat_or_dog: the presence score is below the "
+        "threshold; empty otherwise) and the model version; a file that cannot be read gets a line with the error "
         "instead, and the run goes on (exit status 3).",
         epilog=_cli.SKIPPED_EPILOG, json_results=False,  # JSON lines are already its output
     )
@@ -63,7 +65,8 @@ def main(argv=None):
         writer = None
         if args.format == "csv":
             writer = csv.writer(sys.stdout)
-            writer.writerow(["path", "label", *[f"p_{c}" for c in classes], "presence", "model_version", "error"])
+            writer.writerow(["path", "label", *[f"p_{c}" for c in classes], "presence", "reason", "model_version",
+                             "error"])
         failed = 0
         with _cli.cluster(args) as client:  # --backend dask: partitions on the cluster, lines still in order
             for result in predict_paths_with(client, clf, paths, cache=_cli.open_cache(args, default=False),
@@ -72,12 +75,12 @@ def main(argv=None):
                 if writer is None:
                     print(json.dumps(result), flush=True)
                 elif "error" in result:
-                    writer.writerow([result["path"], "", *[""] * len(classes), "", result["model_version"],
+                    writer.writerow([result["path"], "", *[""] * len(classes), "", "", result["model_version"],
                                      f"{result['error']}: {result['detail']}"])
                 else:
                     writer.writerow([result["path"], result["label"],
                                      *[result["probabilities"][c] for c in classes], result["presence"],
-                                     result["model_version"], ""])
+                                     result["reason"] or "", result["model_version"], ""])
         if failed:
             _cli.log(args, f"{failed} of {len(paths)} image(s) could not be read")
         return _cli.skipped_status(args, failed)

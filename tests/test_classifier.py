@@ -222,7 +222,7 @@ def test_unknown_for_photos_of_neither_and_it_survives_saving(small_split, featu
     np.testing.assert_array_equal(pred_test[known], clf.classes_[clf.predict_proba(X_test).argmax(1)][known])
     np.testing.assert_array_equal(clf.presence_score(others) < 0.5, pred_others == "unknown")
     # one decision path: featurize + predict_features is what predict does
-    F, ok, errors = clf.featurize(held.paths, on_error="skip")
+    F, ok, errors, _ = clf.featurize(held.paths, on_error="skip")
     assert len(ok) == len(held) and not errors
     np.testing.assert_array_equal(clf.predict_features(F).labels, pred_held)
     save_model(clf, tmp_path / "m")
@@ -297,7 +297,7 @@ def test_grid_search_on_cached_features_through_the_public_boundary(small_split,
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"\xff\xd8\xff not a jpeg")
     base = CatDogClassifier(cache=str(feature_cache), random_state=0)
-    F, ok, errors = base.featurize(list(X) + [broken], on_error="skip")
+    F, ok, errors, _ = base.featurize(list(X) + [broken], on_error="skip")
     assert list(ok) == list(range(len(X))) and [e.path for e in errors] == [str(broken)]
     with pytest.raises(ImageDecodeError):
         base.featurize([broken])

@@ -91,7 +91,7 @@ def test_a_model_that_never_abstains_exports_with_presence_one(model_dir, small_
     folder, reply = small_export
     out = folder / reply["onnx"]
     model = OnnxModel(out)
-    assert model.meta["threshold"] is None and len(model.meta["inputs"]) == 1
+    assert model.meta["threshold"] is None and model.meta["min_side"] is None and len(model.meta["inputs"]) == 1
     labels, proba, presence = model.run([read_image(p) for p in few_photos])
     clf = load_model(model_dir)
     assert list(labels) == list(clf.predict(few_photos))
@@ -234,6 +234,52 @@ def test_the_offline_page_classifies_in_the_browser_like_python(default_model, o
                 assert result.text.startswith(f"{shown[-1]} (") and "% sure" in result.text
         browser.save_screenshot(str(tmp_path / "page.png"))
     assert shown == expected
+
+
+def test_the_offline_page_answers_a_photo_below_min_side_too_small(model_dir, small_export, browser, few_photos,
+                                                                   tmp_path):
+    """The page applies model.json's ``min_side`` before cropping, as CatDogClassifier does (issue 29).
+
+    The small model never abstains (its description has ``min_side`` null), so its copy of the
+    description is given the default threshold: the rule under test is the page's own.
+    """
+    from PIL import Image
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from catdog_sk._testing import downscaled
+    from catdog_sk.deploy.web import ORT_WEB_FILES
+    from catdog_sk.models.classifier import MIN_SIDE
+
+    if not all((ORT_WEB / f).is_file() for f in ORT_WEB_FILES):
+        need(f"ONNX Runtime Web (in {ORT_WEB})", "run `make web-runtime` (npm pack onnxruntime-web)")
+    folder, _ = small_export
+    version = load_model(model_dir).card_.version
+    web = tmp_path / "web"
+    assert export.main(["--model", str(model_dir), "--format", "web", str(web), "--ort-web", str(ORT_WEB),
+                        "--onnx", str(folder / "artifacts" / "export" / f"{version}.onnx"), "--quiet"]) == 0
+    meta = json.loads((web / "model.json").read_text())
+    assert meta["min_side"] is None
+    (web / "model.json").write_text(json.dumps({**meta, "min_side": MIN_SIDE}))
+    photo = few_photos[0]
+    small, at_threshold = tmp_path / "small.png", tmp_path / "at_threshold.png"
+    Image.fromarray(downscaled(photo, MIN_SIDE - 1)).save(small)
+    Image.fromarray(downscaled(photo, MIN_SIDE)).save(at_threshold)
+    with static_server(web) as url:
+        browser.get(url + "/index.html")
+        wait = WebDriverWait(browser, 120)
+        wait.until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "1"
+                   or d.find_element(By.ID, "error").text)
+        shown = []
+        for path in (small, at_threshold):
+            browser.execute_script("document.getElementById('result').removeAttribute('data-label')")
+            browser.find_element(By.ID, "file").send_keys(str(path))
+            wait.until(lambda d: d.find_element(By.ID, "result").get_attribute("data-label")
+                       or d.find_element(By.ID, "error").text)
+            result = browser.find_element(By.ID, "result")
+            shown.append((result.get_attribute("data-label"), result.get_attribute("data-reason"), result.text))
+    assert shown[0][:2] == ("unknown", "too_small") and "too small" in shown[0][2], shown
+    assert shown[1][0] in ("cat", "dog") and shown[1][1] == "", shown  # the small model never abstains
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -108,7 +108,7 @@ def test_fit_then_evaluate_writes_model_card_report_and_plots(shared_data, tmp_p
     capsys.readouterr()
     assert predict.main(["--model", str(model_dir), str(data / "test" / "dogs"), "--format", "csv"]) == 0
     rows = capsys.readouterr().out.strip().splitlines()
-    assert rows[0] == "path,label,p_cat,p_dog,presence,model_version,error" and len(rows) == 11
+    assert rows[0] == "path,label,p_cat,p_dog,presence,reason,model_version,error" and len(rows) == 11
 
 
 def test_fit_save_all_keeps_every_model_with_its_card_and_promotes_the_best(shared_data, tmp_path, feature_cache,

@@ -14,6 +14,11 @@ The graph is put together from the ecosystem's converters, not written by hand:
    applies the abstain rule: ``label = -1`` ("unknown") where ``presence < threshold``, else the
    index of the larger probability.
 
+The graph sees crops, not the photo: the size rule (``CatDogClassifier(min_side=...)``: a photo whose
+shorter side is below ``min_side`` pixels is answered 'unknown', reason ``'too_small'``) is applied
+by whoever decodes the photo, from ``min_side`` in the JSON, before cropping (:class:`OnnxModel`,
+the web page).
+
 Only models whose features are computed inside the network export: ``features='cnn'``. HOG,
 colour histograms and the VLAD pipeline run scikit-image code on the image that has no ONNX form.
 """
@@ -75,9 +80,13 @@ def preprocessing(clf):
     -------
     spec : dict
         ``inputs``: one entry per distinct crop (name, size, crop_pct, layout); ``resize``: the rule;
-        ``classes``; ``threshold``; ``outputs``.
+        ``classes``; ``threshold``; ``min_side`` (applied before cropping: a photo whose shorter side is
+        below it is 'unknown', reason 'too_small'; None: no size rule); ``unknown_reasons``; ``outputs``.
     """
+    from ..models.classifier import NOT_CAT_OR_DOG, TOO_SMALL
     from ..preprocess import MAX_ASPECT_RATIO
+
+    abstains = getattr(clf, "presence_", None) is not None
 
     return {
         "inputs": _inputs(_specs(clf)),
@@ -88,8 +97,14 @@ def preprocessing(clf):
                    f"graph normalises."),
         "max_aspect_ratio": MAX_ASPECT_RATIO,
         "classes": [str(c) for c in clf.classes_],
-        "threshold": None if getattr(clf, "presence_", None) is None else float(clf.presence_threshold_),
+        "threshold": float(clf.presence_threshold_) if abstains else None,
+        "min_side": int(clf.min_side) if abstains and clf.min_side is not None else None,
         "unknown_label": -1,
+        "unknown_reasons": {
+            TOO_SMALL: "the decoded photo's shorter side is below min_side pixels: answered 'unknown' before "
+                       "cropping, whatever the graph says",
+            NOT_CAT_OR_DOG: "the graph's label is -1: presence below threshold",
+        },
         "outputs": {
             "probabilities": "float32 (n, 2), columns in the order of classes",
             "presence": "float32 (n,), in (0, 1); below threshold the model answers 'unknown' "
@@ -415,7 +430,7 @@ class OnnxModel:
         self.session = ort.InferenceSession(self.path, options, providers=["CPUExecutionProvider"])
 
     def run(self, images):
-        """Answers of the ONNX graph for decoded photos.
+        """Answers of the ONNX graph for decoded photos, the size rule (``min_side``) applied.
 
         Parameters
         ----------
@@ -431,7 +446,30 @@ class OnnxModel:
         presence : ndarray of shape (n_images,)
             Presence scores.
         """
+        return self.decide(images)[:3]
+
+    def decide(self, images):
+        """The estimator's :class:`~catdog_sk.models.Decision` for decoded photos, reasons included.
+
+        Parameters
+        ----------
+        images : sequence of ndarray of shape (height, width, 3), dtype uint8
+
+        Returns
+        -------
+        decision : catdog_sk.models.Decision
+            ``(labels, proba, presence, reasons)``; a photo below ``min_side`` is 'unknown', reason
+            'too_small', whatever the graph answers.
+        """
+        from ..models.classifier import NOT_CAT_OR_DOG, TOO_SMALL, Decision
+
         feeds = prepare_inputs(images, self.meta)
         proba, presence, label = self.session.run(list(OUTPUTS), feeds)
         classes = np.asarray(self.meta["classes"] + ["unknown"], dtype=object)
-        return classes[label], proba, presence
+        reasons = np.where(label < 0, NOT_CAT_OR_DOG, None).astype(object)
+        min_side = self.meta.get("min_side")  # files exported before the size rule have none
+        if min_side is not None:
+            small = np.array([min(im.shape[:2]) < min_side for im in images], dtype=bool)
+            reasons[small] = TOO_SMALL
+            label = np.where(small, -1, label)
+        return Decision(classes[label], proba, presence, reasons)

@@ -42,7 +42,7 @@ def negatives_decision(clf, negatives, *, note, cache=None, n_jobs=None, progres
     """
     res = clf.featurize(negatives.paths, on_error="skip", cache=cache, n_jobs=n_jobs, progress=progress,
                         desc="negatives")
-    decision = clf.predict_features(res.features)
+    decision = clf.predict_features(res.features, sides=res.sides)
     return ({"paths": [negatives.paths[i] for i in res.ok], "groups": [negatives.groups[i] for i in res.ok],
              "labels": decision.labels,
              "presence": decision.presence, "source": negatives.root, "note": note.format(n=len(res.ok))},

@@ -9,6 +9,7 @@ from ._engine import ExtractionResult, effective_n_jobs, extract_features
 from ._hog import HOGExtractor, hog_features
 from ._layout import FeatureLayout
 from ._local import DenseDescriptorExtractor, TextureExtractor, dense_descriptors, texture_histograms
+from ._size import ShorterSideExtractor
 
 #: Names loaded on first use, by module: the CNN modules (torch when a network is built) and the
 #: scikit-learn transformers (scikit-learn costs 1.4 s to import; the CLI's --help needs none of it).
@@ -33,6 +34,7 @@ __all__ = [
     "FeatureLayout",
     "FeatureCache",
     "HOGExtractor",
+    "ShorterSideExtractor",
     "color_histogram",
     "default_cache_dir",
     "extract_features",

@@ -4,14 +4,16 @@ from ._registry import FEATURE_SETS, MODELS, make_pipeline, param_grid
 from ._presence import PresenceDetector
 from ._vlad import VLADEncoder
 from .card import ModelCard
-from .classifier import CatDogClassifier, Decision
+from .classifier import MIN_SIDE, UNKNOWN_REASONS, CatDogClassifier, Decision
 from .inference import predict_paths
 from .persistence import ModelLoadError, load_model, save_model
 from .search import make_search, run_search, stack_features
 
 __all__ = [
     "FEATURE_SETS",
+    "MIN_SIDE",
     "MODELS",
+    "UNKNOWN_REASONS",
     "CatDogClassifier",
     "Decision",
     "ModelCard",

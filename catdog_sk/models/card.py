@@ -356,6 +356,10 @@ def _details(card):
             line += (f"; answers 'unknown' for {u['negatives'].get('rejected', 0):.1%} of "
                      f"{u['negatives'].get('n')} held-out photos of neither ({u['negatives'].get('source')})")
         lines.append(line)
+        min_side = card.get("params", {}).get("min_side")
+        if min_side is not None:
+            lines.append(f"- Answers 'unknown' (reason too_small) for photos whose shorter side is below {min_side} "
+                         f"px, without trusting the network")
     lines.append(f"- Library versions: {', '.join(f'{k} {v}' for k, v in card.get('versions', {}).items())}")
     lines.append(f"- Seed: {card.get('seed')}")
     return lines

@@ -14,10 +14,28 @@ from ..exceptions import DatasetError, InvalidParameterError
 from ..registry import FINETUNE
 from ._registry import FEATURE_SETS, MODELS, make_pipeline
 
-__all__ = ["CatDogClassifier", "Decision", "Featurized", "UNKNOWN", "n_head_columns"]
+__all__ = ["CatDogClassifier", "Decision", "Featurized", "MIN_SIDE", "NOT_CAT_OR_DOG", "TOO_SMALL", "UNKNOWN",
+           "UNKNOWN_REASONS", "n_head_columns"]
 
 #: The label ``predict`` gives a photo that shows neither a cat nor a dog (with ``unknown`` set).
 UNKNOWN = "unknown"
+
+#: Why a photo is answered 'unknown' (``Decision.reasons``, :meth:`CatDogClassifier.unknown_reason`, and the
+#: ``reason`` of the ``predict`` command, the HTTP API and the web pages); an answered photo's reason is None.
+#: ``'too_small'``: its shorter side is below ``min_side`` pixels, so the network is not asked;
+#: ``'not_cat_or_dog'``: the presence score is below ``presence_threshold_``.
+TOO_SMALL = "too_small"
+NOT_CAT_OR_DOG = "not_cat_or_dog"
+UNKNOWN_REASONS = (TOO_SMALL, NOT_CAT_OR_DOG)
+
+#: Default ``min_side``: photos whose shorter side is below this many decoded pixels answer 'unknown'
+#: (reason 'too_small'). 32 px is the classic size of a "tiny image" that people still recognise
+#: (Torralba, Fergus and Freeman, "80 million tiny images", IEEE PAMI 2008; CIFAR-10), and the bundled
+#: model agrees (benchmarks/README.md, "Tiny photos": the 2,000 shared test photos downscaled): from 32 px
+#: up at least 93% of its answers are right, while below it the error among its answers climbs (28 px
+#: 8.6%, 24 px 11.8%, 20 px 18%, 16 px 27%; dogs at 12 px 55% right, chance) though the network still
+#: answers 30-80% of the photos at 16-28 px.
+MIN_SIDE = 32
 
 _OWN_CACHE = object()  # featurize(cache=...) default: the estimator's own ``cache`` parameter
 
@@ -54,6 +72,7 @@ def _parameter_constraints():
                                   "None, 'balanced' or a dict of class label -> weight > 0"),
         "unknown": Satisfies(lambda v: v is None or v == "auto" or (_real(v) and 0 < v < 1),
                              "None, 'auto' or a float in the open interval (0, 1)"),
+        "min_side": Interval(numbers.Integral, 1, None, allow_none=True),
         "augment": Interval(numbers.Integral, 0, 32),
         "cache": Satisfies(_is_cache, "None, a folder path or a FeatureCache"),
         "batch_size": Interval(numbers.Integral, 1, None),
@@ -82,12 +101,19 @@ class Decision(NamedTuple):
         (the cat/dog classifier's, whether or not it abstains).
     presence : ndarray of shape (n_images,)
         Presence score in (0, 1) (see :meth:`CatDogClassifier.presence_score`);
-        1.0 everywhere when the model never abstains.
+        1.0 everywhere when the model never abstains. For a photo answered
+        'unknown' as too small, what the network saw, not trusted.
+    reasons : ndarray of shape (n_images,), dtype object
+        Why each 'unknown' is one: ``'too_small'`` or ``'not_cat_or_dog'``
+        (:data:`UNKNOWN_REASONS`); None for an answered photo.
+        :meth:`CatDogClassifier.predict_features` always fills it; a Decision
+        built by hand without it holds None.
     """
 
     labels: np.ndarray
     proba: np.ndarray
     presence: np.ndarray
+    reasons: np.ndarray = None
 
     @property
     def confidence(self):
@@ -118,11 +144,16 @@ class Featurized(NamedTuple):
         Indices into ``X`` of the decoded images.
     errors : list of ImageDecodeError
         One per image that could not be decoded (``on_error='skip'``).
+    sides : ndarray of shape (n_decoded,), dtype int, or None
+        The shorter side of each decoded image, in pixels before any resize
+        (what ``min_side`` compares); None when the model has no size rule
+        (``unknown`` or ``min_side`` None). Pass it to :meth:`CatDogClassifier.predict_features`.
     """
 
     features: np.ndarray
     ok: np.ndarray
     errors: list
+    sides: np.ndarray = None
 
 
 def n_head_columns(features, backbone):
@@ -206,6 +237,14 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
         abstains more. Needs CNN features with a bundled backbone. None never
         abstains. Measured with ``'auto'``, Lite0 + Lite2, animals10 half as
         negatives: see the user guide, "Unknown" (docs/user_guide/unknown.rst).
+    min_side : int or None, default=32
+        With ``unknown`` set, a photo whose shorter side is below this many
+        pixels (as decoded, before any resize) is answered ``'unknown'`` with
+        the reason ``'too_small'``, whatever the network says: upscaled to the
+        network's input, such a blur still gets confident labels, wrong for
+        one answer in eight at 24 px and one in four at 16 px
+        (:data:`MIN_SIDE`; measured in the user guide, "Unknown"). None: no
+        size rule. Models saved before this parameter get the default.
     augment : int, default=0
         Number of augmented copies (flip, random resized crop, colour jitter)
         of each training image added to the training set.
@@ -275,7 +314,7 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
 
     def __init__(self, *, features="cnn", backbone="efficientnet_lite0", model="logreg", C=0.01,
                  kernel="rbf", gamma="scale", pca=None, scale="standard", class_weight=None,
-                 unknown=None, augment=0, cache=None,
+                 unknown=None, min_side=MIN_SIDE, augment=0, cache=None,
                  batch_size=4, runtime="openvino", device="auto", n_jobs=None, epochs=3, learning_rate=5e-5,
                  random_state=None, verbose=False):
         self.features = features
@@ -288,6 +327,7 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
         self.scale = scale
         self.class_weight = class_weight
         self.unknown = unknown
+        self.min_side = min_side
         self.augment = augment
         self.cache = cache
         self.batch_size = batch_size
@@ -425,22 +465,40 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
         Returns
         -------
         result : Featurized
-            ``(features, ok, errors)``: rows for the decoded images only, their
-            indices into ``X``, and the errors of the others.
+            ``(features, ok, errors, sides)``: rows for the decoded images only, their
+            indices into ``X``, the errors of the others, and the decoded images'
+            shorter sides (None without a size rule, see ``min_side``).
         """
         from ..cluster import extract_features_with
 
         check_choice(on_error, ("raise", "skip"), name="on_error", caller=f"{type(self).__name__}.featurize")
-        res = extract_features_with(client, self._as_image_list(X), self.extractors(),
+        plans = self.extractors()
+        sized = self._has_size_rule()
+        if sized:  # measured in the same decode, cached like a feature
+            from ..features import ShorterSideExtractor
+
+            plans.append(ShorterSideExtractor())
+        res = extract_features_with(client, self._as_image_list(X), plans,
                                     cache=self.cache if cache is _OWN_CACHE else cache,
                                     n_jobs=self.n_jobs if n_jobs is None else n_jobs,
                                     on_error=on_error, progress=bool(self.verbose if progress is None else progress),
                                     desc=desc)
         ok = np.flatnonzero(res.ok)
-        return Featurized(np.hstack([f[ok] for f in res.features]), ok, res.errors)
+        features = res.features[:-1] if sized else res.features
+        sides = res.features[-1][ok, 0].astype(np.int64) if sized else None
+        return Featurized(np.hstack([f[ok] for f in features]), ok, res.errors, sides)
+
+    def _has_size_rule(self):
+        """Whether ``min_side`` decides: a size is set and the model abstains (``unknown``, or fitted so)."""
+        return self.min_side is not None and (self.unknown is not None
+                                              or getattr(self, "presence_", None) is not None)
 
     def _features(self, X, desc):
         return self.featurize(X, desc=desc).features
+
+    def _decide(self, X):
+        res = self.featurize(X, desc="predict")
+        return self.predict_features(res.features, sides=res.sides)
 
     def _make_pipeline(self, max_components, calibration_cv, classes):
         # 'finetune': after tuning the network, the head is a calibrated logistic regression on its embeddings
@@ -663,8 +721,8 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
         _, E, head = self.split_features(F)
         return self.presence_.presence(E, head)
 
-    def predict_features(self, F):
-        """The one decision path: label (or ``'unknown'``), probabilities and presence score from features.
+    def predict_features(self, F, *, sides=None):
+        """The one decision path: label (or ``'unknown'``), probabilities, presence score and reason from features.
 
         ``predict``, ``evaluate``, ``fit``'s report, the ``predict`` command,
         ``POST /predict`` and the web page all decide through this method, so
@@ -674,11 +732,16 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
         ----------
         F : ndarray of shape (n_images, n_features)
             From :meth:`featurize`.
+        sides : array-like of shape (n_images,), default=None
+            The photos' shorter sides in pixels (``featurize(X).sides``). Where
+            one is below ``min_side`` the answer is ``'unknown'`` with the reason
+            ``'too_small'``, whatever the network says. None: the sizes are not
+            known (features computed elsewhere) and only the presence score decides.
 
         Returns
         -------
         decision : Decision
-            ``(labels, proba, presence)``.
+            ``(labels, proba, presence, reasons)``.
         """
         check_is_fitted(self)
         F = np.asarray(F)
@@ -689,12 +752,27 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
         proba = self.pipeline_.predict_proba(C)
         labels = self.classes_[np.argmax(proba, axis=1)]
         presence = self._presence_from_features(F)
+        reasons = np.full(len(F), None, dtype=object)
         if getattr(self, "presence_", None) is not None:
             absent = presence < self.presence_threshold_
+            reasons[absent] = NOT_CAT_OR_DOG
+            if sides is not None and self.min_side is not None:
+                small = self._too_small(sides, len(F))
+                reasons[small] = TOO_SMALL  # the size decides before the network is trusted
+                absent = absent | small
             if np.any(absent):
                 labels = labels.astype(object)
                 labels[absent] = UNKNOWN
-        return Decision(labels, proba, presence)
+        return Decision(labels, proba, presence, reasons)
+
+    def _too_small(self, sides, n):
+        name = type(self).__name__
+        validate_params({"min_side": _parameter_constraints()["min_side"]}, {"min_side": self.min_side}, caller=name)
+        sides = np.asarray(sides)
+        if sides.shape != (n,) or not np.issubdtype(sides.dtype, np.number):
+            raise DatasetError(f"The sides given to {name}.predict_features must be one number per feature row "
+                               f"({n}); got an array of shape {sides.shape} ({sides.dtype}).")
+        return sides < self.min_side
 
     # -- prediction ----------------------------------------------------------------------------
     def transform_features(self, X):
@@ -712,7 +790,7 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
         return self._features(X, "features")
 
     def predict(self, X):
-        """Predicted class of each image, or ``'unknown'`` (see ``unknown``).
+        """Predicted class of each image, or ``'unknown'`` (see ``unknown`` and ``min_side``).
 
         Parameters
         ----------
@@ -726,7 +804,25 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
             that may also hold ``'unknown'``.
         """
         check_is_fitted(self)
-        return self.predict_features(self._features(X, "predict")).labels
+        return self._decide(X).labels
+
+    def unknown_reason(self, X):
+        """Why each photo is answered ``'unknown'``: ``'too_small'``, ``'not_cat_or_dog'``, or None if answered.
+
+        The reasons (:data:`UNKNOWN_REASONS`) are those of ``predict_features(...).reasons``;
+        ``predict`` gives the labels of the same decision.
+
+        Parameters
+        ----------
+        X : sequence of str, os.PathLike or ndarray of shape (H, W, 3), dtype uint8
+            Image files or decoded images.
+
+        Returns
+        -------
+        reasons : ndarray of shape (n_images,), dtype object
+        """
+        check_is_fitted(self)
+        return self._decide(X).reasons
 
     def presence_score(self, X):
         """How surely a cat or a dog is in each photo, in (0, 1); below ``presence_threshold_``: ``'unknown'``.
@@ -790,6 +886,7 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
         state.setdefault("device", "auto")  # models saved before the 'device' parameter existed
         state.setdefault("epochs", 3)  # ... and before 'model="finetune"'
         state.setdefault("learning_rate", 5e-5)
+        state.setdefault("min_side", MIN_SIDE)  # ... and before the size rule: they get the default
         state.pop("_tuned_name", None)  # models saved when predict registered the tuned weights itself
         super().__setstate__(state)
         if self.__dict__.get("tuned_weights_") is not None:  # loaded (pickle, joblib, skops): register once

@@ -26,9 +26,10 @@ def predict_paths(clf, paths, *, cache=None, n_jobs=None, progress=False, chunk_
     Yields
     ------
     result : dict
-        ``{'path', 'label', 'probabilities': {class: p}, 'presence', 'model_version'}``
+        ``{'path', 'label', 'probabilities': {class: p}, 'presence', 'reason', 'model_version'}``
         (label ``'unknown'`` when the model abstains, see ``CatDogClassifier(unknown=...)``;
-        ``presence`` is its presence score, 1.0 for a model that never abstains), or
+        ``presence`` is its presence score, 1.0 for a model that never abstains; ``reason`` says why
+        a label is 'unknown', ``'too_small'`` or ``'not_cat_or_dog'``, and is None otherwise), or
         ``{'path', 'error', 'detail', 'model_version'}`` for an unreadable file.
     """
     from .card import model_version
@@ -47,17 +48,17 @@ def _predict_chunk(clf, chunk, classes, version, **featurize):
     # Special files are answered without being opened (a FIFO would wait forever for a writer).
     special = {i: why for i, p in enumerate(chunk) if (why := special_file_reason(p)) is not None}
     readable = [i for i in range(len(chunk)) if i not in special]
-    F, ok, errs = (clf.featurize([chunk[i] for i in readable], on_error="skip", desc="predict", **featurize)
-                   if readable else (None, [], []))
+    F, ok, errs, sides = (clf.featurize([chunk[i] for i in readable], on_error="skip", desc="predict", **featurize)
+                          if readable else (None, [], [], None))
     errors = {e.path: e for e in errs}
-    labels, proba, presence = clf.predict_features(F) if len(ok) else ([], [], [])
+    labels, proba, presence, reasons = clf.predict_features(F, sides=sides) if len(ok) else ([], [], [], [])
     row_of = {readable[i]: r for r, i in enumerate(ok)}
     for i, path in enumerate(chunk):
         if i in row_of:
             r = row_of[i]
             yield {"path": path, "label": str(labels[r]),
                    "probabilities": {c: round(float(v), 6) for c, v in zip(classes, proba[r])},
-                   "presence": round(float(presence[r]), 6), "model_version": version}
+                   "presence": round(float(presence[r]), 6), "reason": reasons[r], "model_version": version}
         else:
             err = errors.get(os.fspath(path))
             yield {"path": path, "error": err.reason if err else "unreadable",

@@ -115,7 +115,7 @@ def finetune_row(train_paths, y_train, test_paths, y_test, *, backbone="efficien
     start = time.perf_counter()
     clf.fit(train_paths, y_train, negatives=negatives if unknown is not None else None)
     fit_s = time.perf_counter() - start
-    F, ok, _ = clf.featurize(test_paths, on_error="skip")
+    F, ok, _, _ = clf.featurize(test_paths, on_error="skip")
     scores = score_on_test(clf, F, np.asarray(y_test)[ok])
     start = time.perf_counter()
     clf.featurize(list(test_paths[:32]), cache=None, progress=False)  # end to end, uncached
@@ -220,7 +220,7 @@ def champion_decision(models_root, challenger_accuracy, paths, labels, *, cache=
     champion_dir = promoted_model_dir(models_root)
     try:
         champion = load_model(champion_dir)
-        F, keep, _ = champion.featurize(paths, on_error="skip", cache=cache, n_jobs=n_jobs)
+        F, keep, _, _ = champion.featurize(paths, on_error="skip", cache=cache, n_jobs=n_jobs)
         proba = champion.predict_features(F).proba
     except Exception as exc:  # noqa: BLE001 - any champion we cannot score is replaced, and the card says why
         return {"promoted": True, "champion": str(champion_dir), "challenger_test_accuracy": challenger_accuracy,

@@ -60,10 +60,10 @@ def classify_uploads(slot, uploads, *, max_pixels):
         except ImageDecodeError as exc:
             return exc
         with slot.predict_lock:  # compiled CNN runtimes are not re-entrant
-            F = model["clf"].featurize(images, cache=None, n_jobs=1, progress=False).features
+            res = model["clf"].featurize(images, cache=None, n_jobs=1, progress=False)
         del images
-        features.append(F)
-        decisions.append(model["clf"].predict_features(F))
+        features.append(res.features)
+        decisions.append(model["clf"].predict_features(res.features, sides=res.sides))
     return model, np.concatenate(features), Decision(*(np.concatenate(parts) for parts in zip(*decisions)))
 
 

@@ -135,8 +135,8 @@ def _add_predict_route(app, slot, log, metrics, *, uploads, max_upload_bytes, ma
         if uploads is not None and not keep_uploads(uploads, hashes, [data for _, data in items]):
             metrics.log_errors.inc()
         request_id = new_request_id()
-        predictions = [_prediction(k, label, p, presence, sure, model["classes"], metrics)
-                       for k, (label, p, presence, sure) in enumerate(zip(*decision, decision.confidence))]
+        predictions = [_prediction(k, label, p, presence, reason, sure, model["classes"], metrics)
+                       for k, (label, p, presence, reason, sure) in enumerate(zip(*decision, decision.confidence))]
         abstains = getattr(model["clf"], "presence_", None) is not None
         ms = 1000 * (time.perf_counter() - start)
         ok = log.record([(request_id, k, h, pr["label"], json.dumps(pr["probabilities"]), model["version"], ms, e,
@@ -170,14 +170,18 @@ def is_recent_request(request_id):
     return -5.0 < age < FEEDBACK_WAIT_S
 
 
-def _prediction(item, label, proba, presence, confidence, classes, metrics):
-    """One image's answer (and its count in /metrics); ``confidence`` is 1 - presence for 'unknown'."""
+def _prediction(item, label, proba, presence, reason, confidence, classes, metrics):
+    """One image's answer (and its count in /metrics); ``confidence`` is 1 - presence for 'unknown'.
+
+    ``reason`` says why a label is 'unknown' (``'too_small'``, ``'not_cat_or_dog'``:
+    ``catdog_sk.models.classifier.UNKNOWN_REASONS``) and is None for an answered photo.
+    """
     label = str(label)
     metrics.predictions.labels(label=label).inc()
     metrics.confidence.observe(float(confidence))
     return {"item": item, "label": label, "confidence": round(float(confidence), 6),
             "probabilities": {c: round(float(v), 6) for c, v in zip(classes, proba)},
-            "presence": round(float(presence), 6)}
+            "presence": round(float(presence), 6), "reason": None if reason is None else str(reason)}
 
 
 #: Feedback labels saying the photo shows neither a cat nor a dog. ``fit --extra-data feedback`` makes such
