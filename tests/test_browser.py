@@ -95,3 +95,24 @@ def test_a_report_folder_opens_as_one_page(full_run, browser):
         "confusion.png", "comparison.png", "unknown.png", "unknown_tradeoff.png"}
     assert all(browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth", img) > 100
                for img in images)
+
+
+def test_the_upload_page_says_a_photo_below_min_side_is_too_small(browser, photos, tmp_path):
+    """The bundled model (it abstains; min_side 32) answers a shrunk photo 'unknown', and the page says why."""
+    from PIL import Image
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from catdog_sk._testing import downscaled
+    from catdog_sk.models import MIN_SIDE
+    from catdog_sk.pretrained import PRETRAINED_DIR
+
+    tiny = tmp_path / "tiny.png"
+    Image.fromarray(downscaled(photos[1], MIN_SIDE - 8)).save(tiny)
+    with running_server(PRETRAINED_DIR, "--log-db", str(tmp_path / "log.sqlite")) as url:
+        browser.get(url + "/")
+        browser.find_element(By.ID, "file").send_keys(str(tiny))
+        WebDriverWait(browser, 60).until(lambda d: d.find_element(By.ID, "result").get_attribute("data-label"))
+        result = browser.find_element(By.ID, "result")
+        assert (result.get_attribute("data-label"), result.get_attribute("data-reason")) == ("unknown", "too_small")
+        assert result.text.startswith("too small to tell")
