@@ -5,9 +5,10 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from . import _cli
-from .registry import FEATURE_SETS, FINETUNE, MODELS
+from .registry import FEATURE_SETS, FINETUNE, MODELS, OPT_IN_FEATURE_SETS
 
 ALL_SETS = tuple(FEATURE_SETS)
+DEFAULT_SETS = tuple(s for s in FEATURE_SETS if s not in OPT_IN_FEATURE_SETS)
 ALL_MODELS = tuple(MODELS)
 MODEL_CHOICES = (*MODELS, *FINETUNE, "all")
 
@@ -33,8 +34,9 @@ def build_parser():
                              f"minutes per epoch on a CPU), e.g. --model all,finetune")
     parser.add_argument("--epochs", type=_cli.integer(1, 1000), default=3, metavar="N",
                         help="most epochs of fine-tuning (--model finetune; early stopping on a held-out 10%%)")
-    parser.add_argument("--features", default=",".join(ALL_SETS), metavar="LIST",
-                        help=f"comma-separated feature sets from {', '.join(ALL_SETS)}")
+    parser.add_argument("--features", default=",".join(DEFAULT_SETS), metavar="LIST",
+                        help=f"comma-separated feature sets from {', '.join(ALL_SETS)} (default: all but "
+                             f"{' and '.join(OPT_IN_FEATURE_SETS)}, the slowest to tune)")
     parser.add_argument("--data", metavar="PATH",
                         help="training images, or a split root with train/ and test/ "
                              "(default: $CATDOG_DATA, else download PetImages once)")

@@ -64,7 +64,10 @@ def test_cli_choices_come_from_the_registry(tmp_path):
     help_text = " ".join(fit_parser.format_help().split())
     assert all(name in help_text for name in fit.MODEL_CHOICES)
     (features_action,) = [a for a in fit_parser._actions if "--features" in a.option_strings]
-    assert features_action.default.split(",") == list(registry.FEATURE_SETS)
+    # every feature set but the opt-in ones (fisher: slowest to tune) is fitted by default
+    assert features_action.default.split(",") == [s for s in registry.FEATURE_SETS
+                                                  if s not in registry.OPT_IN_FEATURE_SETS]
+    assert set(registry.OPT_IN_FEATURE_SETS) < set(registry.FEATURE_SETS)
     assert all(name in " ".join(fit_parser.format_help().split()) for name in registry.FEATURE_SETS)
     assert extract.FEATURES == FEATURE_NAMES == tuple(registry.EXTRACTORS)
     with pytest.raises(SystemExit) as exc:

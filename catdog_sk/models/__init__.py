@@ -2,6 +2,7 @@
 
 from ._registry import FEATURE_SETS, MODELS, make_pipeline, param_grid
 from ._presence import PresenceDetector
+from ._fisher import FisherVectorEncoder
 from ._vlad import VLADEncoder
 from .card import ModelCard
 from .classifier import MIN_SIDE, UNKNOWN_REASONS, CatDogClassifier, Decision
@@ -11,6 +12,7 @@ from .search import make_search, run_search, stack_features
 
 __all__ = [
     "FEATURE_SETS",
+    "FisherVectorEncoder",
     "MIN_SIDE",
     "MODELS",
     "UNKNOWN_REASONS",

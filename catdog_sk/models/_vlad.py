@@ -1,18 +1,13 @@
 """VLAD: a learned codebook that turns each image's bag of local descriptors into one vector."""
 
-import numbers
-
 import numpy as np
-from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.utils.validation import check_array, check_is_fitted
 
-from .._validation import check_number
-from ..exceptions import InvalidParameterError
+from ._encoding import POSITIVE_INT, _DescriptorEncoder, power_l2
 
 __all__ = ["VLADEncoder"]
 
 
-class VLADEncoder(TransformerMixin, BaseEstimator):
+class VLADEncoder(_DescriptorEncoder):
     """Vector of locally aggregated descriptors (Jegou et al., 2010), with power and L2 normalisation.
 
     Each row of ``X`` holds one image's local descriptors laid end to end
@@ -59,75 +54,28 @@ class VLADEncoder(TransformerMixin, BaseEstimator):
         self.max_descriptors = max_descriptors
         self.random_state = random_state
 
-    def _descriptors(self, X, *, reset):
-        X = check_array(X, dtype=np.float32)
-        if reset:
-            name = type(self).__name__
-            for param in ("n_clusters", "n_components", "descriptor_dim", "max_descriptors"):
-                check_number(getattr(self, param), name=param, caller=name, kind=numbers.Integral, low=1)
-            if X.shape[1] % self.descriptor_dim:
-                raise InvalidParameterError(
-                    f"Rows of X must hold whole descriptors of {self.descriptor_dim} values; got "
-                    f"{X.shape[1]} columns.")
-            self.n_features_in_ = X.shape[1]
-        elif X.shape[1] != self.n_features_in_:
-            raise InvalidParameterError(f"X has {X.shape[1]} columns; {type(self).__name__} was fitted on "
-                                        f"{self.n_features_in_}.")
-        return X.reshape(len(X), -1, self.descriptor_dim)
+    _parameter_constraints = {"n_clusters": POSITIVE_INT, "n_components": POSITIVE_INT,
+                              "descriptor_dim": POSITIVE_INT, "max_descriptors": POSITIVE_INT}
 
-    def fit(self, X, y=None):
-        """Learn the PCA and the codebook from a sample of the descriptors.
-
-        Parameters
-        ----------
-        X : ndarray of shape (n_images, n_descriptors * descriptor_dim)
-        y : ignored
-
-        Returns
-        -------
-        self
-        """
+    def _fit_model(self, sample):
         from sklearn.cluster import MiniBatchKMeans
-        from sklearn.decomposition import PCA
 
-        D = self._descriptors(X, reset=True)
-        flat = D.reshape(-1, self.descriptor_dim)
-        rng = np.random.RandomState(self.random_state)
-        sample = flat[np.sort(rng.choice(len(flat), size=min(self.max_descriptors, len(flat)), replace=False))]
-        n_components = min(self.n_components, self.descriptor_dim, len(sample))
-        self.pca_ = PCA(n_components=n_components, random_state=self.random_state).fit(sample)
         self.kmeans_ = MiniBatchKMeans(n_clusters=min(self.n_clusters, len(sample)), n_init=1, batch_size=4096,
-                                       random_state=self.random_state).fit(self.pca_.transform(sample))
-        return self
+                                       random_state=self.random_state).fit(sample)
 
-    def transform(self, X):
-        """VLAD vector of each image.
+    def _n_features_out(self):
+        return self.kmeans_.cluster_centers_.size
 
-        Parameters
-        ----------
-        X : ndarray of shape (n_images, n_descriptors * descriptor_dim)
-
-        Returns
-        -------
-        vlad : ndarray of shape (n_images, n_clusters * n_components), dtype float32
-        """
+    def _encode(self, P):
         from scipy import sparse
 
-        check_is_fitted(self)
-        D = self._descriptors(X, reset=False)
         centers = self.kmeans_.cluster_centers_.astype(np.float32)
-        k, d = centers.shape
-        out = np.empty((len(D), k * d), dtype=np.float32)
-        for start in range(0, len(D), 128):  # bounded memory whatever the number of images
-            chunk = D[start:start + 128]
-            n, m, _ = chunk.shape
-            proj = self.pca_.transform(chunk.reshape(-1, self.descriptor_dim)).astype(np.float32)
-            label = self.kmeans_.predict(proj)
-            key = np.repeat(np.arange(n), m) * k + label
-            # Sum residuals per (image, codeword) as one sparse matrix product.
-            assign = sparse.csr_matrix((np.ones(len(key), np.float32), (key, np.arange(len(key)))),
-                                       shape=(n * k, len(key)))
-            V = np.asarray(assign @ (proj - centers[label])).reshape(n, -1)
-            V = np.sign(V) * np.sqrt(np.abs(V))
-            out[start:start + n] = V / np.maximum(np.linalg.norm(V, axis=1, keepdims=True), 1e-12)
-        return out
+        k = len(centers)
+        n, m, _ = P.shape
+        proj = P.reshape(n * m, -1)
+        label = self.kmeans_.predict(proj)
+        key = np.repeat(np.arange(n), m) * k + label
+        # Sum residuals per (image, codeword) as one sparse matrix product.
+        assign = sparse.csr_matrix((np.ones(len(key), np.float32), (key, np.arange(len(key)))),
+                                   shape=(n * k, len(key)))
+        return power_l2(np.asarray(assign @ (proj - centers[label])).reshape(n, -1))
