@@ -141,3 +141,23 @@ def test_the_onnx_description_carries_min_side(bundled):
     spec = preprocessing(bundled)
     assert spec["min_side"] == MIN_SIDE and set(spec["unknown_reasons"]) == set(UNKNOWN_REASONS)
     assert preprocessing(clone_fitted(bundled, min_side=None))["min_side"] is None
+
+
+def test_the_shorter_side_is_measured_on_the_decoded_photo_and_cached(tmp_path):
+    """The same number from the pixels and from the header (a GPU decoder's path), EXIF rotation or not."""
+    from catdog_sk.features import ShorterSideExtractor, extract_features
+    from catdog_sk.preprocess import read_image
+
+    plan = ShorterSideExtractor()
+    paths = []
+    for orientation, size in ((1, (50, 20)), (6, (64, 40))):
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        paths.append(tmp_path / f"o{orientation}.jpg")
+        Image.new("RGB", size, (120, 80, 40)).save(paths[-1], exif=exif.tobytes())
+    assert [plan.prepare(read_image(p)) for p in paths] == [20, 40]
+    assert [plan.prepare_encoded(p.read_bytes(), str(p), None) for p in paths] == [20, 40]
+    first = extract_features(paths + [np.zeros((7, 9, 3), np.uint8)], [plan], cache=tmp_path / "cache")
+    again = extract_features(paths, [plan], cache=tmp_path / "cache")
+    assert first.features[0].ravel().tolist() == [20, 40, 7] and again.features[0].ravel().tolist() == [20, 40]
+    assert again.hits == 2 and again.misses == 0
