@@ -258,8 +258,17 @@ def main(argv=None):
         [(headless, lambda: ours(sample, *headless))]
     best = [float("inf")] * len(pipelines)
     embeddings = [None] * len(pipelines)
-    for _ in range(args.repeat):
-        for k, (_, fn) in enumerate(pipelines):
+    # The pairs a ratio is taken of (with / without the head, end to end and on ready crops) run back to
+    # back, in turn first and second, so a change in the machine's load falls on both sides alike.
+    with_head, without_head = 1 + configs.index(headless[:2]), len(pipelines) - 1
+    net, net_head = len(pipelines) - 4, len(pipelines) - 3
+    for r in range(args.repeat):
+        order = [k for k in range(len(pipelines)) if k not in (without_head, net_head)]
+        for first, second in ((with_head, without_head), (net, net_head)):
+            pair = [first, second] if r % 2 == 0 else [second, first]
+            order[order.index(first):order.index(first) + 1] = pair
+        for k in order:
+            fn = pipelines[k][1]
             emb, s = timed(fn)
             if isinstance(emb, tuple):  # the network alone times itself, without np.stack's copies
                 emb, s = emb
