@@ -129,10 +129,14 @@ def test_the_http_api_gives_the_reason(tiny_png, cat, tmp_path):
         files = [("file", (p.name, p.read_bytes(), "image/png" if p.suffix == ".png" else "image/jpeg"))
                  for p in (tiny_png, cat)]
         response = client.post("/predict", files=files)
+        metrics = client.get("/metrics").text
     assert response.status_code == 200, response.text
     answers = response.json()["predictions"]
     assert [(a["label"], a["reason"]) for a in answers] == [("unknown", TOO_SMALL), ("cat", None)]
     assert "presence" in answers[0] and "confidence" in answers[0]
+    # /metrics counts each 'unknown' by its reason, so a wave of thumbnails is not read as drift
+    assert 'catdog_unknown_total{reason="too_small"} 1.0' in metrics
+    assert 'catdog_unknown_total{reason="not_cat_or_dog"} 0.0' in metrics
 
 
 def test_the_onnx_description_carries_min_side(bundled):

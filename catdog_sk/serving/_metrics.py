@@ -66,6 +66,8 @@ class Metrics:
 
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+        from ..models.classifier import UNKNOWN_REASONS
+
         self.multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
         self.registry = CollectorRegistry()
         self.requests = Counter("catdog_requests_total", "HTTP requests", ["endpoint", "http_response_code"],
@@ -75,6 +77,10 @@ class Metrics:
                                  registry=self.registry)
         self.predictions = Counter("catdog_predictions_total", "Predictions by label", ["label"],
                                    registry=self.registry)
+        self.unknown = Counter("catdog_unknown_total", "Answers 'unknown', by reason (too_small, not_cat_or_dog)",
+                               ["reason"], registry=self.registry)
+        for reason in UNKNOWN_REASONS:  # shown at 0: a dashboard can tell 'none yet' from 'not exported'
+            self.unknown.labels(reason=reason)
         self.confidence = Histogram("catdog_prediction_confidence",
                                     "Confidence of the answer: P(label) for a cat or a dog, 1 - presence for unknown",
                                     buckets=(0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0), registry=self.registry)

@@ -178,6 +178,8 @@ def _prediction(item, label, proba, presence, reason, confidence, classes, metri
     """
     label = str(label)
     metrics.predictions.labels(label=label).inc()
+    if reason is not None:
+        metrics.unknown.labels(reason=str(reason)).inc()
     metrics.confidence.observe(float(confidence))
     return {"item": item, "label": label, "confidence": round(float(confidence), 6),
             "probabilities": {c: round(float(v), 6) for c, v in zip(classes, proba)},
