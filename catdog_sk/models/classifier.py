@@ -471,11 +471,16 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
             indices into ``X``, the errors of the others, and the decoded images'
             shorter sides (None without a size rule, see ``min_side``).
         """
+        check_choice(on_error, ("raise", "skip"), name="on_error", caller=f"{type(self).__name__}.featurize")
+        return self._featurize(X, sized=self._has_size_rule(), on_error=on_error, cache=cache, n_jobs=n_jobs,
+                               progress=progress, desc=desc, client=client)
+
+    def _featurize(self, X, *, sized, on_error="raise", cache=_OWN_CACHE, n_jobs=None, progress=None,
+                   desc="features", client=None):
+        """:meth:`featurize`, with the shorter sides measured only where ``sized`` (a decision needs them)."""
         from ..cluster import extract_features_with
 
-        check_choice(on_error, ("raise", "skip"), name="on_error", caller=f"{type(self).__name__}.featurize")
         plans = self.extractors()
-        sized = self._has_size_rule()
         if sized:  # measured in the same decode, cached like a feature
             from ..features import ShorterSideExtractor
 
@@ -496,7 +501,9 @@ class CatDogClassifier(ClassifierMixin, BaseEstimator):
                                               or getattr(self, "presence_", None) is not None)
 
     def _features(self, X, desc):
-        return self.featurize(X, desc=desc).features
+        # fit, transform_features, presence_score: no decision here, so no sizes (a cache filled before the
+        # size rule would otherwise decode every photo again just to measure it)
+        return self._featurize(X, sized=False, desc=desc).features
 
     def _decide(self, X):
         res = self.featurize(X, desc="predict")
