@@ -173,7 +173,7 @@ def _network_module(clf):
     """The estimator's network part as a torch module: crops -> (classifier features, presence)."""
     import torch
 
-    from ..features import IMAGENET_CAT_CLASSES, IMAGENET_DOG_CLASSES
+    from ..features._backbones import imagenet_group_indices
 
     nets, specs, heads = _backbone_parts(clf)
     inputs = _inputs(specs)
@@ -193,10 +193,8 @@ def _network_module(clf):
                 for i, (w, b) in enumerate(heads):
                     self.register_buffer(f"head_w{i}", torch.from_numpy(np.asarray(w, np.float32)))
                     self.register_buffer(f"head_b{i}", torch.from_numpy(np.asarray(b, np.float32)))
-                self.register_buffer("dog_idx", torch.tensor(IMAGENET_DOG_CLASSES, dtype=torch.long))
-                self.register_buffer("cat_idx", torch.tensor(IMAGENET_CAT_CLASSES, dtype=torch.long))
-                other = np.setdiff1d(np.arange(1000), np.r_[IMAGENET_DOG_CLASSES, IMAGENET_CAT_CLASSES])
-                self.register_buffer("other_idx", torch.tensor(other, dtype=torch.long))
+                for group, idx in zip(("dog", "cat", "other"), imagenet_group_indices()):
+                    self.register_buffer(f"{group}_idx", torch.from_numpy(idx).long())
                 lr = presence.model_
                 self.register_buffer("pw", torch.tensor(lr.coef_.ravel(), dtype=torch.float32))
                 self.pb = float(lr.intercept_[0])

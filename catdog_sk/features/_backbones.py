@@ -28,6 +28,22 @@ IMAGENET_DOG_CLASSES = range(151, 269)
 IMAGENET_CAT_CLASSES = range(281, 286)
 
 
+def imagenet_group_indices(n_classes=1000):
+    """Class indices of the head's three groups: dog breeds, domestic cats, every other class.
+
+    The one definition of the groups that graphs gather by index (the OpenVINO network's head output,
+    the ONNX export); :func:`catdog_sk.features.imagenet_groups` sums the same ranges directly.
+
+    Returns
+    -------
+    dog, cat, other : ndarray of int64
+    """
+    import numpy as np
+
+    dog, cat = np.asarray(IMAGENET_DOG_CLASSES), np.asarray(IMAGENET_CAT_CLASSES)
+    return dog, cat, np.setdiff1d(np.arange(n_classes), np.r_[dog, cat])
+
+
 @dataclass(frozen=True)
 class BackboneSpec:
     """A backbone and the preprocessing its weights were trained with.

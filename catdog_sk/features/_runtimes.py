@@ -242,7 +242,7 @@ def _append_imagenet_head(ir, head):
     import openvino as ov
     from openvino import opset13 as ops
 
-    from ._backbones import IMAGENET_CAT_CLASSES, IMAGENET_DOG_CLASSES
+    from ._backbones import imagenet_group_indices
 
     weight, bias = head
     pooled = ir.output(0).get_node().input_value(0)  # what the Result node holds
@@ -253,9 +253,7 @@ def _append_imagenet_head(ir, head):
         top = ops.reduce_max(x, np.array([1]), True)
         return ops.add(ops.log(ops.reduce_sum(ops.exp(ops.subtract(x, top)), np.array([1]), True)), top)
 
-    dog, cat = IMAGENET_DOG_CLASSES, IMAGENET_CAT_CLASSES
-    groups = (np.arange(dog.start, dog.stop), np.arange(cat.start, cat.stop),
-              np.r_[0:dog.start, dog.stop:cat.start, cat.stop:weight.shape[0]])
+    groups = imagenet_group_indices(weight.shape[0])
     total = logsumexp(logits)
     columns = [ops.subtract(logsumexp(ops.gather(logits, ops.constant(idx.astype(np.int64)), ops.constant(np.int64(1)))),
                             total) for idx in groups]
